@@ -1,0 +1,106 @@
+"""Drafts: what the product proposes before the user saves anything.
+
+A draft is a frozen value built by a pure parser; it carries, for every field, where the
+value came from so the widget can prefill confident fields and offer the others as
+suggestions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+# The standard lead fields, in the order the widget shows them.
+LEAD_FIELDS: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "email",
+    "company",
+    "title",
+    "phone",
+    "mobile",
+    "website",
+    "street",
+    "city",
+    "state",
+    "zip_code",
+    "country",
+    "description",
+)
+
+# Confidence at or above which the widget prefills a field instead of suggesting it.
+CONFIDENT = 0.7
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where a message lives on the IMAP server.
+
+    `uid` is only meaningful together with `uidvalidity` (RFC 3501 §2.3.1.1); the
+    Message-ID is the fallback identity that survives moves between folders.
+    """
+
+    folder: str
+    uid: int | None = None
+    uidvalidity: int | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftField:
+    """One proposed value.
+
+    source: "header" (From/Reply-To), "signature", "body", "form" (a web-form
+    notification), "domain" (derived from the sender's domain) or "user".
+    line: the text line the value was read from, shown as evidence.
+    """
+
+    value: str
+    source: str
+    confidence: float = 1.0
+    line: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadDraft:
+    """A proposed lead: a value per known field, plus warnings for the user.
+
+    Warnings are stable codes ("automated_sender", "no_sender", ...) that the API
+    translates into the user's language.
+    """
+
+    fields: Mapping[str, DraftField] = field(default_factory=lambda: MappingProxyType({}))
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.fields) - set(LEAD_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown lead fields: {sorted(unknown)}")
+        object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+
+    def value(self, name: str) -> str | None:
+        f = self.fields.get(name)
+        return f.value if f else None
+
+    def values(self) -> dict[str, str | None]:
+        """Every lead field, None where unknown (the shape `inspect` prints)."""
+        return {name: self.value(name) for name in LEAD_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class ReadContext:
+    """What the extractors need to know about the reader (never read from the environment).
+
+    own_domains: the user's organisation's mail domains: a colleague's forward from one of
+      them makes the forwarded original the lead; their company is never the lead's.
+    default_region: ISO 3166 region for phone numbers that carry no country code.
+    trusted_authserv_ids: authserv-ids whose Authentication-Results headers are believed
+      (RFC 8601 §5); empty means "the topmost header only".
+    user_email: the reader's own address (their ATTENDEE in invitations).
+    """
+
+    own_domains: frozenset[str] = frozenset()
+    default_region: str = "JP"
+    trusted_authserv_ids: frozenset[str] = frozenset()
+    user_email: str | None = None

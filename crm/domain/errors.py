@@ -1,0 +1,63 @@
+"""The domain's error tree. No HTTP codes here: widget_api/errors.py maps them once.
+
+DomainError
+├── NotFound            the thing does not exist *for this organisation*
+├── Conflict            a unique rule would be broken (carries the existing record id)
+├── InvalidInput        the request is well-formed but makes no sense
+├── PermissionDenied    the user may not do this
+└── MailboxError        the mailbox could not be reached or refused us
+    ├── MailboxAuthError
+    ├── MailboxUnavailable
+    └── MessageNotFound
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a service raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    """A unique field would be duplicated; `existing_id` names the record that has it."""
+
+    code = "duplicate"
+
+    def __init__(self, detail: str, *, existing_id: int | None = None, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.existing_id = existing_id
+        self.field = field
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class PermissionDenied(DomainError):
+    code = "forbidden"
+
+
+class MailboxError(DomainError):
+    code = "mailbox_error"
+
+
+class MailboxAuthError(MailboxError):
+    code = "mailbox_auth_failed"
+
+
+class MailboxUnavailable(MailboxError):
+    code = "mailbox_unavailable"
+
+
+class MessageNotFound(MailboxError, NotFound):
+    code = "message_not_found"

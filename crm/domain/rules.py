@@ -1,0 +1,74 @@
+"""Business rules that need no I/O: email normalisation, free-mail domains, dedupe keys."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Consumer mail providers: their domain says nothing about the sender's company.
+FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
+    """
+    gmail.com googlemail.com yahoo.com yahoo.co.jp ymail.com rocketmail.com outlook.com
+    outlook.jp hotmail.com hotmail.co.jp hotmail.co.uk live.com live.jp msn.com icloud.com
+    me.com mac.com aol.com gmx.com gmx.de gmx.net web.de mail.com protonmail.com proton.me
+    pm.me zoho.com zohomail.com yandex.com yandex.ru mail.ru qq.com 163.com 126.com
+    naver.com daum.net hanmail.net docomo.ne.jp ezweb.ne.jp au.com softbank.ne.jp
+    i.softbank.jp ymobile.ne.jp disney.ne.jp nifty.com nifty.ne.jp biglobe.ne.jp
+    ocn.ne.jp so-net.ne.jp plala.or.jp excite.co.jp infoseek.jp livedoor.com
+    goo.jp dion.ne.jp hi-ho.ne.jp rakuten.jp orange.fr free.fr laposte.net wanadoo.fr
+    libero.it tiscali.it btinternet.com sky.com comcast.net verizon.net att.net
+    sbcglobal.net cox.net earthlink.net fastmail.com fastmail.fm tutanota.com hey.com
+    """.split()
+)
+
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
+
+
+def normalise_email(address: str) -> str | None:
+    """The comparable form of an address: NFKC, trimmed, lower-cased, IDN domain as
+    punycode. None when it is not an address at all.
+
+    Lower-casing the local part is not what RFC 5321 promises, but no business mail
+    system distinguishes case there, and a CRM that did would make duplicates.
+    """
+    value = unicodedata.normalize("NFKC", address).strip().strip("<>").strip()
+    if value.lower().startswith("mailto:"):
+        value = value[7:]
+    if value.count("@") != 1:
+        return None
+    local, domain = value.rsplit("@", 1)
+    domain = domain.strip().rstrip(".").lower()
+    try:
+        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        return None
+    result = f"{local.strip().lower()}@{domain}"
+    return result if _EMAIL.match(result) else None
+
+
+def email_domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1].lower()
+
+
+def is_free_mail(address_or_domain: str) -> bool:
+    domain = email_domain(address_or_domain)
+    return domain in FREE_MAIL_DOMAINS or any(domain.endswith("." + d) for d in FREE_MAIL_DOMAINS)
+
+
+def normalise_unique_value(field: str, value: str | None) -> str | None:
+    """The key a unique lead field is compared by (so 'ACME Inc.' and 'acme inc' clash).
+
+    Emails by normalise_email, phones by their digits, anything else by NFKC, case-folded,
+    whitespace collapsed. None/blank values never clash with anything.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if field == "email":
+        return normalise_email(value) or value.lower()
+    if field in ("phone", "mobile"):
+        digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", value))
+        return digits or None
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", value)).casefold()
