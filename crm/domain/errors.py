@@ -19,9 +19,11 @@ class DomainError(Exception):
 
     code = "error"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        if code:  # a more precise stable code than the class's (the API translates codes)
+            self.code = code
 
 
 class NotFound(DomainError):
@@ -33,10 +35,13 @@ class Conflict(DomainError):
 
     code = "duplicate"
 
-    def __init__(self, detail: str, *, existing_id: int | None = None, field: str | None = None) -> None:
-        super().__init__(detail)
+    def __init__(
+        self, detail: str, *, existing_id: int | None = None, field: str | None = None, existing: dict[str, object] | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(detail, code=code)
         self.existing_id = existing_id
         self.field = field
+        self.existing = existing  # the existing record as the API shows it
 
 
 class InvalidInput(DomainError):

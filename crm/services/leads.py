@@ -1,0 +1,272 @@
+"""Leads: create (duplicate-checked by the database), save from a draft, fill an existing
+lead's empty fields, read and list.
+
+Uniqueness is enforced by `lead_unique_keys` (one row per lead and unique field, holding the
+normalised value, under a unique constraint): the check before the insert gives the user a
+clean answer with the existing record, and the constraint refuses the loser of a race that
+slipped past the check. "One capture per message" works the same way with
+`message_captures`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crm.domain.drafts import LEAD_FIELDS
+from crm.domain.errors import Conflict, InvalidInput, NotFound
+from crm.domain.principal import Principal
+from crm.domain.rules import normalise_email, normalise_unique_value
+from crm.store.models import Contact, FieldSetting, Lead, LeadUniqueKey, MessageCapture
+
+DEFAULT_UNIQUE = frozenset({"email"})
+LEAD_SOURCES = ("widget", "api", "csv_import", "web_form")
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """outcome: "created", "already_captured" (this message made `lead` before) or
+    "updated" (empty fields of an existing lead filled: `filled` names them)."""
+
+    lead: Lead
+    outcome: str
+    filled: tuple[str, ...] = ()
+
+
+class _CaptureRace(Exception):
+    def __init__(self, lead: Lead) -> None:
+        self.lead = lead
+
+
+def lead_summary(lead: Lead) -> dict[str, object]:
+    """The record as a 409 answer and the draft's `existing` list show it."""
+    out: dict[str, object] = {"kind": "lead", "id": lead.id}
+    out.update({name: getattr(lead, name) for name in LEAD_FIELDS})
+    out["status"] = lead.status
+    return out
+
+
+def clean_values(values: Mapping[str, object]) -> dict[str, str | None]:
+    """Only known fields; strings trimmed; blanks become None (a blank never clashes)."""
+    unknown = set(values) - set(LEAD_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown lead fields: {', '.join(sorted(unknown))}")
+    out: dict[str, str | None] = {}
+    for name in LEAD_FIELDS:
+        value = values.get(name)
+        text = str(value).strip() if value is not None else ""
+        out[name] = text or None
+    return out
+
+
+def unique_fields(session: Session, organisation_id: int) -> frozenset[str]:
+    rows = session.execute(select(FieldSetting.field, FieldSetting.unique).where(FieldSetting.organisation_id == organisation_id)).all()
+    if not rows:
+        return DEFAULT_UNIQUE
+    return frozenset(field for field, unique in rows if unique)
+
+
+def _keys(session: Session, organisation_id: int, values: Mapping[str, str | None], only: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    fields = unique_fields(session, organisation_id)
+    if only is not None:
+        fields = fields & set(only)
+    keys = []
+    for name in sorted(fields):
+        norm = normalise_unique_value(name, values.get(name))
+        if norm:
+            keys.append((name, norm))
+    return keys
+
+
+def _refuse_duplicates(session: Session, organisation_id: int, keys: list[tuple[str, str]], *, ignore_lead: int | None = None) -> None:
+    for name, norm in keys:
+        query = select(LeadUniqueKey.lead_id).where(
+            LeadUniqueKey.organisation_id == organisation_id, LeadUniqueKey.field == name, LeadUniqueKey.value_norm == norm
+        )
+        lead_id = session.scalar(query)
+        if lead_id is not None and lead_id != ignore_lead:
+            existing = session.get(Lead, lead_id)
+            raise Conflict(
+                f"a lead with this {name} already exists",
+                existing_id=lead_id,
+                field=name,
+                existing=lead_summary(existing) if existing else None,
+            )
+
+
+def captured_lead(session: Session, principal: Principal, message_key: str | None) -> Lead | None:
+    if not message_key:
+        return None
+    lead_id = session.scalar(
+        select(MessageCapture.lead_id).where(MessageCapture.organisation_id == principal.organisation_id, MessageCapture.message_key == message_key)
+    )
+    return session.get(Lead, lead_id) if lead_id else None
+
+
+def _link_capture(session: Session, principal: Principal, lead: Lead, message_key: str | None) -> None:
+    if message_key:
+        session.add(MessageCapture(organisation_id=principal.organisation_id, message_key=message_key, lead_id=lead.id, user_id=principal.user_id))
+
+
+def create_lead(
+    session: Session, principal: Principal, values: Mapping[str, object], *, source: str = "api", message_key: str | None = None
+) -> Lead:
+    """A new lead, or Conflict naming the existing lead that holds a unique value.
+
+    Nothing is written when it fails: the inserts run in a savepoint that is rolled back.
+    """
+    if source not in LEAD_SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(LEAD_SOURCES)}")
+    clean = clean_values(values)
+    org = principal.organisation_id
+    keys = _keys(session, org, clean)
+    _refuse_duplicates(session, org, keys)
+    try:
+        with session.begin_nested():
+            lead = Lead(organisation_id=org, owner_id=principal.user_id, created_by_id=principal.user_id, source=source, **clean)
+            lead.email_norm = normalise_email(clean["email"]) if clean["email"] else None
+            session.add(lead)
+            session.flush()
+            session.add_all(LeadUniqueKey(organisation_id=org, lead_id=lead.id, field=name, value_norm=norm) for name, norm in keys)
+            _link_capture(session, principal, lead, message_key)
+            session.flush()
+    except IntegrityError:
+        # Another request won a race past the checks above: say who won.
+        winner = captured_lead(session, principal, message_key)
+        if winner is not None:
+            raise _CaptureRace(winner) from None
+        _refuse_duplicates(session, org, keys)
+        raise Conflict("the lead conflicts with a record saved at the same time") from None
+    return lead
+
+
+def get_lead(session: Session, principal: Principal, lead_id: int) -> Lead:
+    lead = session.get(Lead, lead_id)
+    if lead is None or lead.organisation_id != principal.organisation_id:
+        raise NotFound(f"no lead {lead_id}")
+    return lead
+
+
+def fill_empty_fields(session: Session, principal: Principal, lead: Lead, values: Mapping[str, object]) -> tuple[str, ...]:
+    """Copy into `lead` only the values of fields it has empty; returns the filled names."""
+    clean = clean_values(values)
+    filled = tuple(name for name in LEAD_FIELDS if clean[name] and not getattr(lead, name))
+    if not filled:
+        return ()
+    new_keys = _keys(session, principal.organisation_id, clean, only=filled)
+    _refuse_duplicates(session, principal.organisation_id, new_keys, ignore_lead=lead.id)
+    for name in filled:
+        setattr(lead, name, clean[name])
+    if "email" in filled:
+        lead.email_norm = normalise_email(lead.email or "")
+    session.add_all(LeadUniqueKey(organisation_id=principal.organisation_id, lead_id=lead.id, field=n, value_norm=v) for n, v in new_keys)
+    session.flush()
+    return filled
+
+
+def save_from_draft(
+    session: Session,
+    principal: Principal,
+    values: Mapping[str, object],
+    *,
+    message_key: str | None,
+    update_existing_id: int | None = None,
+    source: str = "widget",
+) -> SaveResult:
+    """The widget's Save. The same message saved twice (or by 20 requests at once) gives one
+    lead; `update_existing_id` fills that lead's empty fields instead of creating one."""
+    already = captured_lead(session, principal, message_key)
+    if already is not None:
+        return SaveResult(already, "already_captured")
+    if update_existing_id is not None:
+        lead = get_lead(session, principal, update_existing_id)
+        with session.begin_nested():
+            filled = fill_empty_fields(session, principal, lead, values)
+            _link_capture(session, principal, lead, message_key)
+            session.flush()
+        return SaveResult(lead, "updated", filled)
+    try:
+        return SaveResult(create_lead(session, principal, values, source=source, message_key=message_key), "created")
+    except _CaptureRace as race:
+        return SaveResult(race.lead, "already_captured")
+
+
+def update_lead(session: Session, principal: Principal, lead_id: int, values: Mapping[str, object]) -> Lead:
+    """Change the given fields (None clears one); unique keys follow the new values."""
+    lead = get_lead(session, principal, lead_id)
+    clean = clean_values(values)
+    changed = {name: clean[name] for name in values}
+    merged = {name: (changed[name] if name in changed else getattr(lead, name)) for name in LEAD_FIELDS}
+    keys = _keys(session, principal.organisation_id, merged)
+    _refuse_duplicates(session, principal.organisation_id, keys, ignore_lead=lead.id)
+    try:
+        with session.begin_nested():
+            for name, value in changed.items():
+                setattr(lead, name, value)
+            lead.email_norm = normalise_email(lead.email) if lead.email else None
+            for row in session.scalars(select(LeadUniqueKey).where(LeadUniqueKey.lead_id == lead.id)):
+                session.delete(row)
+            session.flush()
+            session.add_all(LeadUniqueKey(organisation_id=principal.organisation_id, lead_id=lead.id, field=n, value_norm=v) for n, v in keys)
+            session.flush()
+    except IntegrityError:
+        session.refresh(lead)
+        _refuse_duplicates(session, principal.organisation_id, keys, ignore_lead=lead.id)
+        raise Conflict("the lead conflicts with a record saved at the same time") from None
+    return lead
+
+
+def list_leads(session: Session, principal: Principal, *, limit: int = 50, offset: int = 0, email: str | None = None) -> tuple[list[Lead], int]:
+    query = select(Lead).where(Lead.organisation_id == principal.organisation_id)
+    if email:
+        query = query.where(Lead.email_norm == (normalise_email(email) or email.lower()))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Lead.created_at.desc(), Lead.id.desc()).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def existing_records(session: Session, principal: Principal, email: str | None) -> list[dict[str, object]]:
+    """Leads and contacts of the organisation with the sender's normalised address."""
+    norm = normalise_email(email) if email else None
+    if not norm:
+        return []
+    org = principal.organisation_id
+    found = [lead_summary(lead) for lead in session.scalars(select(Lead).where(Lead.organisation_id == org, Lead.email_norm == norm).limit(20))]
+    for contact in session.scalars(select(Contact).where(Contact.organisation_id == org, Contact.email_norm == norm).limit(20)):
+        found.append(
+            {"kind": "contact", "id": contact.id, "first_name": contact.first_name, "last_name": contact.last_name, "email": contact.email, "account_id": contact.account_id}
+        )
+    return found
+
+
+def set_unique(session: Session, principal: Principal, field: str, unique: bool) -> None:
+    """Turn "do not allow duplicate values" on or off for a standard field. Turning it on
+    fails with Conflict when existing leads already share a value (they are named)."""
+    if field not in LEAD_FIELDS or field == "description":
+        raise InvalidInput(f"{field!r} cannot be a unique field")
+    org = principal.organisation_id
+    setting = session.scalar(select(FieldSetting).where(FieldSetting.organisation_id == org, FieldSetting.field == field))
+    if setting is None:
+        setting = FieldSetting(organisation_id=org, field=field, unique=False)
+        session.add(setting)
+    if unique and not setting.unique:
+        seen: dict[str, int] = {}
+        rows = []
+        for lead_id, value in session.execute(select(Lead.id, getattr(Lead, field)).where(Lead.organisation_id == org)):
+            norm = normalise_unique_value(field, value)
+            if not norm:
+                continue
+            if norm in seen:
+                raise Conflict(f"leads {seen[norm]} and {lead_id} share this {field}", existing_id=seen[norm], field=field)
+            seen[norm] = lead_id
+            rows.append(LeadUniqueKey(organisation_id=org, lead_id=lead_id, field=field, value_norm=norm))
+        session.add_all(rows)
+    elif not unique and setting.unique:
+        for row in session.scalars(select(LeadUniqueKey).where(LeadUniqueKey.organisation_id == org, LeadUniqueKey.field == field)):
+            session.delete(row)
+    setting.unique = unique
+    session.flush()

@@ -1,0 +1,86 @@
+"""Mailbox accounts: stored with the secret encrypted; read back only to connect."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm.domain.drafts import ReadContext
+from crm.domain.errors import NotFound
+from crm.domain.principal import Principal
+from crm.domain.rules import email_domain, is_free_mail
+from crm.services.secrets import SecretBox
+from crm.store.models import MailboxAccount, Organisation
+
+
+def get_account(session: Session, principal: Principal, mailbox_id: int | None = None) -> MailboxAccount:
+    query = select(MailboxAccount).where(MailboxAccount.organisation_id == principal.organisation_id, MailboxAccount.user_id == principal.user_id)
+    if mailbox_id is not None:
+        query = query.where(MailboxAccount.id == mailbox_id)
+    account = session.scalars(query.order_by(MailboxAccount.id).limit(1)).first()
+    if account is None:
+        raise NotFound("no mailbox is connected" if mailbox_id is None else f"no mailbox {mailbox_id}", code="no_mailbox" if mailbox_id is None else None)
+    return account
+
+
+def list_accounts(session: Session, principal: Principal) -> list[MailboxAccount]:
+    return list(
+        session.scalars(
+            select(MailboxAccount)
+            .where(MailboxAccount.organisation_id == principal.organisation_id, MailboxAccount.user_id == principal.user_id)
+            .order_by(MailboxAccount.id)
+        )
+    )
+
+
+def save_account(
+    session: Session,
+    principal: Principal,
+    box: SecretBox,
+    *,
+    host: str,
+    port: int,
+    security: str,
+    username: str,
+    secret: str,
+    auth: str = "password",
+    trusted_authserv_ids: list[str] | None = None,
+) -> MailboxAccount:
+    """Create the account, or update it when the user connects the same host + username again
+    (a new password replaces the old one: reconnecting never makes a second account)."""
+    account = session.scalar(
+        select(MailboxAccount).where(MailboxAccount.user_id == principal.user_id, MailboxAccount.host == host.lower(), MailboxAccount.username == username)
+    )
+    if account is None:
+        account = MailboxAccount(organisation_id=principal.organisation_id, user_id=principal.user_id, host=host.lower(), username=username)
+        session.add(account)
+    account.port = port
+    account.security = security
+    account.auth = auth
+    account.secret_encrypted = box.encrypt(secret)
+    account.trusted_authserv_ids = [a.lower() for a in trusted_authserv_ids or []]
+    session.flush()
+    return account
+
+
+def delete_account(session: Session, principal: Principal, mailbox_id: int) -> None:
+    session.delete(get_account(session, principal, mailbox_id))
+    session.flush()
+
+
+def read_context(session: Session, principal: Principal) -> ReadContext:
+    """What the extractors need about the reader: their organisation's own domains (from the
+    settings, or the users' addresses when none are set) and trusted authserv-ids."""
+    org = session.get(Organisation, principal.organisation_id)
+    domains = set(org.mail_domains or []) if org else set()
+    if not domains and not is_free_mail(principal.email):
+        domains.add(email_domain(principal.email))
+    authserv: set[str] = set()
+    for account in list_accounts(session, principal):
+        authserv.update(account.trusted_authserv_ids or [])
+    return ReadContext(
+        own_domains=frozenset(domains),
+        default_region=org.default_region if org else "JP",
+        trusted_authserv_ids=frozenset(authserv),
+        user_email=principal.email,
+    )

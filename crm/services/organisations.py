@@ -1,0 +1,108 @@
+"""Organisations, users and their API tokens.
+
+Tokens are 256-bit random strings shown once; only their SHA-256 is stored, so a database
+leak gives no usable token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from crm.domain.principal import Principal
+from crm.domain.rules import normalise_email
+from crm.store.base import utcnow
+from crm.store.models import ApiToken, FieldSetting, Organisation, User
+
+TOKEN_PREFIX = "mw_"
+LANGUAGES = ("ja", "en")
+ROLES = ("admin", "member")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown IANA time zone: {name!r}") from None
+    return name
+
+
+def create_organisation(session: Session, name: str, *, time_zone: str = "Asia/Tokyo", mail_domains: list[str] | None = None) -> Organisation:
+    if not name.strip():
+        raise InvalidInput("an organisation needs a name")
+    org = Organisation(name=name.strip(), time_zone=check_time_zone(time_zone), mail_domains=[d.lower() for d in mail_domains or []])
+    session.add(org)
+    session.flush()
+    # "Do not allow duplicate values" on email, as the source CRM does by default.
+    session.add(FieldSetting(organisation_id=org.id, field="email", unique=True))
+    session.flush()
+    return org
+
+
+def create_user(session: Session, organisation_id: int, email: str, *, role: str = "member", language: str = "ja", name: str = "") -> User:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if language not in LANGUAGES:
+        raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}")
+    if session.get(Organisation, organisation_id) is None:
+        raise NotFound(f"no organisation {organisation_id}")
+    norm = normalise_email(email)
+    if not norm:
+        raise InvalidInput(f"not an email address: {email!r}")
+    if session.scalar(select(User.id).where(User.organisation_id == organisation_id, User.email == norm)):
+        raise Conflict(f"a user {norm} already exists", field="email")
+    user = User(organisation_id=organisation_id, email=norm, role=role, language=language, name=name)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def issue_token(session: Session, user_id: int, name: str = "") -> str:
+    """A new token for the user; the clear value is returned once and never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user_id, token_hash=_hash(token), name=name))
+    session.flush()
+    return token
+
+
+def revoke_tokens(session: Session, user_id: int) -> int:
+    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))).all()
+    for t in tokens:
+        t.revoked_at = utcnow()
+    session.flush()
+    return len(tokens)
+
+
+def authenticate(session: Session, token: str) -> Principal:
+    """The principal a bearer token stands for; PermissionDenied for anything else."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token), ApiToken.revoked_at.is_(None)))
+    if row is None:
+        raise PermissionDenied("invalid or revoked token", code="invalid_token")
+    user = row.user
+    if not user.widget_enabled:
+        raise PermissionDenied("the widget is disabled for this user", code="widget_disabled")
+    return Principal(user.id, user.organisation_id, user.email, user.role, user.language, user.organisation.time_zone)
+
+
+def bootstrap(session: Session, *, org_name: str, admin_email: str, time_zone: str = "Asia/Tokyo") -> str | None:
+    """First run: an organisation, its admin and the admin's token (returned). None when
+    an organisation already exists (nothing is created twice)."""
+    if session.scalar(select(Organisation.id).limit(1)) is not None:
+        return None
+    org = create_organisation(session, org_name, time_zone=time_zone)
+    admin = create_user(session, org.id, admin_email, role="admin")
+    return issue_token(session, admin.id, "first run")
+
+
+def require_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise PermissionDenied("only an administrator may do this", code="admin_only")

@@ -1,0 +1,266 @@
+"""The IMAP mailbox behind one small class (`Mailbox`), and a bounded pool of them.
+
+One authenticated connection per mailbox, reused across requests and serialised by a lock
+(an IMAP connection has one selected folder at a time). A dropped connection is
+reconnected once and the read retried; a second failure is reported as MailboxUnavailable.
+
+Reading a message costs two round trips whatever its size: BODYSTRUCTURE + header, then
+only the text and calendar parts (BODY.PEEK, so \\Seen is never set; attachments never).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import ssl
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import SocketTimeout
+
+from crm.domain.drafts import MessageRef, ReadContext
+from crm.domain.errors import InvalidInput, MessageNotFound
+from crm.domain.ports import OpenedMessage
+from mail_adapter.errors import CONNECTION_ERRORS, translate
+from mail_adapter.parsing import BodyPart, parse_fetched
+from mail_adapter.reading import read_parsed
+from mail_adapter.structure import MAX_TEXT_BYTES, is_calendar_part, wanted_parts
+
+T = TypeVar("T")
+SECURITIES = ("ssl", "starttls", "plain")
+AUTHS = ("password", "xoauth2")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class MailboxSettings:
+    """How to reach one mailbox. `secret` is the password or OAuth2 access token; it is
+    excluded from repr so it never reaches a log line or a traceback."""
+
+    host: str
+    port: int
+    security: str
+    username: str
+    secret: str = field(repr=False)
+    auth: str = "password"
+    ca_file: str | None = None
+    timeout: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITIES:
+            raise InvalidInput(f"security must be one of {', '.join(SECURITIES)}")
+        if self.auth not in AUTHS:
+            raise InvalidInput(f"auth must be one of {', '.join(AUTHS)}")
+        if self.security == "plain" and not is_loopback(self.host):
+            # A password in clear text over a network is never acceptable.
+            raise InvalidInput("plain IMAP (no TLS) is allowed only to a loopback address", code="plain_not_loopback")
+        if not 0 < self.port < 65536:
+            raise InvalidInput("port must be between 1 and 65535")
+
+    def key(self) -> tuple[str, int, str, str, str, str]:
+        digest = hashlib.sha256(self.secret.encode()).hexdigest()
+        return (self.host.lower(), self.port, self.security, self.username, self.auth, digest)
+
+
+class Mailbox:
+    """One mailbox: connects lazily, keeps the connection, retries once on a drop."""
+
+    def __init__(self, settings: MailboxSettings) -> None:
+        self.settings = settings
+        self._client: IMAPClient | None = None
+        self._selected: tuple[str, bool, int] | None = None  # folder, readonly, uidvalidity
+        self._lock = threading.RLock()
+        self.connects = 0  # how many logins this mailbox made (the pool test reads it)
+
+    # -- connection -------------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.settings.ca_file)
+
+    def _connect(self) -> IMAPClient:
+        s = self.settings
+        timeout = SocketTimeout(connect=min(10.0, s.timeout), read=s.timeout)
+        client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl", ssl_context=self._ssl_context() if s.security == "ssl" else None, timeout=timeout)
+        try:
+            if s.security == "starttls":
+                client.starttls(self._ssl_context())
+            if s.auth == "xoauth2":
+                client.oauth2_login(s.username, s.secret)
+            else:
+                client.login(s.username, s.secret)
+        except BaseException:
+            _quietly_close(client)
+            raise
+        self.connects += 1
+        return client
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            _quietly_close(self._client)
+        self._client = None
+        self._selected = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                try:
+                    self._client.logout()
+                except Exception:  # noqa: BLE001 - closing a dead connection may fail; nothing to do
+                    pass
+            self._drop()
+
+    def run(self, op: Callable[[IMAPClient], T], *, retry: bool = True) -> T:
+        """Run `op` on the live connection. On a dropped connection, reconnect and run it once
+        more when `retry` (reads are safe to repeat; writes decide for themselves)."""
+        with self._lock:
+            for attempt in (0, 1):
+                try:
+                    if self._client is None:
+                        self._client = self._connect()
+                    return op(self._client)
+                except LoginError as exc:
+                    self._drop()
+                    raise translate(exc, self.settings.host) from None
+                except CONNECTION_ERRORS as exc:
+                    self._drop()
+                    if attempt or not retry:
+                        raise translate(exc, self.settings.host) from None
+                except IMAPClientError as exc:
+                    raise translate(exc, self.settings.host) from None
+            raise AssertionError("unreachable")
+
+    def select(self, client: IMAPClient, folder: str, *, readonly: bool = True) -> int:
+        """Select `folder` (EXAMINE when readonly) unless it already is; returns UIDVALIDITY."""
+        if self._selected and self._selected[0] == folder and (readonly or not self._selected[1]):
+            return self._selected[2]
+        try:
+            info = client.select_folder(folder, readonly=readonly)
+        except IMAPClientError as exc:
+            if isinstance(exc, CONNECTION_ERRORS):
+                raise
+            raise MessageNotFound(f"folder {folder!r} does not exist", code="folder_not_found") from None
+        uidvalidity = int(info.get(b"UIDVALIDITY", 0))
+        self._selected = (folder, readonly, uidvalidity)
+        return uidvalidity
+
+    def forget_selection(self) -> None:
+        """Called by writers that changed the selected folder behind this class's back."""
+        self._selected = None
+
+    # -- MailboxPort --------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        return self.run(lambda c: [name for _flags, _delim, name in c.list_folders()])
+
+    def open_message(self, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
+        return self.run(lambda c: self._open(c, ref, ctx))
+
+    def _open(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
+        folder = ref.folder or "INBOX"
+        uidvalidity = self.select(c, folder)
+        if ref.uid is not None:
+            if ref.uidvalidity is not None and ref.uidvalidity != uidvalidity:
+                raise MessageNotFound("the folder was recreated (UIDVALIDITY changed); open the message again", code="uidvalidity_changed")
+            uid = ref.uid
+        elif ref.message_id:
+            uid = self.find_by_message_id(c, ref.message_id)
+        else:
+            raise InvalidInput("give a uid or a message_id")
+        first = c.fetch([uid], [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]"])
+        if uid not in first:
+            raise MessageNotFound(f"no message with UID {uid} in {folder}")
+        header = first[uid].get(b"BODY[HEADER]") or b""
+        parts, nested = wanted_parts(first[uid].get(b"BODYSTRUCTURE"))
+        items = [_body_item(p.section, None if is_calendar_part(p) else MAX_TEXT_BYTES) for p in parts]
+        items += [_body_item(f"{n.section}.HEADER", None) for n in nested]
+        second = _by_section(c.fetch([uid], items)[uid]) if items else {}
+        bodies = [
+            BodyPart(p.content_type, second.get(p.section, b""), p.charset, p.encoding, p.filename, p.method, p.section, p.nested)
+            for p in parts
+        ]
+        nested_headers = {n.section: second.get(f"{n.section}.HEADER", b"") for n in nested}
+        fetched = len(header) + sum(len(v) for v in second.values())
+        parsed = parse_fetched(header, bodies, nested_headers)
+        real_ref = MessageRef(folder=folder, uid=uid, uidvalidity=uidvalidity, message_id=parsed.message_id or ref.message_id)
+        return read_parsed(parsed, real_ref, ctx, fetched)
+
+    @staticmethod
+    def find_by_message_id(c: IMAPClient, message_id: str) -> int:
+        """The UID of the message with this Message-ID in the selected folder (the newest if
+        the server holds copies)."""
+        mid = message_id.strip()
+        if not mid.startswith("<"):
+            mid = f"<{mid}>"
+        uids = c.search(["HEADER", "Message-ID", mid])
+        if not uids:
+            raise MessageNotFound(f"no message with Message-ID {mid}")
+        return max(uids)
+
+
+def _body_item(section: str, limit: int | None) -> bytes:
+    suffix = f"<0.{limit}>" if limit else ""
+    return f"BODY.PEEK[{section}]{suffix}".encode()
+
+
+def _by_section(data: dict[bytes, Any]) -> dict[str, bytes]:
+    """Fetch results keyed by section: b'BODY[1.2]<0>' → '1.2'."""
+    out: dict[str, bytes] = {}
+    for key, value in data.items():
+        name = key.decode("ascii", "replace")
+        if name.startswith("BODY[") and isinstance(value, bytes):
+            out[name[5:].split("]", 1)[0]] = value
+    return out
+
+
+def _quietly_close(client: IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except Exception:  # noqa: BLE001 - the socket may already be gone
+        pass
+
+
+class MailboxPool:
+    """At most `size` open mailboxes, least recently used closed first. Never a connection
+    per request: the same settings get the same Mailbox (and its connection)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._boxes: OrderedDict[tuple[str, int, str, str, str, str], Mailbox] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, settings: MailboxSettings) -> Mailbox:
+        key = settings.key()
+        evicted: list[Mailbox] = []
+        with self._lock:
+            box = self._boxes.get(key)
+            if box is None:
+                box = self._boxes[key] = Mailbox(settings)
+            self._boxes.move_to_end(key)
+            while len(self._boxes) > self.size:
+                evicted.append(self._boxes.popitem(last=False)[1])
+        for old in evicted:
+            old.close()
+        return box
+
+    def __len__(self) -> int:
+        return len(self._boxes)
+
+    def close_all(self) -> None:
+        with self._lock:
+            boxes = list(self._boxes.values())
+            self._boxes.clear()
+        for box in boxes:
+            box.close()

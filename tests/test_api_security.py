@@ -1,0 +1,69 @@
+"""Tokens on every endpoint but health, organisation isolation, CORS, error bodies."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.factories import make_org, make_user
+
+
+class TestTokens:
+    def test_health_needs_no_token(self, client: TestClient) -> None:
+        assert client.get("/api/v1/health").json() == {"status": "ok"}
+
+    def test_every_other_endpoint_refuses_a_missing_token(self, client: TestClient) -> None:
+        checked = 0
+        for path, operations in client.app.openapi()["paths"].items():  # type: ignore[attr-defined]
+            if path == "/api/v1/health":
+                continue
+            for method in operations:
+                url = path.replace("{", "").replace("}", "")  # any value: auth comes first
+                response = client.request(method.upper(), url)
+                assert response.status_code in (401, 422), (method, path, response.status_code)
+                if response.status_code == 401:
+                    assert response.json()["type"] == "missing_token"
+                checked += 1
+        assert checked >= 5
+
+    def test_a_wrong_token_is_401_with_a_clear_body(self, client: TestClient, member) -> None:  # type: ignore[no-untyped-def]
+        response = client.get("/api/v1/leads", headers={"Authorization": "Bearer mw_nope"})
+        assert response.status_code == 401
+        assert response.json()["type"] == "invalid_token"
+        assert response.headers["www-authenticate"] == "Bearer"
+
+    def test_errors_are_in_the_users_language(self, client: TestClient, member) -> None:  # type: ignore[no-untyped-def]
+        ja = client.get("/api/v1/leads/999999", headers=member.headers, params={"lang": "ja"}).json()
+        en = client.get("/api/v1/leads/999999", headers=member.headers, params={"lang": "en"}).json()
+        assert ja["type"] == en["type"] == "not_found"
+        assert ja["detail"] == "見つかりません。" and en["detail"] == "Not found."
+
+    def test_a_revoked_token_stops_working(self, client: TestClient, runtime, member) -> None:  # type: ignore[no-untyped-def]
+        from crm.services import organisations
+
+        assert client.get("/api/v1/leads", headers=member.headers).status_code == 200
+        with runtime.sessions.begin() as s:
+            organisations.revoke_tokens(s, member.id)
+        assert client.get("/api/v1/leads", headers=member.headers).status_code == 401
+
+
+class TestIsolation:
+    def test_another_organisations_lead_is_not_found(self, client: TestClient, runtime, member) -> None:  # type: ignore[no-untyped-def]
+        other_org = make_org(runtime, "Other KK")
+        other = make_user(runtime, other_org, "someone@other.example")
+        created = client.post("/api/v1/leads", json={"email": "x@customer.example", "last_name": "X"}, headers=other.headers)
+        assert created.status_code == 201
+        lead_id = created.json()["lead"]["id"]
+        assert client.get(f"/api/v1/leads/{lead_id}", headers=member.headers).status_code == 404
+        assert client.patch(f"/api/v1/leads/{lead_id}", json={"company": "hack"}, headers=member.headers).status_code == 404
+        assert client.get("/api/v1/leads", headers=member.headers).json()["total"] == 0
+        # the same email is free in the member's organisation: uniqueness is per organisation
+        assert client.post("/api/v1/leads", json={"email": "x@customer.example"}, headers=member.headers).status_code == 201
+
+
+class TestCors:
+    def test_only_configured_origins_are_allowed(self, client: TestClient) -> None:
+        preflight = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
+        ok = client.options("/api/v1/leads", headers={"Origin": "https://mail.example.test", **preflight})
+        assert ok.headers.get("access-control-allow-origin") == "https://mail.example.test"
+        bad = client.options("/api/v1/leads", headers={"Origin": "https://evil.example", **preflight})
+        assert "access-control-allow-origin" not in bad.headers

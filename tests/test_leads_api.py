@@ -1,0 +1,139 @@
+"""Saving leads: created, duplicate refused with the existing record, empty fields filled,
+one capture per message (also under 20 concurrent saves), validation errors per field."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from crm.store.models import Lead, LeadUniqueKey, MessageCapture
+
+DRAFT = {"first_name": "Taro", "last_name": "Yamada", "email": "Taro.Yamada@Example.co.jp", "company": "Example 株式会社"}
+MESSAGE = {"folder": "INBOX", "uid": 7, "uidvalidity": 1, "message_id": "<abc@example.co.jp>"}
+
+
+def count(session, model) -> int:  # type: ignore[no-untyped-def]
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+class TestSave:
+    def test_save_creates_the_lead(self, client: TestClient, member, session) -> None:  # type: ignore[no-untyped-def]
+        response = client.post("/api/v1/leads", json={**DRAFT, "message": MESSAGE}, headers=member.headers)
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["outcome"] == "created"
+        assert body["lead"]["email"] == "Taro.Yamada@example.co.jp"  # domain normalised by email-validator
+        assert body["lead"]["source"] == "widget"
+        lead = session.get(Lead, body["lead"]["id"])
+        assert lead.email_norm == "taro.yamada@example.co.jp" and lead.organisation_id == member.organisation_id
+
+    def test_the_same_message_again_is_already_captured(self, client: TestClient, member, session) -> None:  # type: ignore[no-untyped-def]
+        first = client.post("/api/v1/leads", json={**DRAFT, "message": MESSAGE}, headers=member.headers)
+        again = client.post("/api/v1/leads", json={**DRAFT, "email": "other@example.co.jp", "message": MESSAGE}, headers=member.headers)
+        assert again.status_code == 200
+        assert again.json()["outcome"] == "already_captured"
+        assert again.json()["lead"]["id"] == first.json()["lead"]["id"]
+        assert count(session, Lead) == 1
+
+    def test_a_duplicate_email_is_409_with_the_existing_record_and_nothing_written(self, client: TestClient, member, session) -> None:  # type: ignore[no-untyped-def]
+        first = client.post("/api/v1/leads", json=DRAFT, headers=member.headers).json()["lead"]
+        response = client.post("/api/v1/leads", json={**DRAFT, "email": " taro.yamada@EXAMPLE.co.jp", "message": MESSAGE}, headers=member.headers)
+        assert response.status_code == 409
+        body = response.json()
+        assert body["type"] == "duplicate" and body["field"] == "email"
+        assert body["existing_id"] == first["id"] and body["existing"]["company"] == "Example 株式会社"
+        assert count(session, Lead) == 1 and count(session, MessageCapture) == 0 and count(session, LeadUniqueKey) == 1
+
+    def test_update_existing_fills_only_empty_fields(self, client: TestClient, member) -> None:  # type: ignore[no-untyped-def]
+        first = client.post("/api/v1/leads", json={"email": "taro.yamada@example.co.jp", "company": "Old name KK"}, headers=member.headers).json()["lead"]
+        response = client.post(
+            "/api/v1/leads",
+            json={**DRAFT, "title": "部長", "message": MESSAGE, "update_existing_id": first["id"]},
+            headers=member.headers,
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["outcome"] == "updated"
+        assert set(body["filled"]) == {"first_name", "last_name", "title"}
+        assert body["lead"]["company"] == "Old name KK"  # never overwritten
+        # and the message now counts as captured by that lead
+        again = client.post("/api/v1/leads", json={**DRAFT, "message": MESSAGE}, headers=member.headers).json()
+        assert again["outcome"] == "already_captured" and again["lead"]["id"] == first["id"]
+
+    def test_a_unique_phone_setting_is_enforced(self, client: TestClient, admin, member) -> None:  # type: ignore[no-untyped-def]
+        assert client.put("/api/v1/settings/unique-fields/phone", json={"unique": True}, headers=member.headers).status_code == 403
+        assert client.put("/api/v1/settings/unique-fields/phone", json={"unique": True}, headers=admin.headers).json()["phone"] is True
+        assert client.post("/api/v1/leads", json={"phone": "03-1234-5678"}, headers=member.headers).status_code == 201
+        clash = client.post("/api/v1/leads", json={"phone": "03 1234 5678"}, headers=member.headers)
+        assert clash.status_code == 409 and clash.json()["field"] == "phone"
+
+    def test_editing_a_lead_into_a_duplicate_is_refused(self, client: TestClient, member) -> None:  # type: ignore[no-untyped-def]
+        client.post("/api/v1/leads", json={"email": "a@customer.example"}, headers=member.headers)
+        b = client.post("/api/v1/leads", json={"email": "b@customer.example"}, headers=member.headers).json()["lead"]
+        response = client.patch(f"/api/v1/leads/{b['id']}", json={"email": "A@customer.example"}, headers=member.headers)
+        assert response.status_code == 409
+        assert client.get(f"/api/v1/leads/{b['id']}", headers=member.headers).json()["email"] == "b@customer.example"
+        assert client.patch(f"/api/v1/leads/{b['id']}", json={"email": "c@customer.example"}, headers=member.headers).status_code == 200
+        # the old value is free again
+        assert client.post("/api/v1/leads", json={"email": "b@customer.example"}, headers=member.headers).status_code == 201
+
+
+class TestValidation:
+    def test_bad_fields_give_422_per_field_and_write_nothing(self, client: TestClient, member, session) -> None:  # type: ignore[no-untyped-def]
+        response = client.post("/api/v1/leads", json={"email": "not-an-email", "zip_code": "x" * 50, "first_name": "A\r\nBcc: x"}, headers=member.headers)
+        assert response.status_code == 422
+        body = response.json()
+        assert body["type"] == "validation_error" and body["detail"]
+        assert {e["field"] for e in body["errors"]} == {"email", "zip_code", "first_name"}
+        assert count(session, Lead) == 0
+
+    def test_unknown_fields_and_bad_json_are_422(self, client: TestClient, member) -> None:  # type: ignore[no-untyped-def]
+        assert client.post("/api/v1/leads", json={"salary": 1}, headers=member.headers).status_code == 422
+        bad = client.post("/api/v1/leads", content=b"{not json", headers={**member.headers, "Content-Type": "application/json"})
+        assert bad.status_code == 422 and bad.json()["type"] == "validation_error"
+
+    def test_script_in_a_value_is_stored_as_text(self, client: TestClient, member) -> None:  # type: ignore[no-untyped-def]
+        response = client.post("/api/v1/leads", json={"last_name": "<script>alert(1)</script>"}, headers=member.headers)
+        assert response.status_code == 201
+        assert response.json()["lead"]["last_name"] == "<script>alert(1)</script>"
+        assert response.headers["content-type"].startswith("application/json")
+
+
+class TestList:
+    def test_list_is_paged_and_filtered_by_email(self, client: TestClient, member) -> None:  # type: ignore[no-untyped-def]
+        for i in range(5):
+            client.post("/api/v1/leads", json={"email": f"p{i}@customer.example"}, headers=member.headers)
+        page = client.get("/api/v1/leads", params={"limit": 2, "offset": 1}, headers=member.headers).json()
+        assert page["total"] == 5 and len(page["items"]) == 2
+        found = client.get("/api/v1/leads", params={"email": "P3@Customer.example"}, headers=member.headers).json()
+        assert [i["email"] for i in found["items"]] == ["p3@customer.example"]
+
+
+class TestConcurrency:
+    def test_twenty_concurrent_saves_of_one_draft_make_one_lead(self, live_server: str, member, session) -> None:  # type: ignore[no-untyped-def]
+        def save(_: int) -> tuple[int, str, int]:
+            response = httpx.post(f"{live_server}/api/v1/leads", json={**DRAFT, "message": MESSAGE}, headers=member.headers, timeout=60)
+            body = response.json()
+            return response.status_code, body.get("outcome", body.get("type")), body.get("lead", {}).get("id", body.get("existing_id"))
+
+        with ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(save, range(20)))
+        statuses = sorted(r[0] for r in results)
+        assert statuses.count(201) == 1, results
+        assert all(s in (200, 201) for s in statuses), results
+        assert len({r[2] for r in results}) == 1
+        assert count(session, Lead) == 1 and count(session, MessageCapture) == 1
+
+    def test_twenty_concurrent_saves_from_different_messages_same_email_make_one_lead(self, live_server: str, member, session) -> None:  # type: ignore[no-untyped-def]
+        def save(i: int) -> int:
+            message = {**MESSAGE, "message_id": f"<m{i}@example.co.jp>", "uid": i + 1}
+            return httpx.post(f"{live_server}/api/v1/leads", json={**DRAFT, "message": message}, headers=member.headers, timeout=60).status_code
+
+        with ThreadPoolExecutor(20) as pool:
+            statuses = sorted(pool.map(save, range(20)))
+        assert statuses == [201] + [409] * 19
+        assert count(session, Lead) == 1 and count(session, LeadUniqueKey) == 1

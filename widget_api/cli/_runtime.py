@@ -1,0 +1,16 @@
+"""The runtime for commands that touch the database (migrated on the way)."""
+
+from __future__ import annotations
+
+from crm.store.db import migrate
+from widget_api.config import Settings
+from widget_api.deps import Runtime
+from widget_api.keys import ensure_secret_key
+
+
+def cli_runtime() -> Runtime:
+    settings = ensure_secret_key(Settings.from_env())
+    if settings.database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.database_url)
+    return Runtime.build(settings)

@@ -1,0 +1,72 @@
+"""`mailwidget inspect FILE.eml…`: the lead draft of message files, one JSON object each
+(one per line when several), without a server or a database."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from crm.domain.drafts import ReadContext
+from mail_adapter.reading import looks_like_mail, read_raw
+from widget_api.cli import UsageError
+
+MAX_BYTES = 100 * 1024 * 1024
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("inspect", help="print the lead draft of .eml files as JSON")
+    p.add_argument("files", nargs="+", type=Path, help=".eml files, or folders of them")
+    p.add_argument("--own-domain", action="append", default=[], help="your organisation's mail domain (repeatable)")
+    p.add_argument("--region", default="JP", help="default phone region (ISO 3166)")
+    p.set_defaults(func=run)
+
+
+def draft_json(raw: bytes, ctx: ReadContext) -> dict[str, object]:
+    opened = read_raw(raw, ctx)
+    return {
+        "lead": opened.draft.values(),
+        "sources": {name: {"source": f.source, "confidence": f.confidence, "line": f.line} for name, f in opened.draft.fields.items()},
+        "warnings": list(opened.draft.warnings),
+        "message_id": opened.message_id,
+        "subject": opened.subject,
+        "sender": opened.sender,
+        "invitations": len(opened.calendars),
+    }
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    out = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".eml", ".msg", "")))
+        else:
+            out.append(path)
+    return out
+
+
+def read_message_file(path: Path) -> bytes:
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise UsageError(f"{path}: larger than {MAX_BYTES // 2**20} MB")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
+    if not looks_like_mail(raw):
+        raise UsageError(f"{path}: not an email message")
+    return raw
+
+
+def run(args: argparse.Namespace) -> int:
+    ctx = ReadContext(own_domains=frozenset(d.lower() for d in args.own_domain), default_region=args.region.upper())
+    files = _files(args.files)
+    if not files:
+        raise UsageError("no message files found")
+    for path in files:
+        print(json.dumps(draft_json(read_message_file(path), ctx), ensure_ascii=False), file=sys.stdout)
+    return 0

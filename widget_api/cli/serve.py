@@ -1,0 +1,33 @@
+"""`mailwidget serve`: migrate, create the first organisation on first run, serve."""
+
+from __future__ import annotations
+
+import argparse
+
+from crm.services import organisations
+from widget_api.cli._runtime import cli_runtime
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="migrate the database and serve the API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--org", default="My company", help="name of the organisation created on first run")
+    p.add_argument("--admin", default="admin@example.com", help="email of the admin created on first run")
+    p.add_argument("--time-zone", default="Asia/Tokyo")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from widget_api.main import create_app
+
+    runtime = cli_runtime()
+    with runtime.sessions.begin() as session:
+        token = organisations.bootstrap(session, org_name=args.org, admin_email=args.admin, time_zone=args.time_zone)
+    if token:
+        print(f"First run: organisation {args.org!r} and admin {args.admin} created.")
+        print(f"Admin API token (shown once, keep it): {token}", flush=True)
+    uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info")
+    return 0

@@ -1,0 +1,49 @@
+"""The FastAPI application: `create_app(settings)` wires the runtime, the error table, CORS
+and every router module under widget_api/routes/."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from widget_api import errors, routes
+from widget_api.config import Settings
+from widget_api.deps import Runtime
+
+VERSION = "0.1.0"
+
+
+def router_modules() -> list[str]:
+    """Every module in widget_api/routes that defines `router`: a feature adds its endpoints
+    by adding a module, without editing a central list."""
+    return sorted(m.name for m in pkgutil.iter_modules(routes.__path__) if not m.name.startswith("_"))
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    runtime = runtime or Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.close()
+
+    app = FastAPI(title="Mail widget CRM backend", version=VERSION, lifespan=lifespan, docs_url="/docs")
+    app.state.runtime = runtime
+    errors.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept-Language"],
+        )
+    for name in router_modules():
+        module = importlib.import_module(f"{routes.__name__}.{name}")
+        app.include_router(module.router)
+    return app

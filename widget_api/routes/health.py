@@ -1,0 +1,17 @@
+"""Liveness and readiness: the only endpoint without a token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from widget_api.deps import RuntimeDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/api/v1/health")
+def health(runtime: RuntimeDep) -> dict[str, str]:
+    with runtime.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return {"status": "ok"}

@@ -1,0 +1,47 @@
+"""Save a lead from the edited draft, read, list and edit leads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from crm.services import leads
+from widget_api.deps import CurrentUser, SessionDep
+from widget_api.schemas import LeadCreate, LeadPage, LeadRead, LeadSaved, LeadUpdate
+
+router = APIRouter(prefix="/api/v1/leads", tags=["leads"])
+
+FIELDS_ONLY = {"message", "update_existing_id"}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={200: {"model": LeadSaved, "description": "already captured, or an existing lead updated"}, 409: {"description": "duplicate: nothing written"}})
+def save(body: LeadCreate, response: Response, session: SessionDep, principal: CurrentUser) -> LeadSaved:
+    values = body.model_dump(exclude=FIELDS_ONLY)
+    key = body.message.key() if body.message else None
+    result = leads.save_from_draft(session, principal, values, message_key=key, update_existing_id=body.update_existing_id, source="widget" if body.message else "api")
+    if result.outcome != "created":
+        response.status_code = status.HTTP_200_OK
+    return LeadSaved(outcome=result.outcome, lead=LeadRead.model_validate(result.lead), filled=list(result.filled))  # type: ignore[arg-type]
+
+
+@router.get("")
+def list_leads(
+    session: SessionDep,
+    principal: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+) -> LeadPage:
+    rows, total = leads.list_leads(session, principal, limit=limit, offset=offset, email=email)
+    return LeadPage(items=[LeadRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{lead_id}")
+def read(lead_id: int, session: SessionDep, principal: CurrentUser) -> LeadRead:
+    return LeadRead.model_validate(leads.get_lead(session, principal, lead_id))
+
+
+@router.patch("/{lead_id}")
+def update(lead_id: int, body: LeadUpdate, session: SessionDep, principal: CurrentUser) -> LeadRead:
+    return LeadRead.model_validate(leads.update_lead(session, principal, lead_id, body.model_dump(exclude_unset=True)))

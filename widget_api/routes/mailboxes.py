@@ -1,0 +1,41 @@
+"""Connect, test, list and remove the user's IMAP mailbox."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from crm.services import mailboxes
+from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
+from widget_api.schemas import MailboxIn, MailboxRead
+
+router = APIRouter(prefix="/api/v1/mailboxes", tags=["mailboxes"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def connect(body: MailboxIn, session: SessionDep, principal: CurrentUser, runtime: RuntimeDep) -> MailboxRead:
+    """Log in once to check the settings, then store them (the password encrypted)."""
+    settings = runtime.mailbox_settings(body.host, body.port, body.security, body.username, body.password, body.auth)
+    folders = runtime.pool.get(settings).check()
+    account = mailboxes.save_account(
+        session, principal, runtime.secrets,
+        host=body.host, port=body.port, security=body.security, username=body.username,
+        secret=body.password, auth=body.auth, trusted_authserv_ids=body.trusted_authserv_ids,
+    )
+    return MailboxRead.model_validate(account).model_copy(update={"folders": folders})
+
+
+@router.get("")
+def list_mailboxes(session: SessionDep, principal: CurrentUser) -> list[MailboxRead]:
+    return [MailboxRead.model_validate(a) for a in mailboxes.list_accounts(session, principal)]
+
+
+@router.post("/{mailbox_id}/test")
+def test_mailbox(mailbox_id: int, session: SessionDep, principal: CurrentUser, runtime: RuntimeDep) -> MailboxRead:
+    account = mailboxes.get_account(session, principal, mailbox_id)
+    folders = runtime.mailbox(session, principal, mailbox_id).check()
+    return MailboxRead.model_validate(account).model_copy(update={"folders": folders})
+
+
+@router.delete("/{mailbox_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove(mailbox_id: int, session: SessionDep, principal: CurrentUser) -> None:
+    mailboxes.delete_account(session, principal, mailbox_id)

@@ -1,0 +1,88 @@
+"""The lead draft of the message the user has open: by folder + UID, by Message-ID, or from
+the raw message the widget uploads when the backend has no IMAP access to that account."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from crm.domain.drafts import CONFIDENT, LEAD_FIELDS, MessageRef
+from crm.domain.errors import InvalidInput
+from crm.domain.ports import OpenedMessage
+from crm.domain.principal import Principal
+from crm.services import leads
+from mail_adapter.reading import looks_like_mail, read_raw
+from widget_api.deps import CurrentUser, ReadContextDep, RuntimeDep, SessionDep
+from widget_api.errors import language_of
+from widget_api.i18n import translate
+from widget_api.schemas import DraftFieldOut, DraftOut, LeadRead, MessageOut, MessageRefIn, WarningOut
+
+router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
+
+MAX_RAW_BYTES = 50 * 1024 * 1024
+
+
+def draft_out(request: Request, session: SessionDep, principal: Principal, opened: OpenedMessage, key: str) -> DraftOut:
+    lang = language_of(request)
+    fields = {}
+    for name in LEAD_FIELDS:
+        f = opened.draft.fields.get(name)
+        fields[name] = DraftFieldOut(value=f.value, source=f.source, confidence=f.confidence, line=f.line, confident=f.confidence >= CONFIDENT) if f else None
+    captured = leads.captured_lead(session, principal, key)
+    ref = opened.ref
+    return DraftOut(
+        message=MessageOut(folder=ref.folder, uid=ref.uid, uidvalidity=ref.uidvalidity, message_id=opened.message_id, subject=opened.subject, sender=opened.sender),
+        lead=fields,
+        values=opened.draft.values(),
+        warnings=[WarningOut(code=w, message=translate(w, lang)) for w in opened.draft.warnings],
+        existing=leads.existing_records(session, principal, opened.sender),
+        captured=LeadRead.model_validate(captured) if captured else None,
+        bytes_fetched=opened.bytes_fetched,
+    )
+
+
+@router.get("/draft")
+def draft(
+    request: Request,
+    ref: Annotated[MessageRefIn, Query()],
+    session: SessionDep,
+    principal: CurrentUser,
+    runtime: RuntimeDep,
+    ctx: ReadContextDep,
+) -> DraftOut:
+    if ref.uid is None and not ref.message_id:
+        raise InvalidInput("give uid (with folder) or message_id")
+    mailbox = runtime.mailbox(session, principal, ref.mailbox_id)
+    opened = mailbox.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id), ctx)
+    key = MessageRefIn(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id, mailbox_id=ref.mailbox_id).key()
+    return draft_out(request, session, principal, opened, key)
+
+
+@router.post(
+    "/draft/raw",
+    openapi_extra={"requestBody": {"content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}, "required": True}},
+)
+async def draft_from_raw(request: Request, principal: CurrentUser, runtime: RuntimeDep) -> DraftOut:
+    """The whole message in the body (Content-Type message/rfc822)."""
+    raw = await _read_limited(request)
+    if not looks_like_mail(raw):
+        raise InvalidInput("the body is not an email message", code="not_a_message")
+    with runtime.sessions() as session:
+        from crm.services import mailboxes
+
+        ctx = mailboxes.read_context(session, principal)
+        opened = read_raw(raw, ctx, MessageRef(folder=request.query_params.get("folder", "")))
+        key = MessageRefIn(message_id=opened.message_id).key() if opened.message_id else ""
+        return draft_out(request, session, principal, opened, key)
+
+
+async def _read_limited(request: Request) -> bytes:
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_RAW_BYTES:
+            raise InvalidInput(f"the message is larger than {MAX_RAW_BYTES // 2**20} MB", code="payload_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
