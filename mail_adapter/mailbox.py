@@ -10,6 +10,7 @@ only the text and calendar parts (BODY.PEEK, so \\Seen is never set; attachments
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import ssl
@@ -116,10 +117,8 @@ class Mailbox:
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
-                try:
+                with contextlib.suppress(Exception):  # closing a dead connection may fail; nothing to do
                     self._client.logout()
-                except Exception:  # noqa: BLE001 - closing a dead connection may fail; nothing to do
-                    pass
             self._drop()
 
     def run(self, op: Callable[[IMAPClient], T], *, retry: bool = True) -> T:
@@ -207,7 +206,7 @@ class Mailbox:
         uids = c.search(["HEADER", "Message-ID", mid])
         if not uids:
             raise MessageNotFound(f"no message with Message-ID {mid}")
-        return max(uids)
+        return int(max(uids))
 
 
 def _body_item(section: str, limit: int | None) -> bytes:
@@ -226,10 +225,8 @@ def _by_section(data: dict[bytes, Any]) -> dict[str, bytes]:
 
 
 def _quietly_close(client: IMAPClient) -> None:
-    try:
+    with contextlib.suppress(Exception):  # the socket may already be gone
         client.shutdown()
-    except Exception:  # noqa: BLE001 - the socket may already be gone
-        pass
 
 
 class MailboxPool:

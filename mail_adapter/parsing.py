@@ -10,9 +10,9 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from datetime import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime

@@ -69,6 +69,11 @@ class MessageRefIn(BaseModel):
     message_id: str | None = Field(default=None, max_length=998)
     mailbox_id: int | None = None
 
+    @field_validator("folder", "message_id")
+    @classmethod
+    def single_line(cls, value: str | None) -> str | None:
+        return _no_controls(value)
+
     def key(self) -> str:
         """The "one capture per message" key: the Message-ID (stable across folders)."""
         if self.message_id:
