@@ -6,14 +6,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.orm import Session
 
 from crm.domain.drafts import CONFIDENT, LEAD_FIELDS, MessageRef
 from crm.domain.errors import InvalidInput
 from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
-from crm.services import leads
+from crm.services import leads, mailboxes
 from mail_adapter.reading import looks_like_mail, read_raw
-from widget_api.deps import CurrentUser, ReadContextDep, RuntimeDep, SessionDep
+from widget_api.deps import CurrentUser, RuntimeDep
 from widget_api.errors import language_of
 from widget_api.i18n import translate
 from widget_api.schemas import DraftFieldOut, DraftOut, LeadRead, MessageOut, MessageRefIn, WarningOut
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 MAX_RAW_BYTES = 50 * 1024 * 1024
 
 
-def draft_out(request: Request, session: SessionDep, principal: Principal, opened: OpenedMessage, key: str) -> DraftOut:
+def draft_out(request: Request, session: Session, principal: Principal, opened: OpenedMessage, key: str) -> DraftOut:
     lang = language_of(request)
     fields = {}
     for name in LEAD_FIELDS:
@@ -43,20 +44,18 @@ def draft_out(request: Request, session: SessionDep, principal: Principal, opene
 
 
 @router.get("/draft")
-def draft(
-    request: Request,
-    ref: Annotated[MessageRefIn, Query()],
-    session: SessionDep,
-    principal: CurrentUser,
-    runtime: RuntimeDep,
-    ctx: ReadContextDep,
-) -> DraftOut:
+def draft(request: Request, ref: Annotated[MessageRefIn, Query()], principal: CurrentUser, runtime: RuntimeDep) -> DraftOut:
     if ref.uid is None and not ref.message_id:
         raise InvalidInput("give uid (with folder) or message_id")
-    mailbox = runtime.mailbox(session, principal, ref.mailbox_id)
+    # Short read-only sessions around the IMAP round trips: no database transaction (on
+    # SQLite, a lock) is held while the mail server answers.
+    with runtime.sessions() as session:
+        mailbox = runtime.mailbox(session, principal, ref.mailbox_id)
+        ctx = mailboxes.read_context(session, principal)
     opened = mailbox.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id), ctx)
     key = MessageRefIn(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id, mailbox_id=ref.mailbox_id).key()
-    return draft_out(request, session, principal, opened, key)
+    with runtime.sessions() as session:
+        return draft_out(request, session, principal, opened, key)
 
 
 @router.post(
@@ -69,11 +68,10 @@ async def draft_from_raw(request: Request, principal: CurrentUser, runtime: Runt
     if not looks_like_mail(raw):
         raise InvalidInput("the body is not an email message", code="not_a_message")
     with runtime.sessions() as session:
-        from crm.services import mailboxes
-
         ctx = mailboxes.read_context(session, principal)
-        opened = read_raw(raw, ctx, MessageRef(folder=request.query_params.get("folder", "")))
-        key = MessageRefIn(message_id=opened.message_id).key() if opened.message_id else ""
+    opened = read_raw(raw, ctx, MessageRef(folder=request.query_params.get("folder", "")))
+    key = MessageRefIn(message_id=opened.message_id).key() if opened.message_id else ""
+    with runtime.sessions() as session:
         return draft_out(request, session, principal, opened, key)
 
 
