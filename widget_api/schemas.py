@@ -61,7 +61,8 @@ class LeadFields(BaseModel):
 
 
 class MessageRefIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # "ignore": the widget may send back the draft's `message` object as it received it.
+    model_config = ConfigDict(extra="ignore")
 
     folder: str = Field(default="INBOX", max_length=1000)
     uid: int | None = Field(default=None, ge=1, le=2**32 - 1)

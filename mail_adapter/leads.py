@@ -1,0 +1,182 @@
+"""The lead draft of a message: who the lead is (the sender, a forwarded original, or the
+person of a web form), then their fields from the headers and their signature.
+
+`extract_lead(msg, ctx)` is pure and never raises on odd input.
+"""
+
+from __future__ import annotations
+
+import re
+
+from crm.domain.drafts import DraftField, LeadDraft, ReadContext
+from crm.domain.rules import email_domain, is_free_mail, normalise_email
+from mail_adapter import contact_lines as cl
+from mail_adapter.automated import automated_reasons, is_noreply
+from mail_adapter.names import from_local_part, has_cjk, looks_like_name_line, same_person, split_name
+from mail_adapter.parsing import ParsedMessage, parse_addresses
+from mail_adapter.quotes import inline_forward, own_text
+from mail_adapter.signature import signature_lines
+from mail_adapter.webforms import form_fields, is_form
+
+HEADER, SIGNATURE, FORM, DOMAIN, BODY = "header", "signature", "form", "domain", "body"
+_CCTLD_REGION = {"jp": "JP", "uk": "GB", "de": "DE", "fr": "FR", "us": "US", "ca": "CA", "au": "AU", "nl": "NL", "es": "ES", "it": "IT", "ch": "CH", "at": "AT", "sg": "SG", "kr": "KR", "cn": "CN", "tw": "TW", "hk": "HK", "in": "IN", "se": "SE", "be": "BE", "ie": "IE", "nz": "NZ"}
+_GREETING_COMPANY = re.compile(r"((?:株式会社|有限会社|合同会社)\S{1,30}?|\S{1,30}?(?:株式会社|有限会社|合同会社))\s?の\s?\S{1,10}(です|と申します|でございます)")
+
+
+class _Draft:
+    """Collects fields, keeping the first value found unless a later one is more confident."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, DraftField] = {}
+
+    def put(self, name: str, value: str | None, source: str, confidence: float, line: str | None = None) -> None:
+        if not value:
+            return
+        value = value.strip()[:255]
+        old = self.fields.get(name)
+        if old is None or confidence > old.confidence:
+            self.fields[name] = DraftField(value, source, round(confidence, 2), line[:300] if line else None)
+
+
+def _region(email: str | None, ctx: ReadContext) -> str:
+    if email:
+        tld = email.rsplit(".", 1)[-1].lower()
+        if tld in _CCTLD_REGION:
+            return _CCTLD_REGION[tld]
+    return ctx.default_region
+
+
+def _person_from_forward(msg: ParsedMessage, ctx: ReadContext) -> tuple[str, str, str] | None:
+    """(display name, email, text) of a forwarded original when a colleague forwarded it."""
+    sender = msg.from_[0].email if msg.from_ else ""
+    if not sender or email_domain(sender) not in ctx.own_domains:
+        return None
+    for inner in msg.forwarded:
+        if inner.from_ and email_domain(inner.from_[0].email) not in ctx.own_domains:
+            return inner.from_[0].name, inner.from_[0].email, inner.text
+    forward = inline_forward(msg.text)
+    if forward:
+        addresses = parse_addresses([forward.from_value])
+        if addresses and addresses[0].email and email_domain(addresses[0].email) not in ctx.own_domains:
+            return addresses[0].name, addresses[0].email, forward.text
+    return None
+
+
+def _read_form(draft: _Draft, fields: dict[str, str], region: str) -> None:
+    for name in ("company", "title", "website", "country", "city", "state"):
+        draft.put(name, fields.get(name), FORM, 0.9, fields.get(name))
+    if "company" in fields:
+        draft.put("company", cl.expand_abbreviations(fields["company"]), FORM, 0.91, fields["company"])
+    if "name" in fields:
+        first, last = split_name(fields["name"])
+        draft.put("first_name", first, FORM, 0.9, fields["name"])
+        draft.put("last_name", last, FORM, 0.9, fields["name"])
+    draft.put("first_name", fields.get("first_name"), FORM, 0.91)
+    draft.put("last_name", fields.get("last_name"), FORM, 0.91)
+    email = normalise_email(fields.get("email", ""))
+    draft.put("email", email, FORM, 0.95, fields.get("email"))
+    for kind in ("phone", "mobile"):
+        if kind in fields:
+            for phone in cl.phones_in(fields[kind], region):
+                target = "mobile" if phone.kind == "mobile" or kind == "mobile" else "phone"
+                draft.put(target, phone.e164, FORM, 0.9, fields[kind])
+                break
+    if "zip_code" in fields or "address" in fields:
+        address = cl.address_in([f"〒{fields.get('zip_code', '')} {fields.get('address', '')}".strip()])
+        if address:
+            _put_address(draft, address, FORM, 0.85)
+
+
+def _put_address(draft: _Draft, address: cl.Address, source: str, confidence: float) -> None:
+    for name in ("street", "city", "state", "zip_code", "country"):
+        draft.put(name, getattr(address, name), source, confidence, address.line)
+
+
+def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: str, own_domains: frozenset[str]) -> None:
+    confidence = 0.85
+    for line in lines:
+        for phone in cl.phones_in(line, region):
+            if phone.kind == "fax":
+                continue
+            draft.put(phone.kind, phone.e164, SIGNATURE, confidence if phone.labelled else 0.6, line)
+        draft.put("website", cl.website_in(line), SIGNATURE, 0.8, line)
+        company = cl.company_in(line)
+        if company and not any(d.split(".")[0] in company.lower() for d in own_domains if d):
+            draft.put("company", company, SIGNATURE, 0.85, line)
+        title = cl.title_in(line)
+        if title and not cl.phones_in(line, region) and not cl.website_in(line) and len(line) < 80:
+            draft.put("title", title, SIGNATURE, 0.8 if line.strip() != title else 0.85, line)
+        country = cl.country_in(line)
+        draft.put("country", country, SIGNATURE, 0.8, line)
+    address = cl.address_in(lines)
+    if address:
+        _put_address(draft, address, SIGNATURE, 0.8)
+    if not name:
+        for line in lines[:6]:
+            candidate = re.split(r"\s*[|｜,、]\s*", line)[0]
+            if looks_like_name_line(candidate) and not cl.company_in(candidate) and not cl.title_in(candidate):
+                first, last = split_name(candidate)
+                draft.put("first_name", first, SIGNATURE, 0.75, line)
+                draft.put("last_name", last, SIGNATURE, 0.75, line)
+                break
+
+
+def _signature_name_override(draft: _Draft, lines: list[str], display: str) -> None:
+    """A Japanese signature writes the name with its space ("山田 太郎"); that split wins over
+    the guessed split of an unspaced display name."""
+    if not has_cjk(display) or " " in display.strip():
+        return
+    for line in lines[:8]:
+        for part in re.split(r"[\s　]{2,}|[|｜/／]", line):
+            part = part.strip()
+            if " " in part.replace("　", " ") and same_person(part, display) and looks_like_name_line(part):
+                first, last = split_name(part.replace("　", " "))
+                draft.put("first_name", first, SIGNATURE, 0.97, line)
+                draft.put("last_name", last, SIGNATURE, 0.97, line)
+                return
+
+
+def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
+    draft = _Draft()
+    warnings: list[str] = []
+    display, email, text = "", "", msg.text
+    if msg.from_:
+        display, email = msg.from_[0].name, msg.from_[0].email
+    forwarded = _person_from_forward(msg, ctx)
+    if forwarded:
+        display, email, text = forwarded
+    region = _region(email, ctx)
+    own = own_text(text)
+
+    form = form_fields(own)
+    if not forwarded and is_form(form) and (is_noreply(email) or automated_reasons(msg) or normalise_email(form.get("email", "")) != email):
+        _read_form(draft, form, region)
+        return LeadDraft(fields=draft.fields, warnings=())
+
+    reasons = automated_reasons(msg)
+    if reasons:
+        warnings.append("automated_sender")
+    if not email:
+        warnings.append("no_sender")
+    else:
+        draft.put("email", email, HEADER, 1.0, f"From: {display} <{email}>" if display else f"From: {email}")
+    first, last = split_name(display) if display else (None, None)
+    if not first and not last and email:
+        first, last = from_local_part(email)
+        draft.put("first_name", first, HEADER, 0.6, email)
+        draft.put("last_name", last, HEADER, 0.6, email)
+    else:
+        draft.put("first_name", first, HEADER, 0.9, display)
+        draft.put("last_name", last, HEADER, 0.9, display)
+
+    lines, _how = signature_lines(own)
+    _read_signature(draft, lines, display or None, region, ctx.own_domains)
+    if display:
+        _signature_name_override(draft, lines, display)
+    if "company" not in draft.fields:
+        m = _GREETING_COMPANY.search(cl.expand_abbreviations(own[:600]))
+        if m:
+            draft.put("company", m.group(1), BODY, 0.75, m.group(0))
+    if email and not is_free_mail(email) and email_domain(email) not in ctx.own_domains:
+        draft.put("website", f"https://{email_domain(email)}", DOMAIN, 0.5, email)
+    return LeadDraft(fields=draft.fields, warnings=tuple(warnings))

@@ -1,0 +1,107 @@
+"""Person names from a display name, a signature line or an address's local part, in
+English and Japanese order. Readings in parentheses are not part of the name."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff々〆ヶ]")
+_READING = re.compile(r"[(（][^)）]*[)）]")
+_AFFIX = re.compile(r"\s*([|｜/／@＠]|\bvia\b|\bat\b).*$", re.I)
+_HONORIFIC = re.compile(r"(様|さま|さん|殿|氏)$|^(Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+", re.I)
+_JA_NAME_LINE = re.compile(r"^[\u3400-\u9fff々ヶ]{1,4}[ 　]?[\u3040-\u30ff\u3400-\u9fff々ヶ]{1,5}$")
+_LATIN_NAME = re.compile(r"^[A-ZÀ-Þ][\w'’.-]*(?:\s+[A-ZÀ-Þa-z][\w'’.-]*){1,3}$")
+
+
+def has_cjk(text: str) -> bool:
+    return bool(_CJK.search(text))
+
+
+@cache
+def _divider():  # type: ignore[no-untyped-def]
+    from namedivider import BasicNameDivider
+
+    return BasicNameDivider()
+
+
+def _capitalise(token: str) -> str:
+    """taro → Taro, o'neill → O'Neill, but leave mixed case (McDonald, van) as written."""
+    if token.islower() or token.isupper():
+        return "-".join("'".join(p[:1].upper() + p[1:].lower() for p in part.split("'")) for part in token.split("-"))
+    return token
+
+
+def clean_display(name: str) -> str:
+    name = unicodedata.normalize("NFKC", name).strip().strip("\"'")
+    name = _READING.sub(" ", name)
+    name = _AFFIX.sub("", name)
+    name = _HONORIFIC.sub("", name.strip())
+    name = re.sub(r"\s+", " ", name).strip(" ,.-")
+    if "@" in name:
+        return ""
+    return name
+
+
+def split_name(name: str) -> tuple[str | None, str | None]:
+    """(first, last) from a cleaned person name."""
+    name = clean_display(name)
+    if not name:
+        return None, None
+    if has_cjk(name):
+        name = re.sub(r"[A-Za-z].*$", "", name).strip() or name  # "山田太郎 Taro Yamada"
+        parts = name.split()
+        if len(parts) >= 2:
+            return " ".join(parts[1:]), parts[0]
+        if len(name) <= 2:
+            return None, name
+        try:
+            divided = _divider().divide_name(name)
+            return divided.given or None, divided.family or None
+        except Exception:  # noqa: BLE001 - an unusual name: keep it whole as the last name
+            return None, name
+    if "," in name:
+        last, _, first = name.partition(",")
+        return _capitalise_all(first.strip()) or None, _capitalise_all(last.strip()) or None
+    parts = name.split()
+    if len(parts) == 1:
+        return _capitalise(parts[0]), None
+    # "YAMADA Taro": the all-capitals token is the family name (Japanese business style).
+    caps = [p for p in parts if p.isupper() and len(p) > 1]
+    if len(caps) == 1 and len(parts) == 2 and not all(p.isupper() for p in parts):
+        last = caps[0]
+        first = next(p for p in parts if p is not last)
+        return _capitalise(first), _capitalise(last)
+    particles = {"van", "von", "de", "der", "da", "di", "del", "la", "le", "du", "bin", "al"}
+    i = len(parts) - 1
+    while i > 1 and parts[i - 1].lower() in particles:
+        i -= 1
+    return _capitalise(parts[0]), " ".join(_capitalise(p) if p.lower() not in particles else p for p in parts[i:]) if i < len(parts) else None
+
+
+def _capitalise_all(text: str) -> str:
+    return " ".join(_capitalise(t) for t in text.split())
+
+
+def from_local_part(email: str) -> tuple[str | None, str | None]:
+    """first.last@ / first_last@ → (First, Last); anything else gives nothing."""
+    local = email.split("@", 1)[0]
+    parts = re.split(r"[._-]", local)
+    if len(parts) == 2 and all(p.isalpha() and len(p) > 1 for p in parts):
+        return parts[0].capitalize(), parts[1].capitalize()
+    return None, None
+
+
+def looks_like_name_line(line: str) -> bool:
+    text = clean_display(line)
+    if not text or len(text) > 40 or any(ch.isdigit() for ch in text):
+        return False
+    return bool(_JA_NAME_LINE.match(text) or _LATIN_NAME.match(text))
+
+
+def same_person(a: str, b: str) -> bool:
+    """Whether a signature line names the sender (ignoring spaces and case)."""
+    norm = lambda s: re.sub(r"[\s　]", "", clean_display(s)).lower()  # noqa: E731
+    x, y = norm(a), norm(b)
+    return bool(x) and bool(y) and (x == y or x in y or y in x)

@@ -1,0 +1,73 @@
+"""Finding the sender's signature block in their own text: after a delimiter line, or after
+a sign-off, or the trailing block of contact-looking lines; mobile footers and legal
+disclaimers cut off first (their phone numbers are not the sender's)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_LINES = 16
+
+_DELIMITER = re.compile(r"^\s*(--\s*|-{3,}.*|={3,}.*|\*{3,}.*|_{3,}.*|[━─―－ー～~＝■□◆◇☆★]{3,}.*|[-=*~]{2,}\s*[^\s=*~-].{0,60}[-=*~]{2,})\s*$")
+_SIGNOFF = re.compile(
+    r"^\s*(best( regards)?|kind regards|warm regards|regards|best wishes|many thanks|thanks( again)?|thank you|cheers|sincerely( yours)?|yours( truly| sincerely)?|"
+    r"respectfully|all the best|with regards|mit freundlichen grüßen|cordialement)\s*[,.!]?\s*$"
+    r"|^.{0,30}(よろしくお願い|宜しくお願い|よろしくおねがい|お願い申し上げます|以上、?よろしく|敬具|草々|取り急ぎ.{0,10}(まで|ご連絡)|今後とも).{0,30}$",
+    re.I,
+)
+_FOOTER = re.compile(
+    r"^\s*(sent from my|get outlook for|sent from (mail|yahoo|outlook)|iphoneから送信|androidから送信|ipadから送信|my iphoneから送信|送信元:\s*iphone|"
+    r"sent via|このメールは.{0,20}から送信)",
+    re.I,
+)
+_DISCLAIMER = re.compile(
+    r"^\s*(\W{0,3})(confidential|confidentiality|disclaimer|this (e-?mail|message|communication)( and any)?|the information (contained|in this)|"
+    r"if you (have )?received this|notice:|privileged|本メール(は|に|の内容)|このメール(は|に).{0,30}(機密|秘密|誤って|宛先)|"
+    r"この電子メール|機密情報|※?本メールの|【?注意】?[:：]?|\*?\s*本電子メール)",
+    re.I,
+)
+_CONTACTISH = re.compile(
+    r"(tel|phone|mobile|fax|携帯|電話|〒|https?://|www\.|@|株式会社|有限会社|合同会社|\(株\)|㈱|inc\b|llc\b|ltd|gmbh|k\.k\.|corp|部長|課長|社長|manager|director|\d{2,4}[-‐－ー]\d{2,4}[-‐－ー]\d{3,4})",
+    re.I,
+)
+
+
+def _cut_footer_and_disclaimer(lines: list[str]) -> list[str]:
+    for i, line in enumerate(lines):
+        if _FOOTER.match(line) or (_DISCLAIMER.match(line) and i > 0):
+            return lines[:i]
+    return lines
+
+
+def signature_lines(own: str) -> tuple[list[str], str]:
+    """The signature's lines (trimmed, blank lines dropped) and how it was found:
+    "delimiter", "signoff", "trailing" or "" when no block was found."""
+    lines = [unicodedata.normalize("NFC", ln.rstrip()) for ln in own.splitlines()]
+    lines = _cut_footer_and_disclaimer(lines)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    n = len(lines)
+    window = max(0, n - 30)
+    # A delimiter in the last lines opens the signature; boxed signatures (━━━ above and
+    # below) take what is between the first and the last delimiter.
+    delims = [i for i in range(window, n) if _DELIMITER.match(lines[i]) and not _CONTACTISH.search(lines[i])]
+    if delims:
+        first = delims[0]
+        block = [ln.strip() for ln in lines[first + 1 :] if ln.strip() and not _DELIMITER.match(ln)]
+        if block and any(_CONTACTISH.search(ln) for ln in block) or len(block) <= 6 and block:
+            return block[:MAX_LINES], "delimiter"
+    for i in range(n - 1, window - 1, -1):
+        if _SIGNOFF.match(lines[i]):
+            block = [ln.strip() for ln in lines[i + 1 :] if ln.strip()]
+            if block:
+                return block[:MAX_LINES], "signoff"
+    # No delimiter, no sign-off: the last paragraph, when it looks like contact details.
+    end = n
+    start = end
+    while start > 0 and lines[start - 1].strip():
+        start -= 1
+    block = [ln.strip() for ln in lines[start:end] if ln.strip()]
+    if block and len(block) <= MAX_LINES and sum(1 for ln in block if _CONTACTISH.search(ln)) >= 1 and all(len(ln) <= 80 for ln in block):
+        return block, "trailing"
+    return [], ""
