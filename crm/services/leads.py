@@ -37,11 +37,6 @@ class SaveResult:
     filled: tuple[str, ...] = ()
 
 
-class _CaptureRace(Exception):
-    def __init__(self, lead: Lead) -> None:
-        self.lead = lead
-
-
 def lead_summary(lead: Lead) -> dict[str, object]:
     """The record as a 409 answer and the draft's `existing` list show it."""
     out: dict[str, object] = {"kind": "lead", "id": lead.id}
@@ -136,11 +131,8 @@ def create_lead(
             session.flush()
     except IntegrityError:
         # Another request won a race past the checks above: say who won.
-        winner = captured_lead(session, principal, message_key)
-        if winner is not None:
-            raise _CaptureRace(winner) from None
         _refuse_duplicates(session, org, keys)
-        raise Conflict("the lead conflicts with a record saved at the same time") from None
+        raise Conflict("the lead conflicts with a record saved at the same time", code="duplicate") from None
     return lead
 
 
@@ -191,8 +183,13 @@ def save_from_draft(
         return SaveResult(lead, "updated", filled)
     try:
         return SaveResult(create_lead(session, principal, values, source=source, message_key=message_key), "created")
-    except _CaptureRace as race:
-        return SaveResult(race.lead, "already_captured")
+    except Conflict:
+        # Saved by a concurrent request for the same message (its lead now holds the email):
+        # that is the lead this message made, not a duplicate.
+        winner = captured_lead(session, principal, message_key)
+        if winner is not None:
+            return SaveResult(winner, "already_captured")
+        raise
 
 
 def update_lead(session: Session, principal: Principal, lead_id: int, values: Mapping[str, object]) -> Lead:
