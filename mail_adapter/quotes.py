@@ -26,6 +26,9 @@ _FORWARD_START = re.compile(
     r"^\s*(-{3,}\s*(Forwarded message|Forwarded Message|転送されたメッセージ|転送メッセージ)\s*-{3,}|Begin forwarded message:|転送元メッセージ:)", re.I
 )
 _SEPARATOR = re.compile(r"^\s*_{8,}\s*$")
+# One cheap test per line before the detailed ones: a line that matches none of these
+# cannot start a quote, and most lines of a body are such lines.
+_CANDIDATE = re.compile(r"^\s*(>|On\b|Le |Am |\d{4}|-{2,}|_{8,}|\**\s*(From|差出人|送信者)|Begin forwarded|転送元)|書きました|からのメッセージ", re.I)
 _HEADER_LINE = re.compile(r"^\s*\**\s*(From|差出人|送信者|Sent|Date|To|Subject|Cc|送信日時|日付|宛先|件名)\s*\**\s*[:：]\s*(.*)$", re.I)
 
 
@@ -48,7 +51,7 @@ def quote_start(lines: list[str]) -> int:
     """Index of the first line that belongs to a quoted original (len(lines) if none)."""
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if not stripped:
+        if not stripped or not _CANDIDATE.search(line):
             continue
         if stripped.startswith(">") and i + 1 < len(lines) and lines[i + 1].strip().startswith(">"):
             return i

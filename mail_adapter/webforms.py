@@ -25,6 +25,7 @@ LABELS: dict[str, tuple[str, ...]] = {
     "message": ("お問い合わせ内容", "内容", "message", "comments", "ご質問", "ご用件"),
 }
 _LOOKUP = {label: field for field, labels in LABELS.items() for label in labels}
+_SEPARATOR = re.compile(r"[:：】\]]")
 _LINE = re.compile(r"^\s*[■□●◆◇・*\-【\[]?\s*(?P<label>[^:：】\]]{1,20}?)\s*[】\]]?\s*[:：]?\s*[】\]]?\s*(?P<value>.*)$")
 
 
@@ -33,6 +34,9 @@ def form_fields(text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     lines = [unicodedata.normalize("NFKC", ln).strip() for ln in text.splitlines()]
     for i, line in enumerate(lines):
+        # Only a line with a separator, or a short line (a label above its value), can be a label.
+        if len(line) > 20 and not _SEPARATOR.search(line, 0, 24):
+            continue
         m = _LINE.match(line)
         if not m:
             continue

@@ -1,0 +1,67 @@
+"""The mailbox adapter against a real Dovecot: TLS and STARTTLS, a dropped connection retried
+once and then reported, one connection reused."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.domain.drafts import MessageRef, ReadContext
+from crm.domain.errors import MailboxAuthError, MailboxUnavailable
+from mail_adapter.mailbox import Mailbox, MailboxPool, MailboxSettings
+from tests.mails import business_mail
+
+CTX = ReadContext()
+
+
+def settings(user, port: int, security: str = "plain", ca_file: str | None = None, password: str | None = None) -> MailboxSettings:  # type: ignore[no-untyped-def]
+    return MailboxSettings("127.0.0.1", port, security, user.name, password or user.password, ca_file=ca_file, timeout=5)
+
+
+class TestSecurity:
+    def test_ssl_and_starttls_verify_the_certificate(self, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        assert "INBOX" in Mailbox(settings(imap_user, dovecot.tls_port, "ssl", dovecot.ca_file)).check()
+        assert "INBOX" in Mailbox(settings(imap_user, dovecot.port, "starttls", dovecot.ca_file)).check()
+
+    def test_an_untrusted_certificate_is_refused(self, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        with pytest.raises(MailboxUnavailable):
+            Mailbox(settings(imap_user, dovecot.tls_port, "ssl")).check()  # self-signed, no CA given
+
+    def test_a_wrong_password(self, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        with pytest.raises(MailboxAuthError):
+            Mailbox(settings(imap_user, dovecot.port, password="nope")).check()
+
+
+class TestDroppedConnection:
+    def test_a_drop_in_the_middle_of_a_draft_fetch_is_retried_once(self, dovecot, imap_user, fault_proxy) -> None:  # type: ignore[no-untyped-def]
+        uid = dovecot.append(imap_user.name, "INBOX", business_mail())
+        proxy = fault_proxy(dovecot)
+        box = Mailbox(settings(imap_user, proxy.port))
+        box.check()  # warm connection
+        proxy.cut_on(rb"UID FETCH \d+ \(BODY\.PEEK\[1\]", when="after_forward", times=1)  # the second round trip
+        opened = box.open_message(MessageRef("INBOX", uid), CTX)
+        assert opened.draft.value("email") == "taro.yamada@example.co.jp"
+        assert proxy.cuts == 1 and box.connects == 2
+
+    def test_a_second_drop_is_reported(self, dovecot, imap_user, fault_proxy) -> None:  # type: ignore[no-untyped-def]
+        uid = dovecot.append(imap_user.name, "INBOX", business_mail())
+        proxy = fault_proxy(dovecot)
+        box = Mailbox(settings(imap_user, proxy.port))
+        proxy.cut_on(rb"UID FETCH", when="before", times=None)
+        with pytest.raises(MailboxUnavailable):
+            box.open_message(MessageRef("INBOX", uid), CTX)
+        assert proxy.cuts == 2
+        proxy.reset()  # the server is back: the next read works without any restart
+        assert box.open_message(MessageRef("INBOX", uid), CTX).ref.uid == uid
+
+
+class TestPool:
+    def test_bounded_and_reused(self, dovecot) -> None:  # type: ignore[no-untyped-def]
+        pool = MailboxPool(size=2)
+        users = [dovecot.add_user() for _ in range(3)]
+        boxes = [pool.get(settings(u, dovecot.port)) for u in users]
+        assert pool.get(settings(users[2], dovecot.port)) is boxes[2]
+        assert len(pool) == 2
+        for box in boxes[1:]:
+            box.check()
+        pool.close_all()
+        assert len(pool) == 0
