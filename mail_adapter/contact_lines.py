@@ -17,7 +17,7 @@ _NUMBER = r"(\+?\s?\(?\d[\d\s().\-]{5,}\d)(?:\s*(?:ext\.?|x|内線|\(内線\))\s
 _MOBILE_LABEL = r"(携帯(電話)?|モバイル|mobile|mob|cell(ular)?|m|c|ｍ)"
 _FAX_LABEL = r"(fax|facsimile|f|ファックス|ファクス|ＦＡＸ)"
 _PHONE_LABEL = r"(tel|telephone|phone|ph|電話(番号)?|t|o|office|direct|dir|直通|代表|main|d)"
-_LABELLED = re.compile(rf"(?<![A-Za-z])(?P<label>{_MOBILE_LABEL}|{_FAX_LABEL}|{_PHONE_LABEL})\s*\.?\s*(\(.{{0,6}}\))?\s*[:：.]?\s*(?P<num>{_NUMBER})", re.I)
+_LABELLED = re.compile(rf"(?<![A-Za-z])(?P<label>{_MOBILE_LABEL}|{_FAX_LABEL}|{_PHONE_LABEL})\s*\.?\s*(\([^\d)]{{0,6}}\))?\s*[:：.]?\s*(?P<num>{_NUMBER})", re.I)
 _BARE = re.compile(rf"(?<![\w/@=.])(?P<num>{_NUMBER})")
 
 
@@ -68,7 +68,9 @@ def phones_in(line: str, region: str) -> list[Phone]:
         spans.append(m.span())
     if not spans:
         for m in _BARE.finditer(text):
-            if re.search(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}|〒|\d{3}-\d{4}$", m.group("num")) or "〒" in text[: m.start()][-3:]:
+            number = m.group("num").strip()
+            # Not a date, not a Japanese postcode.
+            if re.fullmatch(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{3}-\d{4}", number) or "〒" in text[: m.start()][-3:]:
                 continue
             result = _e164(m.group("num"), region)
             if result:
@@ -170,15 +172,31 @@ def address_in(lines: list[str]) -> Address | None:
         if _PREF.match(line) and _JP_CITY.match(line[len(_PREF.match(line).group(1)) :] or ""):  # type: ignore[union-attr]
             state, city, street = _split_jp_address(line, None, None)
             return Address(street, city, state, None, None, lines[i])
-    for i, line in enumerate(folded):
-        for pattern in (_US_LINE, _UK_LINE, _EU_LINE):
+    for pattern in (_US_LINE, _UK_LINE, _EU_LINE):
+        for i, line in enumerate(folded):
             m = pattern.match(line)
-            if not m:
+            if not m or _STREET.match(line):
                 continue
             street = folded[i - 1] if i > 0 and (_STREET.match(folded[i - 1]) or re.match(r"^\d+\s+\w", folded[i - 1])) else None
             country = COUNTRIES.get(folded[i + 1].lower().strip(" .")) if i + 1 < len(folded) else None
             state = m.groupdict().get("state")
             return Address(street, m.group("city").strip(), state, m.group("zip"), country, lines[i])
+    return None
+
+
+_REGION_OF_COUNTRY = {"USA": "US", "Japan": "JP", "Germany": "DE", "France": "FR", "United Kingdom": "GB", "Netherlands": "NL", "Spain": "ES", "Italy": "IT", "Canada": "CA", "Australia": "AU", "Switzerland": "CH", "Austria": "AT", "Singapore": "SG", "China": "CN", "Korea": "KR"}
+
+
+def region_of(address: Address | None) -> str | None:
+    """The phone region an address implies (a US "City, ST 12345" line means US)."""
+    if address is None:
+        return None
+    if address.country:
+        return _REGION_OF_COUNTRY.get(address.country)
+    if address.state and address.zip_code and re.fullmatch(r"\d{5}(-\d{4})?", address.zip_code):
+        return "US"
+    if address.zip_code and re.fullmatch(r"\d{3}-\d{4}", address.zip_code):
+        return "JP"
     return None
 
 
@@ -194,6 +212,29 @@ _EN_FORMS = r"(Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd
 _JA_COMPANY = re.compile(rf"((?:{_JA_FORMS})\s?[^\s　、,，()（）|｜/／]+|[^\s　、,，()（）|｜/／:：]+?\s?(?:{_JA_FORMS}))")
 _EN_COMPANY = re.compile(rf"([A-Z0-9&][\w&'.\-]*(?:[ ,]+[A-Z0-9&][\w&'.\-]*){{0,5}},?\s+{_EN_FORMS})(?![\w])")
 _DEPARTMENT = re.compile(r"([^\s　]*(部|課|室|局|グループ|チーム|センター|本部|事業部|支店|営業所|Division|Department|Dept\.?|Team|Group))$", re.I)
+
+
+_BUSINESS_NOUN = re.compile(
+    r"\b(Partners|Ventures|Systems|Group|Solutions|Labs?|Technologies|Technology|Consulting|Media|Holdings|Capital|Studios?|Agency|Associates|"
+    r"Software|Networks|Analytics|Industries|International|Enterprises|Foods|Logistics|Trading|Services|Bank|Hospital|Clinic|University|Institute|Foundation)$"
+)
+
+
+def company_by_name(line: str, domain: str | None) -> str | None:
+    """A company line without a legal form: it spells the sender's domain ("Summit Peak
+    Ventures" for summitpeak.vc) or ends in a business noun ("… Partners")."""
+    text = unicodedata.normalize("NFKC", line).strip()
+    words = text.split()
+    if not 1 <= len(words) <= 6 or any(ch.isdigit() for ch in text) or "@" in text or title_in(text):
+        return None
+    if not all(w[:1].isupper() or w in ("&", "and", "of", "the", "for") for w in words):
+        return None
+    if domain:
+        label = re.sub(r"[^a-z0-9]", "", domain.split(".")[0].lower())
+        squashed = re.sub(r"[^a-z0-9]", "", text.lower())
+        if len(label) >= 4 and (label in squashed or squashed.startswith(label[:6])):
+            return text
+    return text if _BUSINESS_NOUN.search(text) else None
 
 
 def expand_abbreviations(text: str) -> str:
@@ -228,13 +269,13 @@ def company_in(line: str) -> str | None:
 
 _JA_TITLES = (
     "代表取締役社長|代表取締役会長|代表取締役副社長|代表取締役|取締役副社長|専務取締役|常務取締役|取締役|代表社員|代表理事|理事長|理事|社長|副社長|会長|専務|常務|執行役員|"
-    "本部長|事業部長|部長代理|副部長|部長|次長|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
+    "本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
     "シニアマネージャー|ゼネラルマネージャー|マネージャー|マネジャー|ディレクター|プロデューサー|エンジニア|コンサルタント|デザイナー|営業担当|担当"
 )
 _JA_TITLE = re.compile(rf"({_JA_TITLES})")
 _EN_TITLE = re.compile(
     r"\b((?:Chief [A-Z][a-z]+ Officer)|CEO|CTO|CFO|COO|CMO|CIO|CISO|CRO|VP(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:Senior |Executive |Assistant |Associate )?Vice President(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|"
-    r"(?:Co-)?Founder(?: (?:&|and) CEO)?|President|(?:Managing |General |Senior |Executive |Technical |Creative |Sales |Marketing |Regional |Account |Product |Project |Program |Engineering |Art )*"
+    r"(?:Co-)?Founder(?: (?:&|and) CEO)?|President|(?:[A-Z][a-z]+ ){0,3}"
     r"(?:Director|Manager|Partner|Engineer|Consultant|Developer|Designer|Architect|Analyst|Specialist|Representative|Executive|Officer|Lead|Coordinator|Administrator|Head of [A-Z][\w&]*(?: [A-Z&][\w&]*)*|Owner|Principal|Associate|Advisor|Recruiter|Accountant|Attorney|Counsel)"
     r"(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*| ?, ?[A-Z][a-z]+(?: [A-Z][a-z]+)*(?= *$))?)\b"
 )

@@ -92,23 +92,28 @@ def _put_address(draft: _Draft, address: cl.Address, source: str, confidence: fl
         draft.put(name, getattr(address, name), source, confidence, address.line)
 
 
-def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: str, own_domains: frozenset[str]) -> None:
+def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: str, own_domains: frozenset[str], domain: str | None = None) -> None:
     confidence = 0.85
+    address = cl.address_in(lines)
+    region = cl.region_of(address) or region
     for line in lines:
-        for phone in cl.phones_in(line, region):
+        phones = cl.phones_in(line, region)
+        for phone in phones:
             if phone.kind == "fax":
                 continue
             draft.put(phone.kind, phone.e164, SIGNATURE, confidence if phone.labelled else 0.6, line)
-        draft.put("website", cl.website_in(line), SIGNATURE, 0.8, line)
+        website = cl.website_in(line)
+        draft.put("website", website, SIGNATURE, 0.8, line)
         company = cl.company_in(line)
         if company and not any(d.split(".")[0] in company.lower() for d in own_domains if d):
             draft.put("company", company, SIGNATURE, 0.85, line)
+        if not company and not (name and same_person(line, name)):
+            draft.put("company", cl.company_by_name(line, domain), SIGNATURE, 0.6, line)
         title = cl.title_in(line)
-        if title and not cl.phones_in(line, region) and not cl.website_in(line) and len(line) < 80:
+        if title and not phones and not website and len(line) < 80:
             draft.put("title", title, SIGNATURE, 0.8 if line.strip() != title else 0.85, line)
         country = cl.country_in(line)
         draft.put("country", country, SIGNATURE, 0.8, line)
-    address = cl.address_in(lines)
     if address:
         _put_address(draft, address, SIGNATURE, 0.8)
     if not name:
@@ -170,7 +175,8 @@ def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
         draft.put("last_name", last, HEADER, 0.9, display)
 
     lines, _how = signature_lines(own)
-    _read_signature(draft, lines, display or None, region, ctx.own_domains)
+    domain = email_domain(email) if email and not is_free_mail(email) else None
+    _read_signature(draft, lines, display or None, region, ctx.own_domains, domain)
     if display:
         _signature_name_override(draft, lines, display)
     if "company" not in draft.fields:

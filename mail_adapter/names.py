@@ -100,8 +100,11 @@ def looks_like_name_line(line: str) -> bool:
     return bool(_JA_NAME_LINE.match(text) or _LATIN_NAME.match(text))
 
 
+def _squashed(text: str) -> str:
+    return re.sub(r"[\s　]", "", clean_display(text)).lower()
+
+
 def same_person(a: str, b: str) -> bool:
     """Whether a signature line names the sender (ignoring spaces and case)."""
-    norm = lambda s: re.sub(r"[\s　]", "", clean_display(s)).lower()  # noqa: E731
-    x, y = norm(a), norm(b)
+    x, y = _squashed(a), _squashed(b)
     return bool(x) and bool(y) and (x == y or x in y or y in x)

@@ -26,7 +26,12 @@ LABELS: dict[str, tuple[str, ...]] = {
 }
 _LOOKUP = {label: field for field, labels in LABELS.items() for label in labels}
 _SEPARATOR = re.compile(r"[:：】\]]")
-_LINE = re.compile(r"^\s*[■□●◆◇・*\-【\[]?\s*(?P<label>[^:：】\]]{1,20}?)\s*[】\]]?\s*[:：]?\s*[】\]]?\s*(?P<value>.*)$")
+_LINE = re.compile(r"^\s*[■□●◆◇・*\-【\[]?\s*(?P<label>[^:：】\]]{1,20}?)\s*(?:[】\]]\s*[:：]?|[:：])\s*(?P<value>.*)$")
+_LABEL_ONLY = re.compile(r"^\s*[■□●◆◇・*\-【\[]?\s*(?P<label>[^:：】\]]{1,20}?)\s*[】\]]?\s*$")
+
+
+def _field(label: str) -> str | None:
+    return _LOOKUP.get(re.sub(r"\s+", " ", label).strip().lower().rstrip("*※ "))
 
 
 def form_fields(text: str) -> dict[str, str]:
@@ -37,20 +42,18 @@ def form_fields(text: str) -> dict[str, str]:
         # Only a line with a separator, or a short line (a label above its value), can be a label.
         if len(line) > 20 and not _SEPARATOR.search(line, 0, 24):
             continue
-        m = _LINE.match(line)
+        m = _LINE.match(line) or _LABEL_ONLY.match(line)
         if not m:
             continue
-        label = re.sub(r"\s+", " ", m.group("label")).strip().lower().rstrip("*※ ")
-        field = _LOOKUP.get(label)
-        if not field:
+        field = _field(m.group("label"))
+        if not field or field in found:
             continue
-        value = m.group("value").strip()
-        has_separator = bool(re.search(r"[:：】\]]", line))
-        if not value and i + 1 < len(lines) and lines[i + 1] and not _LOOKUP.get(_LINE.match(lines[i + 1]).group("label").strip().lower() if _LINE.match(lines[i + 1]) else ""):  # type: ignore[union-attr]
-            value = lines[i + 1]
-        elif not has_separator:
-            continue
-        if value and field not in found:
+        value = (m.groupdict().get("value") or "").strip()
+        if not value and m.re is _LABEL_ONLY and i + 1 < len(lines) and lines[i + 1]:
+            following = _LINE.match(lines[i + 1]) or _LABEL_ONLY.match(lines[i + 1])
+            if not (following and _field(following.group("label"))):
+                value = lines[i + 1]
+        if value:
             found[field] = value
     return found
 

@@ -1,0 +1,113 @@
+"""The extraction rules one by one, on the traps the issue names."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm.domain.drafts import ReadContext
+from mail_adapter import contact_lines as cl
+from mail_adapter.leads import extract_lead
+from mail_adapter.names import split_name
+from mail_adapter.parsing import parse_message
+from mail_adapter.quotes import own_text
+from mail_adapter.signature import signature_lines
+
+
+def draft(body: str, sender: str = "Taro Yamada <taro@example.co.jp>", headers: str = "", ctx: ReadContext | None = None):  # type: ignore[no-untyped-def]
+    raw = f"From: {sender}\r\nSubject: s\r\n{headers}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}".encode()
+    return extract_lead(parse_message(raw), ctx or ReadContext())
+
+
+class TestNames:
+    @pytest.mark.parametrize(
+        ("display", "first", "last"),
+        [
+            ("Taro Yamada", "Taro", "Yamada"),
+            ("Yamada, Taro", "Taro", "Yamada"),
+            ("taro yamada", "Taro", "Yamada"),
+            ("YAMADA Taro", "Taro", "Yamada"),
+            ("山田 太郎", "太郎", "山田"),
+            ("山田太郎", "太郎", "山田"),
+            ("山田 太郎（やまだ たろう）", "太郎", "山田"),
+            ("Élodie O'Neill", "Élodie", "O'Neill"),
+            ("Ludwig van Beethoven", "Ludwig", "van Beethoven"),
+        ],
+    )
+    def test_split(self, display: str, first: str, last: str) -> None:
+        assert split_name(display) == (first, last)
+
+    def test_first_last_local_part_when_no_display_name(self) -> None:
+        d = draft("hello", sender="anna.kowalski@vistula-data.com")
+        assert (d.value("first_name"), d.value("last_name")) == ("Anna", "Kowalski")
+
+
+class TestQuotes:
+    @pytest.mark.parametrize(
+        "header",
+        [
+            "On Wed, Nov 18, 2026 at 10:15 AM Jiro Ito <jiro@acme.example> wrote:",
+            "2026年11月19日(木) 16:02 伊藤 <ito@acme.example>:",
+            "-----Original Message-----",
+            "伊藤 次郎 さんは書きました:",
+            "---------- Forwarded message ---------",
+        ],
+    )
+    def test_the_quoted_original_is_cut(self, header: str) -> None:
+        assert own_text(f"mine\n\n{header}\n> theirs\nTEL 03-0000-0000") == "mine\n"
+
+    def test_outlook_block(self) -> None:
+        text = "mine\n\nFrom: Ito <ito@acme.example>\nSent: Monday\nTo: x\nSubject: y\n\ntheirs"
+        assert own_text(text) == "mine\n"
+
+
+class TestSignature:
+    def test_disclaimer_phone_is_not_the_senders(self) -> None:
+        d = draft("Hi\n\nBest regards,\nTaro Yamada\nExample KK\n\nCONFIDENTIAL: this e-mail is private. Call +81 3-0000-1111 if misdelivered.")
+        assert d.value("phone") is None and d.value("company") == "Example KK"
+
+    def test_mobile_footer_is_cut(self) -> None:
+        lines, _ = signature_lines("Hi\n\nよろしくお願いいたします。\n山田\n\niPhoneから送信")
+        assert lines == ["山田"]
+
+    def test_fax_is_never_a_phone(self) -> None:
+        d = draft("Hi\n--\nTaro Yamada\nFAX: 03-1234-9999\nTEL: 03-1234-5678")
+        assert d.value("phone") == "+81312345678"
+
+
+class TestLines:
+    def test_full_width_phone(self) -> None:
+        assert [p.e164 for p in cl.phones_in("電話：０３−１２３４−５６７８", "JP")] == ["+81312345678"]
+
+    def test_mobile_label_and_type(self) -> None:
+        assert [(p.kind, p.e164) for p in cl.phones_in("携帯 090-1234-5678", "JP")] == [("mobile", "+819012345678")]
+
+    @pytest.mark.parametrize(("line", "company"), [("㈱山田商事 営業部", "株式会社山田商事"), ("(株)山田商事", "株式会社山田商事"), ("Acme Widgets Inc.", "Acme Widgets Inc."), ("山田商事株式会社", "山田商事株式会社")])
+    def test_company_keeps_its_legal_form(self, line: str, company: str) -> None:
+        assert cl.company_in(line) == company
+
+    def test_japanese_address(self) -> None:
+        a = cl.address_in(["〒100-0005 東京都千代田区丸の内1-1-1"])
+        assert a is not None and (a.zip_code, a.state, a.city, a.street) == ("100-0005", "東京都", "千代田区", "丸の内1-1-1")
+
+    def test_us_address(self) -> None:
+        a = cl.address_in(["500 Market Street", "San Francisco, CA 94105", "USA"])
+        assert a is not None and (a.street, a.city, a.state, a.zip_code, a.country) == ("500 Market Street", "San Francisco", "CA", "94105", "USA")
+
+
+class TestWho:
+    def test_free_mail_domain_is_never_the_company_or_website(self) -> None:
+        d = draft("Hi", sender="Taro <taro.yamada@gmail.com>")
+        assert d.value("company") is None and d.value("website") is None
+
+    def test_automated_sender_is_a_warning_not_a_drop(self) -> None:
+        d = draft("News", sender="news@shop.example", headers="List-Unsubscribe: <mailto:u@shop.example>\r\n")
+        assert d.warnings == ("automated_sender",) and d.value("email") == "news@shop.example"
+
+    def test_greeting_gives_the_company(self) -> None:
+        d = draft("伊藤様\n\n株式会社山田商事の山田です。\n\nよろしくお願いいたします。\n山田", sender="山田 太郎 <t@example.co.jp>")
+        assert d.value("company") == "株式会社山田商事"
+
+    def test_a_colleagues_forward_makes_the_original_sender_the_lead(self) -> None:
+        body = "FYI\n\n---------- Forwarded message ---------\nFrom: Anna Kowalski <anna@vistula-data.com>\nDate: today\nSubject: hi\n\nHello\n"
+        d = draft(body, sender="Ken <ken@acme.example>", ctx=ReadContext(own_domains=frozenset({"acme.example"})))
+        assert d.value("email") == "anna@vistula-data.com" and d.value("first_name") == "Anna"
