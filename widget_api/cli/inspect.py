@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 from crm.domain.drafts import ReadContext
+from mail_adapter.junk import diagnose_headers
 from mail_adapter.reading import looks_like_mail, read_raw
 from widget_api.cli import UsageError
+from widget_api.explain import explain
 
 MAX_BYTES = 100 * 1024 * 1024
 
@@ -20,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("files", nargs="+", type=Path, help=".eml files, or folders of them")
     p.add_argument("--own-domain", action="append", default=[], help="your organisation's mail domain (repeatable)")
     p.add_argument("--region", default="JP", help="default phone region (ISO 3166)")
+    p.add_argument("--trust", action="append", default=[], help="authserv-id whose Authentication-Results to believe (default: the topmost)")
     p.set_defaults(func=run)
 
 
@@ -33,7 +36,17 @@ def draft_json(raw: bytes, ctx: ReadContext) -> dict[str, object]:
         "subject": opened.subject,
         "sender": opened.sender,
         "invitations": len(opened.calendars),
+        "authentication": authentication(opened.headers, ctx),
     }
+
+
+def authentication(headers: tuple[tuple[str, str], ...], ctx: ReadContext) -> dict[str, object]:
+    """SPF/DKIM/DMARC as the receiving server saw them, the filter's report, and why (ja/en)."""
+    d = diagnose_headers(list(headers), ctx)
+    out = dict(d.authentication)
+    out["spam"] = d.spam
+    out["explanation"] = {lang: explain(d, lang) for lang in ("ja", "en")}
+    return out
 
 
 def _files(paths: list[Path]) -> list[Path]:
@@ -63,7 +76,7 @@ def read_message_file(path: Path) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
-    ctx = ReadContext(own_domains=frozenset(d.lower() for d in args.own_domain), default_region=args.region.upper())
+    ctx = ReadContext(own_domains=frozenset(d.lower() for d in args.own_domain), default_region=args.region.upper(), trusted_authserv_ids=frozenset(t.lower() for t in args.trust))
     files = _files(args.files)
     if not files:
         raise UsageError("no message files found")

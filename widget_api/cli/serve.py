@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 
 from crm.services import organisations
 from widget_api.cli._runtime import cli_runtime
@@ -15,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--org", default="My company", help="name of the organisation created on first run")
     p.add_argument("--admin", default="admin@example.com", help="email of the admin created on first run")
     p.add_argument("--time-zone", default="Asia/Tokyo")
+    p.add_argument("--scan-interval", type=float, default=300.0, help="seconds between rescue scans of every mailbox")
     p.set_defaults(func=run)
 
 
@@ -29,5 +31,14 @@ def run(args: argparse.Namespace) -> int:
     if token:
         print(f"First run: organisation {args.org!r} and admin {args.admin} created.")
         print(f"Admin API token (shown once, keep it): {token}", flush=True)
-    uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info")
+    # The scheduled rescue scan runs beside the API (its own thread and connections).
+    from widget_api.cli.spam import worker_loop
+
+    stop = threading.Event()
+    worker = threading.Thread(target=worker_loop, args=(cli_runtime(), args.scan_interval, stop), name="rescue-worker", daemon=True)
+    worker.start()
+    try:
+        uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info")
+    finally:
+        stop.set()
     return 0

@@ -1,0 +1,80 @@
+"""`mailwidget rescue` (one scan of every connected mailbox, or one user's) and
+`mailwidget worker` (the same on a schedule, until SIGTERM or Ctrl-C)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from sqlalchemy import select
+
+from crm.domain.errors import DomainError
+from crm.domain.principal import Principal
+from crm.services import mailboxes, spam
+from crm.store.models import MailboxAccount, User
+from mail_adapter.junk import JunkFolder
+from widget_api.cli._runtime import cli_runtime
+from widget_api.deps import Runtime
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("rescue", help="move authenticated mail of whitelisted senders out of Junk, once")
+    p.add_argument("--user", help="only this user's mailboxes (email)")
+    p.set_defaults(func=run_rescue)
+    p = sub.add_parser("worker", help="run the rescue scan of every mailbox on a schedule")
+    p.add_argument("--interval", type=float, default=60.0, help="seconds between scans (default 60)")
+    p.set_defaults(func=run_worker)
+
+
+def scan_all(runtime: Runtime, only_user: str | None = None, out=sys.stderr) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    """One rescue pass over every mailbox; a failing mailbox is reported and skipped.
+    Returns (mailboxes, moved, kept)."""
+    with runtime.sessions() as s:
+        query = select(MailboxAccount.id, User.id, User.email, User.organisation_id, User.role, User.language).join(User, User.id == MailboxAccount.user_id)
+        if only_user:
+            query = query.where(User.email == only_user.strip().lower())
+        accounts = s.execute(query.order_by(MailboxAccount.id)).all()
+    moved = kept = 0
+    for i, (account_id, user_id, email, org_id, role, language) in enumerate(accounts, 1):
+        principal = Principal(user_id, org_id, email, role, language)
+        try:
+            with runtime.sessions.begin() as s:
+                junk = JunkFolder(runtime.mailbox(s, principal, account_id))
+                outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
+            moved += len(outcome.moved)
+            kept += len(outcome.kept)
+            print(f"[{i}/{len(accounts)}] {email}: moved {len(outcome.moved)}, kept in spam {len(outcome.kept)}", file=out, flush=True)
+        except DomainError as exc:
+            print(f"[{i}/{len(accounts)}] {email}: skipped ({exc.detail})", file=out, flush=True)
+    return len(accounts), moved, kept
+
+
+def run_rescue(args: argparse.Namespace) -> int:
+    runtime = cli_runtime()
+    try:
+        boxes, moved, kept = scan_all(runtime, args.user)
+    finally:
+        runtime.close()
+    print(f"{boxes} mailbox(es) scanned, {moved} message(s) moved to the inbox, {kept} left in spam (not authenticated)")
+    return 0
+
+
+def worker_loop(runtime: Runtime, interval: float, stop: threading.Event) -> None:
+    while not stop.is_set():
+        scan_all(runtime)
+        stop.wait(interval)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    runtime = cli_runtime()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"worker: scanning every {args.interval:g} s; stop with Ctrl-C", file=sys.stderr)
+    try:
+        worker_loop(runtime, args.interval, stop)
+    finally:
+        runtime.close()
+    return 0
