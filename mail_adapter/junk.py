@@ -74,9 +74,11 @@ class JunkFolder:
         return name
 
     def _select(self, client: IMAPClient, folder: str, readonly: bool) -> dict[bytes, object]:
-        self.mailbox.forget_selection()
         self.round_trips += 1
         info: dict[bytes, object] = client.select_folder(folder, readonly=readonly)
+        # Tell the mailbox what is selected now, so it neither reuses a stale selection nor
+        # forgets to leave this one before a STATUS.
+        self.mailbox.note_selected(folder, readonly, info)
         return info
 
     def _find(self, client: IMAPClient, message_id: str) -> int | None:
@@ -203,6 +205,9 @@ class JunkFolder:
 
     def _scan(self, c: IMAPClient, senders: list[str], state: ScanState, ctx: ReadContext):  # type: ignore[no-untyped-def]
         junk = state.folder or self._junk(c, None)
+        if self.mailbox.has_selection:
+            self.round_trips += 1
+            self.mailbox.unselect(c)
         self.round_trips += 1
         status = c.folder_status(junk, [b"UIDNEXT", b"UIDVALIDITY"] + ([b"HIGHESTMODSEQ"] if c.has_capability("CONDSTORE") else []))
         uidvalidity = int(status[b"UIDVALIDITY"])
@@ -218,9 +223,13 @@ class JunkFolder:
         self.round_trips += 1
         uids = [u for u in c.search(criteria) if u > since]
         if not uids:
+            self.round_trips += 1
+            self.mailbox.unselect(c)
             return [], new_state, True
         self.round_trips += 1
         data = c.fetch(uids, [HEADERS_FOR_CHECK])
+        self.round_trips += 1
+        self.mailbox.unselect(c)
         out = []
         for uid in sorted(data):
             headers = _headers(next(v for k, v in data[uid].items() if k.startswith(b"BODY")))
