@@ -232,4 +232,6 @@ class TestApi:
         first = junk.rescue(["@customer.co.jp"], ScanState(), ctx)
         assert len(first.moved) == 1 and first.state.last_uid >= 1
         idle = junk.rescue(["@customer.co.jp"], first.state, ctx)
-        assert idle.moved == () and not idle.searched and idle.round_trips == 1
+        assert idle.moved == () and not idle.searched and idle.round_trips == 2  # UNSELECT (the move left INBOX selected), STATUS
+        idle = junk.rescue(["@customer.co.jp"], idle.state, ctx)
+        assert not idle.searched and idle.round_trips == 1
