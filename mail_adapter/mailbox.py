@@ -190,10 +190,17 @@ class Mailbox:
                 raise MessageNotFound("the folder was recreated (UIDVALIDITY changed); open the message again", code="uidvalidity_changed")
             uid = ref.uid
         elif ref.message_id:
-            uid = self.find_by_message_id(c, ref.message_id)
+            try:
+                uid = self.find_by_message_id(c, ref.message_id)
+            except MessageNotFound:
+                c.noop()  # the selection is reused: let the server announce new mail, once
+                uid = self.find_by_message_id(c, ref.message_id)
         else:
             raise InvalidInput("give a uid or a message_id")
         first = c.fetch([uid], [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]"])
+        if uid not in first:
+            c.noop()  # mail that arrived since the folder was selected is not visible before this
+            first = c.fetch([uid], [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]"])
         if uid not in first:
             raise MessageNotFound(f"no message with UID {uid} in {folder}")
         header = first[uid].get(b"BODY[HEADER]") or b""

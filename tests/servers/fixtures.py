@@ -1,71 +1,79 @@
-"""pytest fixtures for the real servers. Session-scoped servers (one per xdist worker),
-function-scoped users so tests never see each other's mail."""
+"""pytest fixtures for the real servers, loaded by tests/conftest.py (`pytest_plugins`).
+
+Servers are session-scoped and started on first use: one of each per xdist worker, on
+ports the kernel picked, in temporary directories of their own. Users are per test, so a
+test never sees another's mail.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.servers.dovecot import Dovecot, ImapUser
-from tests.servers.postgres import ExternalPostgres, PostgresCluster
+from tests.servers.postgres import ExternalPostgres, PostgresCluster, pg_bin, postgres_from_environment
 from tests.servers.proxy import FaultProxy
 
 
 def _serve(**options: object) -> Iterator[Dovecot]:
-    server = Dovecot(**options).start()  # type: ignore[arg-type]
-    try:
+    with Dovecot(**options) as server:  # type: ignore[arg-type]
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
+    """Dovecot with MOVE, UIDPLUS and SPECIAL-USE (a \\Junk folder named Junk)."""
     yield from _serve()
 
 
 @pytest.fixture(scope="session")
 def dovecot_nomove() -> Iterator[Dovecot]:
+    """A server without MOVE (RFC 6851): moves are COPY, \\Deleted, UID EXPUNGE."""
     yield from _serve(remove_capabilities=("MOVE",))
 
 
 @pytest.fixture(scope="session")
 def dovecot_nouidplus() -> Iterator[Dovecot]:
+    """A server without UIDPLUS (RFC 4315), hence without MOVE either, as such servers are:
+    no UID EXPUNGE, no COPYUID/APPENDUID."""
     yield from _serve(remove_capabilities=("MOVE", "UIDPLUS"))
 
 
 @pytest.fixture(scope="session")
 def dovecot_nospecialuse() -> Iterator[Dovecot]:
+    """The spam folder is "迷惑メール", without the \\Junk flag."""
     yield from _serve(junk_name="迷惑メール", special_use=False)
 
 
 @pytest.fixture()
 def imap_user(dovecot: Dovecot) -> ImapUser:
+    """A fresh user with an empty mailbox on the default Dovecot."""
     return dovecot.add_user()
 
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster | ExternalPostgres]:
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postgresql"):
-        yield ExternalPostgres(url)
+    """The server named by DATABASE_URL if any, else a throwaway cluster."""
+    external = postgres_from_environment()
+    if external is not None:
+        yield external
+        external.stop()
         return
-    cluster = PostgresCluster().start()
-    try:
+    if pg_bin() is None:
+        pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql (`make test` installs them via scripts/test-deps.sh)")
+    with PostgresCluster() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture()
 def fault_proxy() -> Iterator[Callable[[Dovecot], FaultProxy]]:
-    """A factory: `fault_proxy(dovecot)` gives a proxy in front of that server's plain port."""
+    """A factory: `fault_proxy(dovecot)` gives a proxy in front of that server's plain port,
+    closed at the end of the test."""
     proxies: list[FaultProxy] = []
 
     def make(server: Dovecot) -> FaultProxy:
-        proxy = FaultProxy(server.port)
+        proxy = FaultProxy(server.port, server.host)
         proxies.append(proxy)
         return proxy
 

@@ -1,79 +1,183 @@
-"""A throwaway PostgreSQL cluster: initdb into a temporary directory, pg_ctl on a free
-loopback port. PostgreSQL refuses to run as root, so as root it runs as `postgres`."""
+"""PostgreSQL for the tests: a throwaway cluster (initdb into a temporary directory, the
+server on a free loopback port), or a server named by DATABASE_URL. Either way tests get
+databases of their own through `create_database()`.
+
+The cluster runs the `postgres` binary directly rather than through `pg_ctl`, which
+daemonizes it: as our child it can be given a parent-death signal, so a killed test run
+leaves no server behind. PostgreSQL refuses to run as root; as root it runs as `postgres`.
+"""
 
 from __future__ import annotations
 
-import glob
 import os
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
-from tests.servers.net import free_port
+from tests.servers.net import die_with_parent, free_port
+
+# Durability is pointless for a throwaway cluster; a fast start and fast commits are not.
+SERVER_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "shared_buffers": "32MB",
+    "logging_collector": "off",
+}
 
 
 def pg_bin() -> Path | None:
     """The newest installed PostgreSQL's bin directory (Debian keeps them versioned)."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if candidates:
-        return Path(candidates[-1]).parent
+    versions = sorted((int(p.parent.name), p) for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit() and (p / "initdb").exists())
+    if versions:
+        return versions[-1][1]
     found = shutil.which("initdb")
     return Path(found).parent if found else None
 
 
+def unique_name(prefix: str = "t") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def _quote(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise ValueError(f"database name {name!r}: letters, digits and _ only")
+    return f'"{name}"'
+
+
 class PostgresCluster:
+    """`with PostgresCluster() as pg: url = pg.create_database("x")`."""
+
     def __init__(self) -> None:
         self.bin = pg_bin()
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed (scripts/test-deps.sh installs it)")
+        self.user = "postgres" if os.geteuid() == 0 else None
         self.dir = Path(tempfile.mkdtemp(prefix="pg-"))
-        self.port = free_port()
-        self.as_root = os.geteuid() == 0
+        self.data = self.dir / "data"
+        self.log_file = self.dir / "postgres.log"
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
 
-    def _run(self, *cmd: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if self.as_root else []
-        subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
+    def __enter__(self) -> PostgresCluster:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
     def start(self) -> PostgresCluster:
-        if self.as_root:
-            shutil.chown(self.dir, "postgres", "postgres")
-        data = self.dir / "data"
-        self._run(str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale")
-        # Durability is pointless for a throwaway cluster; speed is not.
-        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
-        return self
+        if self.user:
+            shutil.chown(self.dir, self.user, self.user)
+        assert self.bin is not None
+        try:
+            subprocess.run(
+                [*die_with_parent("KILL", self.user), str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions"],
+                check=True, capture_output=True, timeout=120, cwd=self.dir,
+            )
+            for _attempt in range(3):  # the free port may be taken before the server binds it
+                if self._launch():
+                    return self
+            raise RuntimeError(f"postgres did not start: {self.log()[-2000:]}")
+        except BaseException:
+            self.stop()
+            raise
 
-    def create_database(self, name: str) -> str:
+    def _launch(self) -> bool:
+        assert self.bin is not None
+        self.port = free_port()
+        options = [f"--{key}={value}" for key, value in {**SERVER_SETTINGS, "port": str(self.port), "unix_socket_directories": str(self.dir)}.items()]
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*die_with_parent("QUIT", self.user), str(self.bin / "postgres"), "-D", str(self.data), *options],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir,
+            )
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.process = None
+                return False
+            try:
+                psycopg.connect(self.dsn("postgres"), connect_timeout=2).close()
+                return True
+            except psycopg.OperationalError:
+                time.sleep(0.02)
+        raise RuntimeError(f"postgres did not accept connections in 60 s: {self.log()[-2000:]}")
+
+    def dsn(self, database: str) -> str:
+        return f"host={self.host} port={self.port} user=postgres dbname={database}"
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{database}"
+
+    def create_database(self, name: str | None = None) -> str:
+        """A new empty database (uniquely named unless `name` is given); its SQLAlchemy URL."""
+        import psycopg
+
+        name = name or unique_name()
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {_quote(name)}")  # type: ignore[arg-type]
+        return self.url(name)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
     def stop(self) -> None:
-        try:
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
-        except subprocess.CalledProcessError:
-            pass
+        """Immediate shutdown (nothing here is worth a checkpoint), then delete the files."""
+        if self.process is not None:
+            group = self.process.pid
+            try:
+                os.killpg(group, signal.SIGQUIT)
+                self.process.wait(20)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(group, signal.SIGKILL)
+                self.process.wait(5)
+            self.process = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class ExternalPostgres:
-    """DATABASE_URL names a server already: databases are created in it."""
+    """DATABASE_URL names a server already: databases are created in it, and dropped at the end."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-
-    def create_database(self, name: str) -> str:
-        import psycopg
         from sqlalchemy.engine import make_url
 
-        url = make_url(self.url)
-        with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password, dbname=url.database or "postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+        self.server = make_url(url).set(drivername="postgresql+psycopg")
+        self.created: list[str] = []
+
+    def _admin(self):  # type: ignore[no-untyped-def]
+        import psycopg
+
+        url = self.server
+        return psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password, dbname=url.database or "postgres", autocommit=True)
+
+    def create_database(self, name: str | None = None) -> str:
+        name = name or unique_name()
+        with self._admin() as conn:
+            conn.execute(f"CREATE DATABASE {_quote(name)}")  # type: ignore[arg-type]
+        self.created.append(name)
+        return self.server.set(database=name).render_as_string(hide_password=False)
 
     def stop(self) -> None:
-        pass
+        if not self.created:
+            return
+        with self._admin() as conn:
+            for name in self.created:
+                conn.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")  # type: ignore[arg-type]
+        self.created.clear()
+
+
+def postgres_from_environment() -> ExternalPostgres | None:
+    url = os.environ.get("DATABASE_URL", "")
+    return ExternalPostgres(url) if url.startswith(("postgres://", "postgresql")) else None

@@ -1,0 +1,70 @@
+"""Meeting invitations (iTIP, RFC 5546) as the services see them: one `InviteDraft` per
+VEVENT of an iMIP message, in UTC (or as a date for all-day events, or floating)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+INVITE_METHODS = ("REQUEST", "CANCEL", "REPLY", "ADD", "COUNTER", "DECLINECOUNTER", "REFRESH")
+PARTSTATS = ("ACCEPTED", "TENTATIVE", "DECLINED")
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    email: str
+    partstat: str = "NEEDS-ACTION"
+    name: str | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class InviteDraft:
+    """One VEVENT of an iTIP message.
+
+    recurrence_id: the instance this VEVENT overrides (UTC instant, or a date), None for a
+      master; `range_future` when RANGE=THISANDFUTURE.
+    start/end: aware UTC datetimes; dates for all-day events (end exclusive); naive datetimes
+      for floating times (`floating`).
+    time_zone: the IANA zone the organizer used (Windows names mapped); `tz_unknown` when a
+      TZID had neither a VTIMEZONE nor a known mapping (the time is then not trusted).
+    ics: the VCALENDAR text carrying this VEVENT (its VTIMEZONEs included), for expansion.
+    """
+
+    method: str
+    uid: str | None
+    sequence: int
+    dtstamp: datetime | None
+    summary: str = ""
+    location: str = ""
+    description: str = ""
+    start: datetime | date | None = None
+    end: datetime | date | None = None
+    all_day: bool = False
+    floating: bool = False
+    time_zone: str | None = None
+    tz_original: str | None = None
+    tz_unknown: bool = False
+    recurrence_id: datetime | date | None = None
+    range_future: bool = False
+    recurring: bool = False
+    status: str | None = None
+    organizer: str | None = None
+    organizer_name: str | None = None
+    sent_by: str | None = None
+    attendees: tuple[Attendee, ...] = ()
+    online_url: str | None = None
+    ics: str = ""
+    warnings: tuple[str, ...] = field(default=())
+
+    def attendee(self, email: str | None) -> Attendee | None:
+        if not email:
+            return None
+        return next((a for a in self.attendees if a.email == email.lower()), None)
+
+    @property
+    def instance_key(self) -> str:
+        """"" for a master, else the recurrence-id as an ISO instant (UTC) or date."""
+        if self.recurrence_id is None:
+            return ""
+        return self.recurrence_id.isoformat()

@@ -1,0 +1,248 @@
+"""Spec part A through the API and the CRM calendar, on a real Dovecot: the invitations a
+user receives, answered, updated, moved and cancelled."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from crm.domain.ports import CalendarObject
+from crm.services import calendar
+from mail_adapter.invites import read_invites
+from tests.factories import connect_mailbox, make_user
+
+TB = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "thunderbird"
+RIE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "recurring-ical-events"
+MARCH = {"start": "2022-03-15T00:00:00Z", "end": "2022-03-20T00:00:00Z"}
+
+
+def corpus(name: str, **replace: str) -> bytes:
+    raw = (TB / name).read_bytes()
+    for old, new in replace.items():
+        raw = raw.replace(old.encode(), new.encode())
+    return raw
+
+
+@pytest.fixture()
+def receiver(runtime, org, client, imap_user):  # type: ignore[no-untyped-def]
+    """The invited user of the Thunderbird fixtures, with their mailbox connected."""
+    user = make_user(runtime, org, "receiver@example.com")
+    assert connect_mailbox(client, user, imap_user).status_code == 201
+    return user
+
+
+def deliver(dovecot, imap_user, raw: bytes) -> int:  # type: ignore[no-untyped-def]
+    return dovecot.append(imap_user.name, "INBOX", raw)
+
+
+def open_invite(client: TestClient, user, uid: int) -> list[dict]:  # type: ignore[no-untyped-def]
+    response = client.get("/api/v1/calendar/invitation", params={"uid": uid}, headers=user.headers)
+    assert response.status_code == 200, response.text
+    return response.json()["invitations"]
+
+
+def accept(client: TestClient, user, uid: int, partstat: str = "ACCEPTED") -> dict:  # type: ignore[no-untyped-def]
+    response = client.post("/api/v1/calendar/answer", json={"uid": uid, "partstat": partstat}, headers=user.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def occurrences(client: TestClient, user, window: dict | None = None) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    events = client.get("/api/v1/calendar/events", params=window or MARCH, headers=user.headers).json()
+    return [(e["start_utc"], e["own_partstat"]) for e in events]
+
+
+class TestAnswer:
+    def test_A04_accept_stores_in_the_crm_calendar_or_only_tracks(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        uid = deliver(dovecot, imap_user, corpus("single-event.eml"))
+        card = open_invite(client, receiver, uid)[0]
+        assert card["kind"] == "new" and card["verified"] and card["invited_partstat"] == "NEEDS-ACTION"
+        assert card["start"].startswith("2022-03-16T20:00:00+09:00")  # 11:00Z shown in the user's zone (Asia/Tokyo)
+        result = accept(client, receiver, uid)
+        assert result["events"][0]["in_calendar"] and result["events"][0]["own_partstat"] == "ACCEPTED"
+        assert occurrences(client, receiver) == [("2022-03-16T11:00:00+00:00", "ACCEPTED")]
+        accept(client, receiver, uid)  # accepting twice gives one event
+        assert len(occurrences(client, receiver)) == 1
+
+    def test_A04_with_the_setting_off_nothing_in_the_calendar_but_tracked(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        assert client.put("/api/v1/calendar/settings", json={"destination": "none"}, headers=receiver.headers).json()["destination"] == "none"
+        accept(client, receiver, deliver(dovecot, imap_user, corpus("repeat-event.eml")))
+        assert occurrences(client, receiver) == []
+        cancel = open_invite(client, receiver, deliver(dovecot, imap_user, corpus("cancel-repeat-event.eml")))[0]
+        assert cancel["kind"] == "cancel" and cancel["applied"]
+
+    def test_A05_A27_the_reply_carries_only_the_users_answer(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        uid = deliver(dovecot, imap_user, corpus("outlook-test-invite.eml"))
+        card = open_invite(client, receiver, uid)[0]
+        ics = accept(client, receiver, uid, "TENTATIVE")["reply_ics"]
+        assert "METHOD:REPLY" in ics and "BEGIN:VALARM" not in ics
+        assert len(re.findall(r"^ATTENDEE", ics, re.M)) == 1 and "PARTSTAT=TENTATIVE" in ics and "receiver@example.com" in ics
+        unfolded = ics.replace("\r\n ", "")
+        assert f"UID:{card['uid']}" in unfolded and f"SEQUENCE:{card['sequence']}" in unfolded and "DTSTAMP:" in unfolded
+
+    def test_A05_the_reply_goes_through_the_users_smtp_server(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        from aiosmtpd.controller import Controller
+
+        class Sink:
+            messages: list[bytes] = []
+
+            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+                self.messages.append(envelope.content)
+                return "250 OK"
+
+        sink = Sink()
+        controller = Controller(sink, hostname="127.0.0.1", port=0)
+        controller.start()
+        try:
+            port = controller.server.sockets[0].getsockname()[1]
+            client.put("/api/v1/calendar/settings", json={"destination": "crm", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "plain"}, headers=receiver.headers)
+            result = accept(client, receiver, deliver(dovecot, imap_user, corpus("single-event.eml")))
+            assert result["reply_sent"] and len(sink.messages) == 1
+            assert b"method=REPLY" in sink.messages[0] and b"To: sender@example.com" in sink.messages[0]
+        finally:
+            controller.stop()
+
+
+class TestUpdates:
+    def test_A06_A07_A08_sequence_and_dtstamp_decide(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        accept(client, receiver, deliver(dovecot, imap_user, corpus("repeat-event.eml")))
+        minor = open_invite(client, receiver, deliver(dovecot, imap_user, corpus("update-minor.eml")))[0]
+        assert minor["kind"] == "update_minor" and minor["applied"] and minor["own_partstat"] == "ACCEPTED" and not minor["needs_reconfirm"]
+        major = open_invite(client, receiver, deliver(dovecot, imap_user, corpus("update-major.eml")))[0]
+        assert major["kind"] == "update_major" and major["applied"] and major["needs_reconfirm"]
+        assert occurrences(client, receiver)[0][0] == "2022-03-16T05:00:00+00:00"
+        late_minor = open_invite(client, receiver, deliver(dovecot, imap_user, corpus("update-minor.eml", **{"Message-ID: <": "Message-ID: <again-"})))[0]
+        assert late_minor["kind"] == "outdated" and not late_minor["applied"]  # SEQUENCE 0 after 2, whatever the order
+
+    def test_A10_an_override_moves_one_instance_only(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        accept(client, receiver, deliver(dovecot, imap_user, corpus("repeat-event.eml")))
+        card = open_invite(client, receiver, deliver(dovecot, imap_user, corpus("exception-major.eml")))[0]
+        assert card["applied"] and card["recurrence_id"] == "2022-03-17T11:00:00+00:00"
+        assert [o[0] for o in occurrences(client, receiver)] == ["2022-03-16T11:00:00+00:00", "2022-03-17T05:00:00+00:00", "2022-03-18T11:00:00+00:00"]
+        assert [o[1] for o in occurrences(client, receiver)] == ["ACCEPTED"] * 3
+
+    def test_A11_an_override_before_its_master(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        orphan = deliver(dovecot, imap_user, corpus("exception-major.eml"))
+        assert open_invite(client, receiver, orphan)[0]["kind"] == "new"
+        accept(client, receiver, orphan)
+        assert [o[0] for o in occurrences(client, receiver)] == ["2022-03-17T05:00:00+00:00"]
+        accept(client, receiver, deliver(dovecot, imap_user, corpus("repeat-event.eml")))
+        assert [o[0] for o in occurrences(client, receiver)] == ["2022-03-16T11:00:00+00:00", "2022-03-17T05:00:00+00:00", "2022-03-18T11:00:00+00:00"]
+
+
+class TestCancel:
+    def test_A13_cancelling_a_series_cancels_its_overrides(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        accept(client, receiver, deliver(dovecot, imap_user, corpus("repeat-event.eml")))
+        open_invite(client, receiver, deliver(dovecot, imap_user, corpus("exception-major.eml")))
+        card = open_invite(client, receiver, deliver(dovecot, imap_user, corpus("cancel-repeat-event.eml")))[0]
+        assert card["kind"] == "cancel" and card["applied"]
+        assert occurrences(client, receiver) == []
+
+    @pytest.mark.parametrize(("rid", "left"), [("RECURRENCE-ID:20220317T110000Z", 2), ("RECURRENCE-ID;RANGE=THISANDFUTURE:20220317T110000Z", 1)])
+    def test_A14_A16_cancelling_one_instance_or_this_and_future(self, client, receiver, dovecot, imap_user, rid: str, left: int) -> None:  # type: ignore[no-untyped-def]
+        accept(client, receiver, deliver(dovecot, imap_user, corpus("repeat-event.eml")))
+        raw = corpus("cancel-repeat-event.eml", **{"STATUS:CANCELLED\r\n": "", "SEQUENCE:1\r\n": f"SEQUENCE:1\r\n{rid}\r\n"})
+        assert rid.encode() in raw
+        card = open_invite(client, receiver, deliver(dovecot, imap_user, raw))[0]
+        assert card["applied"]
+        assert len(occurrences(client, receiver)) == left
+
+    def test_A15_cancel_of_an_unknown_uid_does_nothing(self, client, receiver, dovecot, imap_user, session) -> None:  # type: ignore[no-untyped-def]
+        from sqlalchemy import func, select
+
+        from crm.store.calendar import CalendarEvent
+
+        card = open_invite(client, receiver, deliver(dovecot, imap_user, corpus("cancel-single-event.eml")))[0]
+        assert card["kind"] == "unknown_cancel" and not card["applied"]
+        assert session.scalar(select(func.count()).select_from(CalendarEvent)) == 0
+
+
+class TestWhoMayChange:
+    def test_A17_a_change_from_someone_else_is_unverified(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        accept(client, receiver, deliver(dovecot, imap_user, corpus("repeat-event.eml")))
+        forged = corpus("update-major.eml", **{"From: Sender <sender@example.com>": "From: Mallory <mallory@evil.example>"})
+        assert b"mallory@evil.example" in forged
+        card = open_invite(client, receiver, deliver(dovecot, imap_user, forged))[0]
+        assert not card["verified"] and "sender_not_organizer" in card["reasons"] and not card["applied"]
+        assert occurrences(client, receiver)[0][0] == "2022-03-16T11:00:00+00:00"
+
+    def test_A18_a_change_that_failed_authentication_is_not_applied(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        accept(client, receiver, deliver(dovecot, imap_user, corpus("repeat-event.eml")))
+        failed = b"Authentication-Results: mx.example.com; dmarc=fail header.from=example.com; spf=fail smtp.mailfrom=evil.example\r\n" + corpus("update-major.eml")
+        card = open_invite(client, receiver, deliver(dovecot, imap_user, failed))[0]
+        assert "sender_not_authenticated" in card["reasons"] and not card["applied"]
+
+    def test_A28_invitations_sent_by_the_user_are_not_imported(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        own = corpus("single-event.eml", **{"sender@example.com": "receiver@example.com"})
+        assert open_invite(client, receiver, deliver(dovecot, imap_user, own))[0]["kind"] == "own"
+
+
+class TestServiceRules:
+    def _principal(self, runtime, org):  # type: ignore[no-untyped-def]
+        from crm.domain.principal import Principal
+
+        user = make_user(runtime, org, "receiver@example.com")
+        return Principal(user.id, org.id, user.email, time_zone="Europe/Berlin")
+
+    def test_A12_a_utc_recurrence_id_matches_a_zoned_instance(self, runtime, org) -> None:  # type: ignore[no-untyped-def]
+        from datetime import UTC, datetime
+
+        master = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:z1\r\nSEQUENCE:0\r\nDTSTAMP:20220301T000000Z\r\n"
+            "DTSTART;TZID=Europe/Berlin:20220316T120000\r\nDTEND;TZID=Europe/Berlin:20220316T130000\r\nRRULE:FREQ=DAILY;COUNT=3\r\n"
+            "ORGANIZER:mailto:o@example.com\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:receiver@example.com\r\nSUMMARY:m\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        override = master.replace("RRULE:FREQ=DAILY;COUNT=3\r\n", "RECURRENCE-ID:20220317T110000Z\r\n").replace("20220316T120000", "20220317T150000").replace("20220316T130000", "20220317T160000")
+        principal = self._principal(runtime, org)
+        with runtime.sessions.begin() as s:
+            calendar.answer(s, principal, read_invites([CalendarObject(master.encode())])[0][0], "ACCEPTED")
+            calendar.answer(s, principal, read_invites([CalendarObject(override.encode())])[0][0], "ACCEPTED")
+            got = [o["start_utc"] for o in calendar.list_occurrences(s, principal, datetime(2022, 3, 15, tzinfo=UTC), datetime(2022, 3, 20, tzinfo=UTC))]
+        assert got == ["2022-03-16T11:00:00+00:00", "2022-03-17T14:00:00+00:00", "2022-03-18T11:00:00+00:00"]
+
+    def test_A24_dst_keeps_the_wall_clock(self, runtime, org) -> None:  # type: ignore[no-untyped-def]
+        from datetime import UTC, datetime
+
+        ics = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:dst\r\nDTSTAMP:20220301T000000Z\r\n"
+            "DTSTART;TZID=Europe/Berlin:20220324T090000\r\nDTEND;TZID=Europe/Berlin:20220324T100000\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\n"
+            "EXDATE:20220407T070000Z\r\nRDATE;TZID=Europe/Berlin:20220408T090000\r\nORGANIZER:mailto:o@example.com\r\nSUMMARY:weekly\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        principal = self._principal(runtime, org)
+        with runtime.sessions.begin() as s:
+            calendar.answer(s, principal, read_invites([CalendarObject(ics.encode())])[0][0], "ACCEPTED")
+            got = [o["start"] for o in calendar.list_occurrences(s, principal, datetime(2022, 3, 1, tzinfo=UTC), datetime(2022, 5, 1, tzinfo=UTC))]
+        # 09:00 Berlin before and after the change to summer time; the 7 April instance excluded
+        # by an EXDATE written in UTC; the RDATE added.
+        assert got == ["2022-03-24T09:00:00+01:00", "2022-03-31T09:00:00+02:00", "2022-04-08T09:00:00+02:00"]
+
+    def test_A19_a_reply_updates_only_that_attendee_when_newer(self, runtime, org) -> None:  # type: ignore[no-untyped-def]
+        from sqlalchemy import select
+
+        from crm.store.calendar import EventAttendee
+
+        principal = self._principal(runtime, org)
+        request = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:r1\r\nSEQUENCE:0\r\nDTSTAMP:20220301T000000Z\r\n"
+            "DTSTART:20220316T110000Z\r\nDTEND:20220316T120000Z\r\nORGANIZER:mailto:receiver@example.com\r\n"
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:receiver@example.com\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@customer.example\r\n"
+            "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:carol@customer.example\r\nSUMMARY:demo\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+
+        def reply(partstat: str, stamp: str) -> str:
+            return (
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REPLY\r\nBEGIN:VEVENT\r\nUID:r1\r\nSEQUENCE:0\r\n"
+                f"DTSTAMP:{stamp}\r\nORGANIZER:mailto:receiver@example.com\r\nATTENDEE;PARTSTAT={partstat}:mailto:bob@customer.example\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+            )
+
+        with runtime.sessions.begin() as s:
+            row = calendar.answer(s, principal, read_invites([CalendarObject(request.encode())])[0][0], "ACCEPTED")
+            for partstat, stamp, applied in (("ACCEPTED", "20220302T000000Z", True), ("DECLINED", "20220301T120000Z", False)):
+                invite = read_invites([CalendarObject(reply(partstat, stamp).encode())])[0][0]
+                view = calendar.apply(s, principal, calendar.classify(s, principal, invite, {"bob@customer.example"}, None))
+                assert view.applied is applied
+            states = {a.email: a.partstat for a in s.scalars(select(EventAttendee).where(EventAttendee.event_id == row.id))}
+        assert states["bob@customer.example"] == "ACCEPTED" and states["carol@customer.example"] == "NEEDS-ACTION"
