@@ -93,15 +93,17 @@ class TestAnswer:
                 self.messages.append(envelope.content)
                 return "250 OK"
 
+        from tests.servers.net import free_port
+
         sink = Sink()
-        controller = Controller(sink, hostname="127.0.0.1", port=0)
+        port = free_port()
+        controller = Controller(sink, hostname="127.0.0.1", port=port)
         controller.start()
         try:
-            port = controller.server.sockets[0].getsockname()[1]
             client.put("/api/v1/calendar/settings", json={"destination": "crm", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "plain"}, headers=receiver.headers)
             result = accept(client, receiver, deliver(dovecot, imap_user, corpus("single-event.eml")))
             assert result["reply_sent"] and len(sink.messages) == 1
-            assert b"method=REPLY" in sink.messages[0] and b"To: sender@example.com" in sink.messages[0]
+            assert b"method=\"REPLY\"" in sink.messages[0] and b"To: sender@example.com" in sink.messages[0]
         finally:
             controller.stop()
 
