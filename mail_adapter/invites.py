@@ -15,10 +15,12 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 from crm.domain.invites import INVITE_METHODS, Attendee, InviteDraft
 from crm.domain.ports import CalendarObject
 
+MAX_EVENTS = 500  # per message: a calendar with 10,000 VEVENTs is read up to this, with a warning
 _URL = re.compile(r"https://(?:teams\.microsoft\.com/l/meetup-join/|meet\.google\.com/|[\w.-]*zoom\.us/j/|[\w.-]*webex\.com/)[^\s<>\"\\]+")
 
 
-def _clean(data: bytes) -> str:
+def _clean(data: bytes) -> tuple[str, bool]:
+    """Text icalendar can read, and whether VEVENTs beyond MAX_EVENTS were dropped."""
     text = data.decode("utf-8", "replace").lstrip("\ufeff")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = [ln for ln in text.split("\n") if ln.strip()]  # blank lines inside components
@@ -27,7 +29,12 @@ def _clean(data: bytes) -> str:
     if end >= 0:
         out = out[: end + len("END:VCALENDAR")]  # drops "D" of END:VCALENDARD and trailing junk
     out = re.sub(r"(BYDAY=[^;\r\n]*)", lambda m: m.group(1).replace(" ", ""), out)
-    return out + "\r\n"
+    # Bounded work for a calendar with thousands of VEVENTs: parse only the first ones.
+    starts = [m.start() for m in re.finditer(r"^BEGIN:VEVENT", out, re.M)]
+    truncated = len(starts) > MAX_EVENTS
+    if truncated:
+        out = out[: starts[MAX_EVENTS]] + "END:VCALENDAR"
+    return out + "\r\n", truncated
 
 
 def _mail(value: object) -> str | None:
@@ -109,7 +116,7 @@ def _calendar_text(cal: icalendar.Calendar, event: icalendar.cal.Component) -> s
     for tz in cal.walk("VTIMEZONE"):
         out.add_component(tz)
     out.add_component(event)
-    return out.to_ical().decode("utf-8", "replace")
+    return bytes(out.to_ical()).decode("utf-8", "replace")
 
 
 def _event(cal: icalendar.Calendar, event: icalendar.cal.Component, method: str) -> InviteDraft:
@@ -125,8 +132,8 @@ def _event(cal: icalendar.Calendar, event: icalendar.cal.Component, method: str)
             end = end.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC) if isinstance(end, datetime) and end.tzinfo is None else end
             floating, tz_original = False, x_wr
     all_day = isinstance(start, date) and not isinstance(start, datetime)
-    if all_day and end is None:
-        end = start + timedelta(days=1)  # type: ignore[operator]
+    if all_day and end is None and isinstance(start, date):
+        end = start + timedelta(days=1)
     if end is None and isinstance(start, datetime) and event.get("DURATION") is not None:
         try:
             end = start + event.decoded("DURATION")
@@ -164,6 +171,7 @@ def _event(cal: icalendar.Calendar, event: icalendar.cal.Component, method: str)
         recurrence_id=rid,
         range_future=bool(rid_prop is not None and str(rid_prop.params.get("RANGE", "")).upper() == "THISANDFUTURE"),
         recurring=any(k in event for k in ("RRULE", "RDATE")),
+        rrule=bytes(event["RRULE"].to_ical()).decode() if "RRULE" in event else None,
         status=str(event.get("STATUS") or "").upper() or None,
         organizer=_mail(organizer),
         organizer_name=str(organizer.params.get("CN")) if organizer is not None and organizer.params.get("CN") else None,
@@ -190,7 +198,10 @@ def read_invites(calendars: tuple[CalendarObject, ...] | list[CalendarObject]) -
             with warnings_module.catch_warnings():
                 # icalendar warns when it guesses a vendor-prefixed TZID; we map zones ourselves.
                 warnings_module.simplefilter("ignore")
-                cal = icalendar.Calendar.from_ical(_clean(obj.data))
+                text, truncated = _clean(obj.data)
+                cal = icalendar.Calendar.from_ical(text)
+            if truncated:
+                warnings.append("too_many_events")
         except Exception as exc:  # noqa: BLE001 - a broken calendar is reported, never raised
             warnings.append(f"unreadable_calendar:{i}:{type(exc).__name__}")
             continue

@@ -42,7 +42,7 @@ def build_reply(invite: InviteDraft, attendee: str, partstat: str, name: str | N
         me.params["CN"] = name
     event.add("attendee", me)
     cal.add_component(event)
-    return cal.to_ical()
+    return bytes(cal.to_ical())
 
 
 def reply_message(invite: InviteDraft, attendee: str, partstat: str, ics: bytes) -> EmailMessage:

@@ -218,6 +218,29 @@ class Mailbox:
         real_ref = MessageRef(folder=folder, uid=uid, uidvalidity=uidvalidity, message_id=parsed.message_id or ref.message_id)
         return read_parsed(parsed, real_ref, ctx, fetched)
 
+    def messages_with_calendars(self, folder: str, since_uid: int, uidvalidity: int | None) -> tuple[int, int, list[int]]:
+        """UIDs above `since_uid` whose structure carries a calendar part (two round trips,
+        bodies untouched). Returns (uidvalidity, highest UID seen, UIDs); a changed
+        UIDVALIDITY starts the scan over."""
+
+        def op(c: IMAPClient) -> tuple[int, int, list[int]]:
+            self._selected = None
+            info = c.select_folder(folder, readonly=True)
+            validity = int(info.get(b"UIDVALIDITY", 0))
+            since = since_uid if uidvalidity == validity else 0
+            self._selected = (folder, True, validity)
+            uids = [u for u in c.search(["UID", f"{since + 1}:*"]) if u > since]
+            if not uids:
+                return validity, since, []
+            found = []
+            for uid, data in c.fetch(uids[:500], [b"BODYSTRUCTURE"]).items():
+                parts, _nested = wanted_parts(data.get(b"BODYSTRUCTURE"))
+                if any(is_calendar_part(p) for p in parts):
+                    found.append(int(uid))
+            return validity, max(uids[:500]), sorted(found)
+
+        return self.run(op)
+
     @staticmethod
     def find_by_message_id(c: IMAPClient, message_id: str) -> int:
         """The UID of the message with this Message-ID in the selected folder (the newest if

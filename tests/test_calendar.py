@@ -248,3 +248,34 @@ class TestServiceRules:
                 assert view.applied is applied
             states = {a.email: a.partstat for a in s.scalars(select(EventAttendee).where(EventAttendee.event_id == row.id))}
         assert states["bob@customer.example"] == "ACCEPTED" and states["carol@customer.example"] == "NEEDS-ACTION"
+
+
+def test_a_billion_occurrence_rrule_is_bounded(runtime, org) -> None:  # type: ignore[no-untyped-def]
+    import time
+    from datetime import UTC, datetime
+
+    from crm.domain.principal import Principal
+
+    user = make_user(runtime, org, "receiver@example.com")
+    principal = Principal(user.id, org.id, user.email)
+    ics = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:b\r\nDTSTAMP:20220301T000000Z\r\nDTSTART:20220301T000000Z\r\n"
+        "DTEND:20220301T000001Z\r\nRRULE:FREQ=SECONDLY;COUNT=1000000000\r\nORGANIZER:mailto:o@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    start = time.perf_counter()
+    with runtime.sessions.begin() as s:
+        calendar.answer(s, principal, read_invites([CalendarObject(ics.encode())])[0][0], "ACCEPTED")
+        got = calendar.list_occurrences(s, principal, datetime(2022, 3, 1, tzinfo=UTC), datetime(2023, 3, 1, tzinfo=UTC))
+    assert len(got) == calendar.MAX_OCCURRENCES and time.perf_counter() - start < 10
+
+
+def test_the_inbox_scan_applies_updates_that_arrive_later(client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+    accept(client, receiver, deliver(dovecot, imap_user, corpus("repeat-event.eml")))
+    first = client.post("/api/v1/calendar/scan", headers=receiver.headers).json()
+    assert first["messages"] == 1  # the invitation itself: already tracked, nothing to apply
+    deliver(dovecot, imap_user, b"From: a@b.example\r\nSubject: no calendar\r\n\r\nhello\r\n")
+    deliver(dovecot, imap_user, corpus("update-major.eml"))
+    second = client.post("/api/v1/calendar/scan", headers=receiver.headers).json()
+    assert second == {"messages": 1, "applied": 1, "last_uid": 3}
+    assert occurrences(client, receiver)[0][0] == "2022-03-16T05:00:00+00:00"
+    assert client.post("/api/v1/calendar/scan", headers=receiver.headers).json()["messages"] == 0

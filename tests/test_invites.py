@@ -102,3 +102,18 @@ def test_A29_publish_todo_freebusy_are_not_invitations() -> None:
 def test_A30_online_meeting_urls() -> None:
     assert (from_mail("teams-meeting-invite.eml")[0][0].online_url or "").startswith("https://teams.microsoft.com/l/meetup-join/")
     assert (from_mail("meet-meeting-invite.eml")[0][0].online_url or "").startswith("https://meet.google.com/")
+
+
+def test_hostile_calendars_give_bounded_results() -> None:
+    import time
+
+    many = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\n" + "".join(
+        f"BEGIN:VEVENT\r\nUID:u{i}\r\nDTSTAMP:20220301T000000Z\r\nDTSTART:20220316T110000Z\r\nEND:VEVENT\r\n" for i in range(10_000)
+    ) + "END:VCALENDAR\r\n"
+    start = time.perf_counter()
+    invites, warnings = read_invites([CalendarObject(many.encode())])
+    assert len(invites) == 500 and "too_many_events" in warnings and time.perf_counter() - start < 10
+    no_start = b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTAMP:20220301T000000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    assert read_invites([CalendarObject(no_start)])[0][0].start is None
+    latin = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:y\r\nSUMMARY:Caf\xe9\r\nDTSTART:20220316T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    assert read_invites([CalendarObject(latin.encode("latin-1"))])[0][0].summary.startswith("Caf")

@@ -48,6 +48,7 @@ class InviteDraft:
     recurrence_id: datetime | date | None = None
     range_future: bool = False
     recurring: bool = False
+    rrule: str | None = None
     status: str | None = None
     organizer: str | None = None
     organizer_name: str | None = None

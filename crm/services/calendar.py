@@ -321,10 +321,7 @@ def list_occurrences(session: Session, principal: Principal, start: datetime, en
                     cal.add_component(tz)
             for ev in part.walk("VEVENT"):
                 cal.add_component(ev)
-        try:
-            occurrences = recurring_ical_events.of(cal).between(start, end)
-        except Exception:  # noqa: BLE001 - a series we cannot expand is shown by its first instance only
-            occurrences = [ev for ev in cal.walk("VEVENT")]
+        occurrences = _expand(cal, start, end)
         for ev in occurrences:
             rid = ev.get("RECURRENCE-ID")
             dtstart = ev.decoded("DTSTART")
@@ -336,6 +333,22 @@ def list_occurrences(session: Session, principal: Principal, start: datetime, en
                 continue
             out.append(_occurrence(row, ev, dtstart, zone))
     return sorted(out, key=lambda o: str(o["start_utc"] or o["start"]))
+
+
+MAX_OCCURRENCES = 2000  # per series and window: an RRULE of a billion instances stays bounded
+
+
+def _expand(cal: icalendar.Calendar, start: datetime, end: datetime) -> list[icalendar.cal.Component]:
+    """Occurrences in [start, end), lazily, at most MAX_OCCURRENCES of them."""
+    out: list[icalendar.cal.Component] = []
+    try:
+        for ev in recurring_ical_events.of(cal).after(start):
+            if _instant(ev.decoded("DTSTART")) >= end or len(out) >= MAX_OCCURRENCES:
+                break
+            out.append(ev)
+    except Exception:  # noqa: BLE001 - a series we cannot expand is shown by its first instance only
+        return list(cal.walk("VEVENT"))[:1]
+    return out
 
 
 def _occurrence(row: CalendarEvent, ev: icalendar.cal.Component, dtstart: object, zone: ZoneInfo) -> dict[str, object]:

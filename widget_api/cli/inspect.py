@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import date, datetime
 from pathlib import Path
 
 from crm.domain.drafts import ReadContext
+from crm.domain.invites import InviteDraft
+from mail_adapter.invites import read_invites
 from mail_adapter.junk import diagnose_headers
 from mail_adapter.reading import looks_like_mail, read_raw
 from widget_api.cli import UsageError
@@ -35,8 +38,23 @@ def draft_json(raw: bytes, ctx: ReadContext) -> dict[str, object]:
         "message_id": opened.message_id,
         "subject": opened.subject,
         "sender": opened.sender,
-        "invitations": len(opened.calendars),
+        "invites": [invite_json(i) for i in read_invites(opened.calendars)[0]],
         "authentication": authentication(opened.headers, ctx),
+    }
+
+
+def _iso(value: object) -> str | None:
+    """ISO 8601: with the UTC offset; a plain date for all-day; no offset for floating."""
+    return value.isoformat() if isinstance(value, (datetime, date)) else None
+
+
+def invite_json(i: InviteDraft) -> dict[str, object]:
+    return {
+        "method": i.method, "uid": i.uid, "recurrence_id": i.instance_key or None, "sequence": i.sequence, "summary": i.summary,
+        "start": _iso(i.start), "end": _iso(i.end), "all_day": i.all_day, "floating": i.floating, "time_zone": i.time_zone,
+        "status": i.status, "organizer": i.organizer,
+        "attendees": [{"email": a.email, "name": a.name, "partstat": a.partstat, "role": a.role} for a in i.attendees],
+        "rrule": i.rrule, "location": i.location, "online_url": i.online_url, "warnings": list(i.warnings),
     }
 
 

@@ -15,12 +15,13 @@ from crm.domain.principal import Principal
 from crm.services import mailboxes, spam
 from crm.store.models import MailboxAccount, User
 from mail_adapter.junk import JunkFolder
+from widget_api.calendar_scan import scan_inbox
 from widget_api.cli._runtime import cli_runtime
 from widget_api.deps import Runtime
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("rescue", help="move authenticated mail of whitelisted senders out of Junk, once")
+    p = sub.add_parser("rescue", help="move authenticated mail of whitelisted senders out of Junk (and apply calendar updates), once")
     p.add_argument("--user", help="only this user's mailboxes (email)")
     p.set_defaults(func=run_rescue)
     p = sub.add_parser("worker", help="run the rescue scan of every mailbox on a schedule")
@@ -43,9 +44,14 @@ def scan_all(runtime: Runtime, only_user: str | None = None, out=sys.stderr) -> 
             with runtime.sessions.begin() as s:
                 junk = JunkFolder(runtime.mailbox(s, principal, account_id))
                 outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
+            calendar_result = scan_inbox(runtime, principal, account_id)
             moved += len(outcome.moved)
             kept += len(outcome.kept)
-            print(f"[{i}/{len(accounts)}] {email}: moved {len(outcome.moved)}, kept in spam {len(outcome.kept)}", file=out, flush=True)
+            print(
+                f"[{i}/{len(accounts)}] {email}: moved {len(outcome.moved)}, kept in spam {len(outcome.kept)}, calendar updates applied {calendar_result['applied']}",
+                file=out,
+                flush=True,
+            )
         except DomainError as exc:
             print(f"[{i}/{len(accounts)}] {email}: skipped ({exc.detail})", file=out, flush=True)
     return len(accounts), moved, kept

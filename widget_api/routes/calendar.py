@@ -136,6 +136,14 @@ def events(
     return calendar.list_occurrences(session, principal, start, end)
 
 
+@router.post("/scan")
+def scan(principal: CurrentUser, runtime: RuntimeDep, mailbox_id: int | None = None) -> dict[str, int]:
+    """Apply the invitation updates and cancellations that arrived in the inbox since the last scan."""
+    from widget_api.calendar_scan import scan_inbox
+
+    return scan_inbox(runtime, principal, mailbox_id)
+
+
 @router.get("/settings")
 def get_settings(session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     s = calendar.settings_of(session, principal)
