@@ -85,6 +85,10 @@ def _when(component: icalendar.cal.Component, name: str, vtimezones: set[str]) -
     return None, None, False, True
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def _sequence(event: icalendar.cal.Component) -> int:
     """SEQUENCE, or Outlook's X-MICROSOFT-CDO-APPT-SEQUENCE when SEQUENCE is absent or 0."""
     def num(name: str) -> int:
@@ -171,7 +175,7 @@ def _event(cal: icalendar.Calendar, event: icalendar.cal.Component, method: str)
         recurrence_id=rid,
         range_future=bool(rid_prop is not None and str(rid_prop.params.get("RANGE", "")).upper() == "THISANDFUTURE"),
         recurring=any(k in event for k in ("RRULE", "RDATE")),
-        rrule=bytes(event["RRULE"].to_ical()).decode() if "RRULE" in event else None,
+        rrule=_text(event["RRULE"].to_ical()) if "RRULE" in event else None,
         status=str(event.get("STATUS") or "").upper() or None,
         organizer=_mail(organizer),
         organizer_name=str(organizer.params.get("CN")) if organizer is not None and organizer.params.get("CN") else None,
