@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
-# Installs, from Debian's packages, the servers the tests run for real: Dovecot (IMAP),
-# PostgreSQL and Chromium (the widget's browser tests). Only what is missing; quiet.
+# The system packages the tests run for real, from Debian: Dovecot (IMAP), PostgreSQL and
+# Chromium (the widget page's browser tests). Installs only what is missing, runs
+# `apt-get update` only when an install needs it, prints nothing when all is there, and
+# fails with one line (details in the log) when an install fails. Idempotent; `make test`
+# runs it as root. npm packages (addons-linter) are the widget's Makefile target's job.
 set -euo pipefail
 
-missing=()
-command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+LOG="${TMPDIR:-/tmp}/mailwidget-test-deps.log"
 
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/test-deps.log 2>&1; then
-    $SUDO apt-get update -qq >>/tmp/test-deps.log 2>&1 || true
-    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >>/tmp/test-deps.log 2>&1 \
-      || { echo "test-deps: could not install ${missing[*]} (see /tmp/test-deps.log)" >&2; exit 1; }
-  fi
-  # Debian starts the packaged services; the tests start their own on free ports.
-  $SUDO systemctl disable --now dovecot postgresql >/dev/null 2>&1 || true
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+
+missing=()
+{ [ -x /usr/lib/dovecot/imap ] && { command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ]; }; } \
+  || installed dovecot-imapd || missing+=(dovecot-imapd)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || installed postgresql || missing+=(postgresql)
+command -v chromium >/dev/null || installed chromium || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "test-deps: need root to install ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
 fi
+export DEBIAN_FRONTEND=noninteractive
+apt_install() { $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$LOG" 2>&1; }
+
+echo "test-deps: installing ${missing[*]}"
+: >"$LOG"
+# The package lists may be missing or stale (fresh container): update once, only then.
+if ! apt_install; then
+  $SUDO apt-get update -qq >>"$LOG" 2>&1 || true
+  apt_install || { echo "test-deps: could not install ${missing[*]} (see $LOG)" >&2; exit 1; }
+fi
+# Debian starts the packaged services on their standard ports; the tests start their own
+# on free ports and need none of them.
+for service in dovecot postgresql; do
+  $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || $SUDO service "$service" stop >/dev/null 2>&1 || true
+done

@@ -10,19 +10,19 @@ tracked.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from crm.domain.errors import InvalidInput, NotFound
 from crm.domain.invites import PARTSTATS, InviteDraft
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email
-from crm.store.calendar import CalendarEvent, CalendarSetting, EventAttendee
+from crm.store.calendar import CalendarEvent, CalendarSetting, EventAttendee, EventOccurrence
 from crm.store.models import Contact, Lead
 
 DESTINATIONS = ("crm", "none")
@@ -185,6 +185,7 @@ def answer(session: Session, principal: Principal, invite: InviteDraft, partstat
     if me is not None:
         me.partstat = partstat
     session.flush()
+    rebuild_occurrences(session, principal, row.uid)
     return row
 
 
@@ -216,6 +217,7 @@ def apply(session: Session, principal: Principal, view: InviteView, message_id: 
     else:
         return _apply_reply(session, principal, view)
     session.flush()
+    rebuild_occurrences(session, principal, invite.uid or "")
     view.applied, view.event = True, row
     return view
 
@@ -289,84 +291,127 @@ def get_event(session: Session, principal: Principal, event_id: int) -> Calendar
     return row
 
 
+HORIZON = timedelta(days=3 * 366)  # a series is materialised for three years from its first instance
+
+
+def _series_calendar(group: list[CalendarEvent]) -> icalendar.Calendar:
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//mailwidget//calendar//EN")
+    cal.add("version", "2.0")
+    seen_tz: set[str] = set()
+    for row in group:
+        try:
+            part = icalendar.Calendar.from_ical(row.ics)
+        except ValueError:
+            continue
+        for tz in part.walk("VTIMEZONE"):
+            if str(tz.get("TZID")) not in seen_tz:
+                seen_tz.add(str(tz.get("TZID")))
+                cal.add_component(tz)
+        for ev in part.walk("VEVENT"):
+            cal.add_component(ev)
+    return cal
+
+
+def rebuild_occurrences(session: Session, principal: Principal, uid: str) -> None:
+    """Re-expand one series (RRULE/RDATE/EXDATE, overrides, DST; cancelled instances left
+    out) into event_occurrences. Called whenever a row of the series changes."""
+    session.execute(delete(EventOccurrence).where(EventOccurrence.user_id == principal.user_id, EventOccurrence.uid == uid))
+    group = [r for r in _rows(session, principal, uid) if r.in_calendar]
+    master = next((r for r in group if r.instance == ""), None)
+    if not group or (master is not None and master.status == "CANCELLED"):
+        return
+    firsts = [_instant(r.start_utc or r.start_local) for r in group if r.start_utc or r.start_local]
+    if not firsts:
+        return
+    first = min(firsts)
+    cutoffs = [_instant(r.instance) for r in group if r.instance and r.range_future and r.status == "CANCELLED"]
+    by_instance = {r.instance: r for r in group}
+    rows = []
+    for ev, dtstart, dtend in _expand(_series_calendar(group), first - timedelta(days=1), first + HORIZON):
+        rid = ev.get("RECURRENCE-ID")
+        row = by_instance.get(_key(rid.dt if rid is not None else dtstart)) or master or group[0]
+        if str(ev.get("STATUS") or "").upper() == "CANCELLED" or (row.instance and row.status == "CANCELLED"):
+            continue
+        if any(_instant(dtstart) >= c for c in cutoffs):
+            continue
+        timed = isinstance(dtstart, datetime) and dtstart.tzinfo is not None
+        rows.append(
+            {
+                "user_id": principal.user_id, "uid": uid, "event_id": row.id, "sort_utc": _instant(dtstart),
+                "start_utc": dtstart.astimezone(UTC) if timed else None,  # type: ignore[union-attr]
+                "end_utc": dtend.astimezone(UTC) if isinstance(dtend, datetime) and dtend.tzinfo else None,
+                "start_text": None if timed else dtstart.isoformat(),  # type: ignore[union-attr]
+                "end_text": dtend.isoformat() if isinstance(dtend, date) and not (isinstance(dtend, datetime) and dtend.tzinfo) else None,
+                "summary": str(ev.get("SUMMARY") or row.summary)[:1000], "location": str(ev.get("LOCATION") or row.location)[:1000],
+            }
+        )
+    if rows:  # one executemany, not an ORM object per occurrence
+        session.execute(insert(EventOccurrence), rows)
+    session.flush()
+
+
 def list_occurrences(session: Session, principal: Principal, start: datetime, end: datetime) -> list[dict[str, object]]:
-    """The user's CRM-calendar events between start and end, series expanded
-    (RRULE/RDATE/EXDATE, overrides, DST) and cancelled instances left out."""
+    """The user's CRM-calendar occurrences between start and end (one range query over the
+    materialised occurrences; all-day and floating ones compared by wall time)."""
     if end <= start:
         raise InvalidInput("end must be after start")
-    rows = list(session.scalars(select(CalendarEvent).where(CalendarEvent.user_id == principal.user_id, CalendarEvent.in_calendar.is_(True))))
-    by_uid: dict[str, list[CalendarEvent]] = {}
-    for row in rows:
-        by_uid.setdefault(row.uid, []).append(row)
     zone = ZoneInfo(principal.time_zone)
-    out: list[dict[str, object]] = []
-    for group in by_uid.values():
-        master = next((r for r in group if r.instance == ""), None)
-        if master is not None and master.status == "CANCELLED":
+    margin = timedelta(hours=14)  # wall times of all-day/floating events, in any zone
+    o, e = EventOccurrence, CalendarEvent
+    query = (
+        select(o.start_utc, o.end_utc, o.start_text, o.end_text, o.sort_utc, o.summary, o.location, e.id, e.uid, e.own_partstat, e.needs_reconfirm, e.online_url, e.tz_unknown)
+        .join(e, e.id == o.event_id)
+        .where(o.user_id == principal.user_id, o.sort_utc >= start - margin, o.sort_utc < end + margin)
+        .order_by(o.sort_utc)
+    )
+    out = []
+    naive_start, naive_end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+    for s_utc, e_utc, s_text, e_text, sort_utc, summary, location, event_id, uid, partstat, reconfirm, url, tz_unknown in session.execute(query):
+        if s_utc is not None and not (start <= s_utc < end):
             continue
-        cal = icalendar.Calendar()
-        cal.add("prodid", "-//mailwidget//calendar//EN")
-        cal.add("version", "2.0")
-        seen_tz: set[str] = set()
-        cutoffs = [_instant(r.instance) for r in group if r.instance and r.range_future and r.status == "CANCELLED"]
-        by_instance = {r.instance: r for r in group}
-        for row in group:
-            try:
-                part = icalendar.Calendar.from_ical(row.ics)
-            except ValueError:
-                continue
-            for tz in part.walk("VTIMEZONE"):
-                if str(tz.get("TZID")) not in seen_tz:
-                    seen_tz.add(str(tz.get("TZID")))
-                    cal.add_component(tz)
-            for ev in part.walk("VEVENT"):
-                cal.add_component(ev)
-        occurrences = _expand(cal, start, end)
-        for ev in occurrences:
-            rid = ev.get("RECURRENCE-ID")
-            dtstart = ev.decoded("DTSTART")
-            key = _key(rid.dt if rid is not None else dtstart)
-            row = by_instance.get(key) or master or group[0]
-            if str(ev.get("STATUS") or "").upper() == "CANCELLED" or (row.instance and row.status == "CANCELLED"):
-                continue
-            if any(_instant(dtstart) >= c for c in cutoffs):
-                continue
-            out.append(_occurrence(row, ev, dtstart, zone))
-    return sorted(out, key=lambda o: str(o["start_utc"] or o["start"]))
+        if s_utc is None and not (naive_start <= sort_utc.replace(tzinfo=None) < naive_end):
+            continue
+        out.append(
+            {
+                "event_id": event_id, "uid": uid, "summary": summary, "location": location,
+                "all_day": s_text is not None and "T" not in s_text, "floating": s_text is not None and "T" in s_text,
+                "start_utc": s_utc.isoformat() if s_utc else None, "end_utc": e_utc.isoformat() if e_utc else None,
+                "start": s_utc.astimezone(zone).isoformat() if s_utc else s_text, "end": e_utc.astimezone(zone).isoformat() if e_utc else e_text,
+                "own_partstat": partstat, "needs_reconfirm": reconfirm, "online_url": url, "tz_unknown": tz_unknown,
+            }
+        )
+    return out
 
 
 MAX_OCCURRENCES = 2000  # per series and window: an RRULE of a billion instances stays bounded
 
 
-def _expand(cal: icalendar.Calendar, start: datetime, end: datetime) -> list[icalendar.cal.Component]:
-    """Occurrences in [start, end), lazily, at most MAX_OCCURRENCES of them."""
-    out: list[icalendar.cal.Component] = []
+_SPARSE = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+
+
+def _expand(cal: icalendar.Calendar, start: datetime, end: datetime) -> list[tuple[icalendar.cal.Component, object, object]]:
+    """(VEVENT, start, end) of the occurrences in [start, end), at most MAX_OCCURRENCES.
+
+    Daily or sparser rules are expanded in one pass without building a component per
+    occurrence (recurring-ical-events' occurrence objects, pinned to 3.x in pyproject);
+    denser ones (an RRULE that would make a billion instances) lazily, stopping at the bound."""
+    rules = [str(ev.get("RRULE").to_ical(), "utf-8") if ev.get("RRULE") is not None else "" for ev in cal.walk("VEVENT")]
+    dense = any(r and (not any(f"FREQ={f}" in r for f in _SPARSE) or any(k in r for k in ("BYHOUR", "BYMINUTE", "BYSECOND"))) for r in rules)
+    query = recurring_ical_events.of(cal)
     try:
-        for ev in recurring_ical_events.of(cal).after(start):
-            if _instant(ev.decoded("DTSTART")) >= end or len(out) >= MAX_OCCURRENCES:
+        if not dense:
+            found = query._occurrences_between(query.to_datetime(start), query.to_datetime(end))
+            return [(o._adapter._component, o.start, o.end) for o in sorted(found)][:MAX_OCCURRENCES]
+        out: list[tuple[icalendar.cal.Component, object, object]] = []
+        for ev in query.after(start):
+            begin = ev.decoded("DTSTART")
+            if _instant(begin) >= end or len(out) >= MAX_OCCURRENCES:
                 break
-            out.append(ev)
+            out.append((ev, begin, ev.decoded("DTEND") if ev.get("DTEND") is not None else None))
+        return out
     except Exception:  # noqa: BLE001 - a series we cannot expand is shown by its first instance only
-        return list(cal.walk("VEVENT"))[:1]
-    return out
-
-
-def _occurrence(row: CalendarEvent, ev: icalendar.cal.Component, dtstart: object, zone: ZoneInfo) -> dict[str, object]:
-    dtend = ev.decoded("DTEND") if ev.get("DTEND") is not None else None
-    timed = isinstance(dtstart, datetime) and dtstart.tzinfo is not None
-    return {
-        "event_id": row.id,
-        "uid": row.uid,
-        "summary": str(ev.get("SUMMARY") or row.summary),
-        "location": str(ev.get("LOCATION") or row.location),
-        "all_day": not isinstance(dtstart, datetime),
-        "floating": isinstance(dtstart, datetime) and dtstart.tzinfo is None,
-        "start_utc": dtstart.astimezone(UTC).isoformat() if timed else None,  # type: ignore[union-attr]
-        "end_utc": dtend.astimezone(UTC).isoformat() if isinstance(dtend, datetime) and dtend.tzinfo else None,
-        "start": dtstart.astimezone(zone).isoformat() if timed else dtstart.isoformat(),  # type: ignore[union-attr]
-        "end": (dtend.astimezone(zone).isoformat() if isinstance(dtend, datetime) and dtend.tzinfo else dtend.isoformat()) if dtend else None,
-        "own_partstat": row.own_partstat,
-        "needs_reconfirm": row.needs_reconfirm,
-        "online_url": row.online_url,
-        "tz_unknown": row.tz_unknown,
-    }
+        first = next(iter(cal.walk("VEVENT")), None)
+        if first is None or first.get("DTSTART") is None:
+            return []
+        return [(first, first.decoded("DTSTART"), first.decoded("DTEND") if first.get("DTEND") is not None else None)]

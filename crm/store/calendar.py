@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm.store.base import Base, UTCDateTime, utcnow
@@ -82,3 +82,25 @@ class EventAttendee(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), nullable=True)
     reply_sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reply_dtstamp: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EventOccurrence(Base):
+    """The expanded occurrences of a user's CRM-calendar series, written whenever one of its
+    rows changes, so a month view is one indexed range query. `sort_utc` is the UTC instant,
+    or, for all-day and floating times, the wall time read as UTC; `start_text`/`end_text`
+    keep those as written (a date, or a time without offset)."""
+
+    __tablename__ = "event_occurrences"
+    __table_args__ = (Index("ix_event_occurrences_user_sort", "user_id", "sort_utc"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    uid: Mapped[str] = mapped_column(String(512), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("calendar_events.id", ondelete="CASCADE"), index=True)
+    sort_utc: Mapped[datetime] = mapped_column(UTCDateTime)
+    start_utc: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_utc: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    start_text: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    end_text: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    summary: Mapped[str] = mapped_column(String(1000), default="")
+    location: Mapped[str] = mapped_column(String(1000), default="")

@@ -26,7 +26,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
-from tests.servers.net import die_with_parent, free_port, wait_for_port
+from tests.servers.net import die_with_parent, free_port, scratch_dir, wait_for_port
 from tests.servers.proxy import CapabilityFilter
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -96,7 +95,10 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -107,7 +109,9 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
     paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     paths[2].chmod(0o600)  # Dovecot's config process reads it as root
     return paths
 
@@ -119,12 +123,14 @@ class Dovecot:
     die with the test process even if it is killed without teardown (see `die_with_parent`).
     """
 
-    def __init__(self, *, remove_capabilities: tuple[str, ...] = (), junk_name: str = "Junk", special_use: bool = True) -> None:
+    def __init__(
+        self, *, remove_capabilities: tuple[str, ...] = (), junk_name: str = "Junk", special_use: bool = True
+    ) -> None:
         self.remove_capabilities = remove_capabilities
         self.junk_name = junk_name
         self.special_use = special_use
         self.host = "127.0.0.1"
-        self.dir = Path(tempfile.mkdtemp(prefix="dovecot-"))
+        self.dir = scratch_dir("mailwidget-dovecot-")
         self.dir.chmod(0o755)  # the auth and mail processes run as the dovecot user
         self.ca_file = str(self.dir / "ca.pem")
         self.cert_file = str(self.dir / "cert.pem")
@@ -155,11 +161,16 @@ class Dovecot:
             (self.dir / "dovecot.conf").write_text(self.config())
             self.process = subprocess.Popen(
                 [*die_with_parent("TERM"), DOVECOT, "-F", "-c", str(self.dir / "dovecot.conf")],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
             )
             try:
                 for port in (self.dovecot_port, self.dovecot_tls_port):
-                    wait_for_port(port, what="dovecot", alive=lambda: self.process is not None and self.process.poll() is None)
+                    wait_for_port(
+                        port, what="dovecot", alive=lambda: self.process is not None and self.process.poll() is None
+                    )
                 break
             except RuntimeError as error:
                 self._kill()
@@ -168,7 +179,9 @@ class Dovecot:
                     raise RuntimeError(f"{error}; log: {self.log()[-2000:]}") from None
         self.port, self.tls_port = self.dovecot_port, self.dovecot_tls_port
         if self.remove_capabilities:
-            self.filter = CapabilityFilter(self.dovecot_port, self.remove_capabilities, tls_context=self.server_ssl_context())
+            self.filter = CapabilityFilter(
+                self.dovecot_port, self.remove_capabilities, tls_context=self.server_ssl_context()
+            )
             self.port, self.tls_port = self.filter.port, self.filter.tls_port
         return self
 
@@ -209,7 +222,12 @@ class Dovecot:
         junk_flag = "special_use = \\Junk" if self.special_use else ""
         mailboxes = "".join(
             f'  mailbox "{name}" {{\n    {flag}\n    auto = subscribe\n  }}\n'
-            for name, flag in (("Drafts", "special_use = \\Drafts"), ("Sent", "special_use = \\Sent"), ("Trash", "special_use = \\Trash"), (self.junk_name, junk_flag))
+            for name, flag in (
+                ("Drafts", "special_use = \\Drafts"),
+                ("Sent", "special_use = \\Sent"),
+                ("Trash", "special_use = \\Trash"),
+                (self.junk_name, junk_flag),
+            )
         )
         root_only = "default_login_user = dovenull\ndefault_internal_user = dovecot\n" if os.geteuid() == 0 else ""
         d = self.dir
@@ -226,6 +244,7 @@ listen = 127.0.0.1
 ssl_server_cert_file = {d}/cert.pem
 ssl_server_key_file = {d}/key.pem
 auth_allow_cleartext = yes
+auth_failure_delay = 0
 auth_mechanisms = plain login
 first_valid_uid = 1
 mail_uid = {self.uid}
@@ -289,8 +308,15 @@ service imap-login {{
     ssl = yes
   }}
 }}
+# No auth penalty: a test of a wrong password would slow every later login from
+# 127.0.0.1 by up to 15 s (anvil tracks failures per IP). With the socket unreachable the
+# auth process turns the penalty off.
+auth_failure_delay = 0
 service anvil {{
   chroot =
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 namespace inbox {{
   inbox = yes

@@ -61,7 +61,9 @@ def postgres_cluster() -> Iterator[PostgresCluster | ExternalPostgres]:
         external.stop()
         return
     if pg_bin() is None:
-        pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql (`make test` installs them via scripts/test-deps.sh)")
+        pytest.skip(
+            "no PostgreSQL binaries under /usr/lib/postgresql (`make test` installs them via scripts/test-deps.sh)"
+        )
     with PostgresCluster() as cluster:
         yield cluster
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+OWNER = ".owner"
 
 
 def free_port() -> int:
@@ -13,7 +19,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 20.0, what: str = "server", alive: Callable[[], bool] = lambda: True) -> None:
+def wait_for_port(
+    port: int, timeout: float = 20.0, what: str = "server", alive: Callable[[], bool] = lambda: True
+) -> None:
     """Return once 127.0.0.1:port accepts; fail fast if `alive()` says the server died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -37,3 +45,31 @@ def die_with_parent(signal_name: str = "TERM", user: str | None = None) -> list[
     """
     switch = [f"--reuid={user}", f"--regid={user}", "--init-groups"] if user else []
     return ["setpriv", *switch, "--pdeathsig", signal_name, "--"]
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new temporary directory for a server, after deleting those of dead test runs.
+
+    A killed run takes its servers along (see `die_with_parent`) but not their files;
+    each directory names the process that made it, so the next run can tell.
+    """
+    for old in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            owner = int((old / OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or being made right now
+        if not _alive(owner):
+            shutil.rmtree(old, ignore_errors=True)
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    (directory / OWNER).write_text(str(os.getpid()))
+    return directory
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -14,12 +14,14 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-from tests.servers.net import die_with_parent, free_port
+import psycopg
+
+from tests.servers.net import die_with_parent, free_port, scratch_dir
 
 # Durability is pointless for a throwaway cluster; a fast start and fast commits are not.
 SERVER_SETTINGS = {
@@ -35,7 +37,11 @@ SERVER_SETTINGS = {
 
 def pg_bin() -> Path | None:
     """The newest installed PostgreSQL's bin directory (Debian keeps them versioned)."""
-    versions = sorted((int(p.parent.name), p) for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit() and (p / "initdb").exists())
+    versions = sorted(
+        (int(p.parent.name), p)
+        for p in Path("/usr/lib/postgresql").glob("*/bin")
+        if p.parent.name.isdigit() and (p / "initdb").exists()
+    )
     if versions:
         return versions[-1][1]
     found = shutil.which("initdb")
@@ -60,7 +66,7 @@ class PostgresCluster:
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed (scripts/test-deps.sh installs it)")
         self.user = "postgres" if os.geteuid() == 0 else None
-        self.dir = Path(tempfile.mkdtemp(prefix="pg-"))
+        self.dir = scratch_dir("mailwidget-pg-")
         self.data = self.dir / "data"
         self.log_file = self.dir / "postgres.log"
         self.host = "127.0.0.1"
@@ -79,8 +85,23 @@ class PostgresCluster:
         assert self.bin is not None
         try:
             subprocess.run(
-                [*die_with_parent("KILL", self.user), str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions"],
-                check=True, capture_output=True, timeout=120, cwd=self.dir,
+                [
+                    *die_with_parent("KILL", self.user),
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
+                cwd=self.dir,
             )
             for _attempt in range(3):  # the free port may be taken before the server binds it
                 if self._launch():
@@ -93,14 +114,23 @@ class PostgresCluster:
     def _launch(self) -> bool:
         assert self.bin is not None
         self.port = free_port()
-        options = [f"--{key}={value}" for key, value in {**SERVER_SETTINGS, "port": str(self.port), "unix_socket_directories": str(self.dir)}.items()]
+        options = [
+            f"--{key}={value}"
+            for key, value in {
+                **SERVER_SETTINGS,
+                "port": str(self.port),
+                "unix_socket_directories": str(self.dir),
+            }.items()
+        ]
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
                 [*die_with_parent("QUIT", self.user), str(self.bin / "postgres"), "-D", str(self.data), *options],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.dir,
             )
-        import psycopg
-
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -121,11 +151,9 @@ class PostgresCluster:
 
     def create_database(self, name: str | None = None) -> str:
         """A new empty database (uniquely named unless `name` is given); its SQLAlchemy URL."""
-        import psycopg
-
         name = name or unique_name()
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {_quote(name)}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE DATABASE {_quote(name)}")
         return self.url(name)
 
     def log(self) -> str:
@@ -156,16 +184,21 @@ class ExternalPostgres:
         self.server = make_url(url).set(drivername="postgresql+psycopg")
         self.created: list[str] = []
 
-    def _admin(self):  # type: ignore[no-untyped-def]
-        import psycopg
-
+    def _admin(self) -> psycopg.Connection[Any]:
         url = self.server
-        return psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password, dbname=url.database or "postgres", autocommit=True)
+        return psycopg.connect(
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            dbname=url.database or "postgres",
+            autocommit=True,
+        )
 
     def create_database(self, name: str | None = None) -> str:
         name = name or unique_name()
         with self._admin() as conn:
-            conn.execute(f"CREATE DATABASE {_quote(name)}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE DATABASE {_quote(name)}")
         self.created.append(name)
         return self.server.set(database=name).render_as_string(hide_password=False)
 
@@ -174,7 +207,7 @@ class ExternalPostgres:
             return
         with self._admin() as conn:
             for name in self.created:
-                conn.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")  # type: ignore[arg-type]
+                conn.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")
         self.created.clear()
 
 

@@ -36,7 +36,10 @@ CAPABILITY_LIST = re.compile(rb"(\[CAPABILITY |\A\* CAPABILITY )([^\]\r\n]*)", r
 UID_CODES = re.compile(rb"\[(?:COPYUID|APPENDUID) [^\]]*\] ?", re.IGNORECASE)
 
 # Which commands an absent capability takes away (RFC 6851 MOVE, RFC 4315 UIDPLUS).
-REFUSED_WITHOUT = {b"MOVE": (re.compile(rb"\A\S+ (?:UID )?MOVE ", re.IGNORECASE),), b"UIDPLUS": (re.compile(rb"\A\S+ UID EXPUNGE ", re.IGNORECASE),)}
+REFUSED_WITHOUT = {
+    b"MOVE": (re.compile(rb"\A\S+ (?:UID )?MOVE ", re.IGNORECASE),),
+    b"UIDPLUS": (re.compile(rb"\A\S+ UID EXPUNGE ", re.IGNORECASE),),
+}
 
 T = TypeVar("T")
 _loop: asyncio.AbstractEventLoop | None = None
@@ -132,11 +135,19 @@ class _Connection:
     held: list[bytes] = field(default_factory=list)
     closed: bool = False
 
-    def abort(self) -> None:
-        """Both sides at once, without a goodbye: what a dead NAT or a crashed server looks like."""
+    def abort(self, *, server_reads_first: bool = False) -> None:
+        """The client's side without a goodbye, as a dead NAT or a crashed server looks to it.
+
+        With `server_reads_first` the server's side is closed in order instead (FIN after
+        the bytes already sent), so the server surely reads and runs what it was given; a
+        reset could make it drop them, and "after forwarding" would mean "before" by luck.
+        """
         self.closed = True
-        for writer in (self.client, self.upstream):
-            writer.transport.abort()
+        self.client.transport.abort()
+        if server_reads_first:
+            self.upstream.close()
+        else:
+            self.upstream.transport.abort()
 
 
 class ImapProxy:
@@ -146,7 +157,9 @@ class ImapProxy:
     STARTTLS itself; the upstream side stays plain either way.
     """
 
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1", *, tls_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, target_port: int, target_host: str = "127.0.0.1", *, tls_context: ssl.SSLContext | None = None
+    ) -> None:
         self.target = (target_host, target_port)
         self.host = "127.0.0.1"
         self.tls_context = tls_context
@@ -196,7 +209,11 @@ class ImapProxy:
         self._live.add(conn)
         from_client = _Framing(client_reader)
         try:
-            await asyncio.gather(self._client_to_server(conn, from_client), self._server_to_client(conn, from_client), return_exceptions=True)
+            await asyncio.gather(
+                self._client_to_server(conn, from_client),
+                self._server_to_client(conn, from_client),
+                return_exceptions=True,
+            )
         finally:
             self._live.discard(conn)
             if not conn.closed:
@@ -262,19 +279,18 @@ class ImapProxy:
         if not await self._forward_bytes(conn, line):
             return False
         if rule and rule.when == "after_forward":
-            await self._flushed(conn.upstream)
-            self._cut(conn)
+            self._cut(conn, server_reads_first=True)
             return False
         if rule and rule.when == "after_reply":
-            conn.cut_after_tag = TAGGED.match(line)[1] if TAGGED.match(line) else None  # type: ignore[index]
+            tagged = TAGGED.match(line)
+            conn.cut_after_tag = tagged[1] if tagged else None
         return True
 
     async def _forward_bytes(self, conn: _Connection, data: bytes) -> bool:
         limit = self._byte_limit(conn, len(data))
         if limit is not None:
             conn.upstream.write(data[:limit])
-            await self._flushed(conn.upstream)
-            self._cut(conn)
+            self._cut(conn, server_reads_first=True)
             return False
         conn.sent += len(data)
         conn.upstream.write(data)
@@ -335,16 +351,9 @@ class ImapProxy:
                     return max(rule.after_bytes - conn.sent, 0)
         return None
 
-    def _cut(self, conn: _Connection) -> None:
+    def _cut(self, conn: _Connection, *, server_reads_first: bool = False) -> None:
         self.cuts += 1
-        conn.abort()
-
-    @staticmethod
-    async def _flushed(writer: asyncio.StreamWriter) -> None:
-        """Wait until the kernel has the bytes, so "after forwarding" really means after."""
-        await writer.drain()
-        while writer.transport.get_write_buffer_size():
-            await asyncio.sleep(0.001)
+        conn.abort(server_reads_first=server_reads_first)
 
 
 class FaultProxy(ImapProxy):

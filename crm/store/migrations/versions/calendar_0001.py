@@ -73,6 +73,27 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_calendar_settings')),
     sa.UniqueConstraint('user_id', name=op.f('uq_calendar_settings_user_id'))
     )
+    op.create_table('event_occurrences',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('uid', sa.String(length=512), nullable=False),
+    sa.Column('event_id', sa.Integer(), nullable=False),
+    sa.Column('sort_utc', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('start_utc', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('end_utc', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('start_text', sa.String(length=32), nullable=True),
+    sa.Column('end_text', sa.String(length=32), nullable=True),
+    sa.Column('summary', sa.String(length=1000), nullable=False),
+    sa.Column('location', sa.String(length=1000), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['calendar_events.id'], name=op.f('fk_event_occurrences_event_id_calendar_events'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_event_occurrences_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_event_occurrences'))
+    )
+    with op.batch_alter_table('event_occurrences', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_event_occurrences_event_id'), ['event_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_event_occurrences_uid'), ['uid'], unique=False)
+        batch_op.create_index('ix_event_occurrences_user_sort', ['user_id', 'sort_utc'], unique=False)
+
     op.create_table('event_attendees',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('event_id', sa.Integer(), nullable=False),
@@ -101,6 +122,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_event_attendees_event_id'))
 
     op.drop_table('event_attendees')
+    with op.batch_alter_table('event_occurrences', schema=None) as batch_op:
+        batch_op.drop_index('ix_event_occurrences_user_sort')
+        batch_op.drop_index(batch_op.f('ix_event_occurrences_uid'))
+        batch_op.drop_index(batch_op.f('ix_event_occurrences_event_id'))
+
+    op.drop_table('event_occurrences')
     op.drop_table('calendar_settings')
     with op.batch_alter_table('calendar_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_calendar_events_user_id'))
