@@ -205,31 +205,36 @@ class JunkFolder:
 
     def _scan(self, c: IMAPClient, senders: list[str], state: ScanState, ctx: ReadContext):  # type: ignore[no-untyped-def]
         junk = state.folder or self._junk(c, None)
-        if self.mailbox.has_selection:
+        selected = self.mailbox.selection
+        if selected and selected[0] == junk:
+            # Junk stayed selected since the last scan: STATUS would report this session's
+            # stale view, and a new EXAMINE is the expensive step on a large folder. NOOP lets
+            # the server announce new mail; the searches cover only the new UID range.
+            self.round_trips += 2
+            c.noop()
+            uidvalidity = selected[2]
+            since = state.last_uid if state.uidvalidity == uidvalidity else 0
+            new = [u for u in c.search(["UID", f"{since + 1}:*"]) if u > since]
+            new_state = ScanState(junk, uidvalidity, max(new, default=since), state.highestmodseq)
+            if not new or not senders:
+                return [], new_state, False
+        else:
             self.round_trips += 1
-            self.mailbox.unselect(c)
+            status = c.folder_status(junk, [b"UIDNEXT", b"UIDVALIDITY"] + ([b"HIGHESTMODSEQ"] if c.has_capability("CONDSTORE") else []))
+            uidvalidity = int(status[b"UIDVALIDITY"])
+            uidnext = int(status[b"UIDNEXT"])
+            modseq = int(status[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in status else None
+            since = state.last_uid if state.uidvalidity == uidvalidity else 0  # recreated folder: start over
+            new_state = ScanState(junk, uidvalidity, uidnext - 1, modseq)
+            if uidnext - 1 <= since or not senders:
+                return [], new_state, False  # nothing arrived since the last scan: one round trip
+            self._select(c, junk, readonly=True)
         self.round_trips += 1
-        status = c.folder_status(junk, [b"UIDNEXT", b"UIDVALIDITY"] + ([b"HIGHESTMODSEQ"] if c.has_capability("CONDSTORE") else []))
-        uidvalidity = int(status[b"UIDVALIDITY"])
-        uidnext = int(status[b"UIDNEXT"])
-        modseq = int(status[b"HIGHESTMODSEQ"]) if b"HIGHESTMODSEQ" in status else None
-        since = state.last_uid if state.uidvalidity == uidvalidity else 0  # recreated folder: start over
-        new_state = ScanState(junk, uidvalidity, uidnext - 1, modseq)
-        if uidnext - 1 <= since or not senders:
-            return [], new_state, False  # nothing arrived since the last scan: one round trip
-        self._select(c, junk, readonly=True)
-        criteria: list[object] = ["UID", f"{since + 1}:*"]
-        criteria += _or_from(senders)
-        self.round_trips += 1
-        uids = [u for u in c.search(criteria) if u > since]
+        uids = [u for u in c.search(["UID", f"{since + 1}:*", *_or_from(senders)]) if u > since]
         if not uids:
-            self.round_trips += 1
-            self.mailbox.unselect(c)
             return [], new_state, True
         self.round_trips += 1
         data = c.fetch(uids, [HEADERS_FOR_CHECK])
-        self.round_trips += 1
-        self.mailbox.unselect(c)
         out = []
         for uid in sorted(data):
             headers = _headers(next(v for k, v in data[uid].items() if k.startswith(b"BODY")))

@@ -160,15 +160,9 @@ class Mailbox:
         self._selected = (folder, readonly, int(info.get(b"UIDVALIDITY", 0)))  # type: ignore[call-overload]
 
     @property
-    def has_selection(self) -> bool:
-        return self._selected is not None
-
-    def unselect(self, client: IMAPClient) -> None:
-        """Leave the selected folder: STATUS of a folder this session has selected reports the
-        session's view, not new mail (RFC 3501 §6.3.10 warns against relying on it)."""
-        if self._selected is not None:
-            client.unselect_folder()
-            self._selected = None
+    def selection(self) -> tuple[str, bool, int] | None:
+        """(folder, readonly, UIDVALIDITY) of what the connection has selected, if anything."""
+        return self._selected
 
     def forget_selection(self) -> None:
         """Called by writers that changed the selected folder behind this class's back."""

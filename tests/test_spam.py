@@ -232,6 +232,10 @@ class TestApi:
         first = junk.rescue(["@customer.co.jp"], ScanState(), ctx)
         assert len(first.moved) == 1 and first.state.last_uid >= 1
         idle = junk.rescue(["@customer.co.jp"], first.state, ctx)
-        assert idle.moved == () and not idle.searched and idle.round_trips == 2  # UNSELECT (the move left INBOX selected), STATUS
-        idle = junk.rescue(["@customer.co.jp"], idle.state, ctx)
-        assert not idle.searched and idle.round_trips == 1
+        assert idle.moved == () and not idle.searched and idle.round_trips == 1  # STATUS only (the move left INBOX selected)
+        dovecot.append(user.name, "Junk", mail(mid="<b@customer.co.jp>", auth="fail"))
+        later = junk.rescue(["@customer.co.jp"], idle.state, ctx)
+        assert later.moved == () and len(later.kept) == 1 and later.state.last_uid == idle.state.last_uid + 1
+        # Junk stays selected now: the next idle scan is NOOP + a search of the new range, no EXAMINE
+        again = junk.rescue(["@customer.co.jp"], later.state, ctx)
+        assert not again.searched and again.round_trips == 2 and again.state.last_uid == later.state.last_uid

@@ -124,8 +124,11 @@ class Dovecot:
     """
 
     def __init__(
-        self, *, remove_capabilities: tuple[str, ...] = (), junk_name: str = "Junk", special_use: bool = True
+        self, *, remove_capabilities: tuple[str, ...] = (), junk_name: str = "Junk", special_use: bool = True, mail_format: str = "maildir"
     ) -> None:
+        # "maildir" (the tests write into it directly) or "sdbox" (Dovecot's own format: its
+        # index stays cheap to sync on large folders; the benchmarks use it).
+        self.mail_format = mail_format
         self.remove_capabilities = remove_capabilities
         self.junk_name = junk_name
         self.special_use = special_use
@@ -287,7 +290,7 @@ ssl_key = <{d}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = 1
-mail_location = maildir:~
+mail_location = {self.mail_format}:~
 passdb {{
   driver = passwd-file
   args = username_format=%u {d}/users/%u
