@@ -43,5 +43,9 @@ bench: $(TEST_STAMP)
 	bash scripts/test-deps.sh
 	for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+## make widget: the Thunderbird extension (.xpi) in build/, from the files /widget/ serves
+widget: $(APP_STAMP)
+	$(BIN)/python scripts/pack_widget.py build
+
 clean:
 	rm -rf $(VENV) var build dist *.egg-info
