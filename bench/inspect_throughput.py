@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/inspect_throughput.py [FOLDER…]
 
-Default folders: tests/data (our labelled corpus) and ../shared/corpora.
+Default folder: tests/data (our labelled corpus and the copied public corpora).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from crm.domain.drafts import ReadContext  # noqa: E402
 from widget_api.cli.inspect import draft_json  # noqa: E402
 
-DEFAULT = [ROOT / "tests" / "data", ROOT.parent / "shared" / "corpora"]
+DEFAULT = [ROOT / "tests" / "data"]
 MIN_SECONDS = 2.0
 
 

@@ -14,8 +14,8 @@ from crm.services import calendar
 from mail_adapter.invites import read_invites
 from tests.factories import connect_mailbox, make_user
 
-TB = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "thunderbird"
-RIE = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "recurring-ical-events"
+TB = Path(__file__).resolve().parent / "data" / "corpora" / "thunderbird"
+RIE = Path(__file__).resolve().parent / "data" / "corpora" / "recurring-ical-events"
 MARCH = {"start": "2022-03-15T00:00:00Z", "end": "2022-03-20T00:00:00Z"}
 
 

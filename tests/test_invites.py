@@ -10,7 +10,7 @@ from crm.domain.ports import CalendarObject
 from mail_adapter.invites import read_invites
 from mail_adapter.reading import read_raw
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+CORPORA = Path(__file__).resolve().parent / "data" / "corpora"
 
 
 def from_mail(name: str):  # type: ignore[no-untyped-def]

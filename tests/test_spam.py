@@ -16,7 +16,7 @@ from mail_adapter.junk import JunkFolder, find_junk_folder
 from mail_adapter.mailbox import Mailbox, MailboxSettings
 from tests.factories import connect_mailbox, make_user
 
-AUTH = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "auth"
+AUTH = Path(__file__).resolve().parent / "data" / "corpora" / "auth"
 MX = "mx.acme.example"
 
 

@@ -20,7 +20,7 @@ from tests.mails import business_mail
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-TB = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "thunderbird"
+TB = Path(__file__).resolve().parent / "data" / "corpora" / "thunderbird"
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +77,11 @@ def test_draft_edit_save_duplicate_and_captured(browser, live_server, runtime, m
     second = dovecot.append(imap_user.name, "INBOX", business_mail(message_id="<w2@example.co.jp>"))
     page = open_widget(browser, live_server, member, f"folder=INBOX&uid={second}")
     page.wait_for_selector("#existing:not([hidden])")
+    assert page.is_visible("#create-anyway")
     page.fill("#f-mobile", "090-1111-2222")
     page.click("#save")
     page.wait_for_selector("#error:not([hidden])")
+    assert not page.is_visible("#create-anyway")  # email is unique: creating anyway is not offered
     shot(page, "duplicate")
     page.click("#update-existing")
     expect(page.locator("#status")).to_have_text("Existing lead updated")
@@ -137,13 +139,23 @@ def test_accept_an_invitation(browser, live_server, runtime, org, imap_user, dov
     shot(page, "accepted")
 
 
-def test_a_backend_error_is_shown(browser, live_server, member) -> None:  # type: ignore[no-untyped-def]
+def test_a_backend_error_is_shown(browser, live_server) -> None:  # type: ignore[no-untyped-def]
     page = browser.new_page(viewport={"width": 320, "height": 700})
     page.add_init_script("localStorage.setItem('token', 'mw_wrong'); localStorage.setItem('lang', 'en');")
     page.goto(f"{live_server}/widget/?folder=INBOX&uid=1")
     page.wait_for_selector("#error:not([hidden])")
     assert "token" in page.text_content("#error").lower() and page.is_visible("#settings")
     shot(page, "bad-token")
+
+
+def test_an_unreachable_backend_is_said_clearly(browser, member) -> None:  # type: ignore[no-untyped-def]
+    from tests.servers.net import free_port
+
+    page = browser.new_page(viewport={"width": 320, "height": 700})
+    page.add_init_script(f"localStorage.setItem('token', {member.token!r}); localStorage.setItem('backend', 'http://127.0.0.1:{free_port()}'); localStorage.setItem('lang', 'ja');")
+    page.goto((Path(__file__).resolve().parents[1] / "widget_api" / "static" / "widget" / "index.html").as_uri() + "?folder=INBOX&uid=1")
+    expect(page.locator("#error")).to_contain_text("バックエンドに接続できません")
+    shot(page, "unreachable")
 
 
 def test_draft_shown_timing(browser, live_server, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]

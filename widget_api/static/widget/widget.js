@@ -156,6 +156,8 @@ function showExisting(records) {
   const button = $("update-existing");
   button.hidden = leads.length === 0;
   button.dataset.leadId = leads.length ? leads[0].id : "";
+  // "Create anyway" only while no unique rule has refused this lead (a 409 hides it).
+  $("create-anyway").hidden = !records || records.length === 0;
 }
 
 function values() {
@@ -181,6 +183,7 @@ async function save(updateId) {
   } catch (err) {
     if (err.status === 409 && err.existing) {
       showExisting([err.existing]);
+      $("create-anyway").hidden = true;
       fail(err);
     } else if (err.status === 422 && err.errors) {
       for (const e of err.errors) {
@@ -324,6 +327,7 @@ async function start() {
   });
   $("lead").addEventListener("submit", (e) => { e.preventDefault(); save(null); });
   $("update-existing").addEventListener("click", (e) => save(e.currentTarget.dataset.leadId));
+  $("create-anyway").addEventListener("click", () => save(null));
   $("not-spam").addEventListener("click", notSpam);
   $("why-spam").addEventListener("click", whySpam);
   if (!state.settings.token) { $("settings").hidden = false; return; }
