@@ -65,3 +65,40 @@ class TestPool:
             box.check()
         pool.close_all()
         assert len(pool) == 0
+
+
+class TestXoauth2:
+    def test_an_oauth2_access_token_logs_in(self) -> None:
+        """Dovecot's oauth2 passdb asks a real introspection endpoint (RFC 7662) about the token."""
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+        from urllib.parse import parse_qs
+
+        from tests.servers.dovecot import Dovecot
+
+        class Introspection(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode())
+                active = form.get("token") == ["good-token"]
+                body = json.dumps({"active": active, "username": "oauthuser"} if active else {"active": False}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        server = HTTPServer(("127.0.0.1", 0), Introspection)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            with Dovecot(oauth2_url=f"http://127.0.0.1:{server.server_address[1]}/introspect") as dovecot:
+                dovecot.add_user("oauthuser", "unused-password")
+                settings = MailboxSettings("127.0.0.1", dovecot.port, "plain", "oauthuser", "good-token", auth="xoauth2", timeout=5)
+                assert "INBOX" in Mailbox(settings).check()
+                with pytest.raises(MailboxAuthError):
+                    Mailbox(MailboxSettings("127.0.0.1", dovecot.port, "plain", "oauthuser", "bad-token", auth="xoauth2", timeout=5)).check()
+        finally:
+            server.shutdown()

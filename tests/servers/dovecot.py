@@ -124,8 +124,12 @@ class Dovecot:
     """
 
     def __init__(
-        self, *, remove_capabilities: tuple[str, ...] = (), junk_name: str = "Junk", special_use: bool = True, mail_format: str = "maildir"
+        self, *, remove_capabilities: tuple[str, ...] = (), junk_name: str = "Junk", special_use: bool = True, mail_format: str = "maildir",
+        oauth2_url: str | None = None,
     ) -> None:
+        # oauth2_url: an RFC 7662 token introspection endpoint; with it Dovecot also accepts
+        # XOAUTH2 / OAUTHBEARER logins whose token that endpoint declares active.
+        self.oauth2_url = oauth2_url
         # "maildir" (the tests write into it directly) or "sdbox" (Dovecot's own format: its
         # index stays cheap to sync on large folders; the benchmarks use it).
         self.mail_format = mail_format
@@ -279,6 +283,14 @@ namespace inbox {{
 """
         # Mail lives directly in the home (maildir:~): bench/spam.py writes into
         # <dir>/mail/<user>/.Junk the way an MTA would deliver it (see maildir()).
+        oauth_mechanisms, oauth_passdb = "", ""
+        if self.oauth2_url:
+            (self.dir / "oauth2.conf").write_text(
+                f"introspection_mode = post\nintrospection_url = {self.oauth2_url}\nusername_attribute = username\n"
+                "active_attribute = active\nactive_value = true\n"
+            )
+            oauth_mechanisms = " xoauth2 oauthbearer"
+            oauth_passdb = f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {d}/oauth2.conf\n}}\n"
         return f"""base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
@@ -288,13 +300,14 @@ listen = 127.0.0.1
 ssl_cert = <{d}/cert.pem
 ssl_key = <{d}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 first_valid_uid = 1
 mail_location = {self.mail_format}:~
 passdb {{
   driver = passwd-file
   args = username_format=%u {d}/users/%u
 }}
+{oauth_passdb}
 userdb {{
   driver = static
   args = uid={self.uid} gid={self.gid} home={d}/mail/%u
