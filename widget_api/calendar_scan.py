@@ -37,4 +37,5 @@ def scan_inbox(runtime: Runtime, principal: Principal, mailbox_id: int | None = 
     with runtime.sessions.begin() as session:
         setting = calendar.settings_of(session, principal)
         setting.calendar_last_uid, setting.calendar_uidvalidity = last_uid, validity
+        calendar.refresh_occurrences(session, principal)  # expand changed series off the request path
     return {"messages": len(uids), "applied": applied, "last_uid": last_uid}

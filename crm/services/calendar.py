@@ -184,8 +184,8 @@ def answer(session: Session, principal: Principal, invite: InviteDraft, partstat
     me = session.scalar(select(EventAttendee).where(EventAttendee.event_id == row.id, EventAttendee.email == principal.email))
     if me is not None:
         me.partstat = partstat
+    row.expanded = False
     session.flush()
-    rebuild_occurrences(session, principal, row.uid)
     return row
 
 
@@ -216,8 +216,9 @@ def apply(session: Session, principal: Principal, view: InviteView, message_id: 
         row = _stored(session, principal, invite.uid or "", invite.instance_key)
     else:
         return _apply_reply(session, principal, view)
+    for changed in _rows(session, principal, invite.uid or ""):
+        changed.expanded = False
     session.flush()
-    rebuild_occurrences(session, principal, invite.uid or "")
     view.applied, view.event = True, row
     return view
 
@@ -319,6 +320,8 @@ def rebuild_occurrences(session: Session, principal: Principal, uid: str) -> Non
     session.execute(delete(EventOccurrence).where(EventOccurrence.user_id == principal.user_id, EventOccurrence.uid == uid))
     group = [r for r in _rows(session, principal, uid) if r.in_calendar]
     master = next((r for r in group if r.instance == ""), None)
+    for row in _rows(session, principal, uid):
+        row.expanded = True
     if not group or (master is not None and master.status == "CANCELLED"):
         return
     firsts = [_instant(r.start_utc or r.start_local) for r in group if r.start_utc or r.start_local]
@@ -348,7 +351,18 @@ def rebuild_occurrences(session: Session, principal: Principal, uid: str) -> Non
         )
     if rows:  # one executemany, not an ORM object per occurrence
         session.execute(insert(EventOccurrence), rows)
+    for row in group:
+        row.expanded = True
     session.flush()
+
+
+def refresh_occurrences(session: Session, principal: Principal) -> int:
+    """Materialise the series changed since their last expansion; returns how many."""
+    uids = session.scalars(select(CalendarEvent.uid).where(CalendarEvent.user_id == principal.user_id, CalendarEvent.expanded.is_(False)).distinct()).all()
+    for uid in uids:
+        rebuild_occurrences(session, principal, uid)
+    session.flush()
+    return len(uids)
 
 
 def list_occurrences(session: Session, principal: Principal, start: datetime, end: datetime) -> list[dict[str, object]]:
@@ -356,6 +370,7 @@ def list_occurrences(session: Session, principal: Principal, start: datetime, en
     materialised occurrences; all-day and floating ones compared by wall time)."""
     if end <= start:
         raise InvalidInput("end must be after start")
+    refresh_occurrences(session, principal)
     zone = ZoneInfo(principal.time_zone)
     margin = timedelta(hours=14)  # wall times of all-day/floating events, in any zone
     o, e = EventOccurrence, CalendarEvent

@@ -62,6 +62,9 @@ class CalendarEvent(Base):
     own_partstat: Mapped[str] = mapped_column(String(16), default="NEEDS-ACTION")
     needs_reconfirm: Mapped[bool] = mapped_column(Boolean, default=False)
     in_calendar: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False until the series' occurrences are materialised again after a change: expansion
+    # runs off the write path (on the next calendar read, or by the worker).
+    expanded: Mapped[bool] = mapped_column(Boolean, default=False)
     online_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     ics: Mapped[str] = mapped_column(Text, default="")
     source_message_id: Mapped[str | None] = mapped_column(String(998), nullable=True)

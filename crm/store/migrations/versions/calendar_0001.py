@@ -43,6 +43,7 @@ def upgrade() -> None:
     sa.Column('own_partstat', sa.String(length=16), nullable=False),
     sa.Column('needs_reconfirm', sa.Boolean(), nullable=False),
     sa.Column('in_calendar', sa.Boolean(), nullable=False),
+    sa.Column('expanded', sa.Boolean(), nullable=False),
     sa.Column('online_url', sa.String(length=2000), nullable=True),
     sa.Column('ics', sa.Text(), nullable=False),
     sa.Column('source_message_id', sa.String(length=998), nullable=True),
