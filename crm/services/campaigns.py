@@ -1,0 +1,161 @@
+"""Campaigns and their members (見込み客とキャンペーンの関連付け).
+
+Adding leads is set-based (INSERT … SELECT over the requested ids, in chunks), reports each
+lead as added / already a member / updated / not found, and is all-or-nothing per request:
+re-sending the same request changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, insert, literal, select
+from sqlalchemy.orm import Session
+
+from crm.domain.errors import Conflict, InvalidInput, NotFound
+from crm.domain.principal import Principal
+from crm.store.base import utcnow
+from crm.store.campaigns import Campaign, CampaignMember, CampaignStatus, MemberStatusChange
+from crm.store.models import Lead
+
+# The source CRM's own example statuses: sent (default), responded, not responded.
+DEFAULT_STATUSES: tuple[tuple[str, bool, bool], ...] = (("送信済み", True, False), ("反応あり", False, True), ("未反応", False, False))
+CHUNK = 5000  # ids per INSERT … SELECT: under every database's bound-parameter limit
+
+
+@dataclass(frozen=True)
+class StatusSpec:
+    name: str
+    is_default: bool = False
+    responded: bool = False
+
+
+def create_campaign(session: Session, principal: Principal, name: str, statuses: Sequence[StatusSpec] = ()) -> Campaign:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("a campaign needs a name")
+    specs = list(statuses) or [StatusSpec(n, d, r) for n, d, r in DEFAULT_STATUSES]
+    if len({s.name.strip() for s in specs}) != len(specs) or any(not s.name.strip() for s in specs):
+        raise InvalidInput("status names must be present and distinct")
+    if sum(1 for s in specs if s.is_default) != 1:
+        raise InvalidInput("exactly one status must be the default")
+    if session.scalar(select(Campaign.id).where(Campaign.organisation_id == principal.organisation_id, Campaign.name == name)):
+        raise Conflict(f"a campaign {name!r} already exists", field="name")
+    campaign = Campaign(organisation_id=principal.organisation_id, name=name, created_by_id=principal.user_id)
+    session.add(campaign)
+    session.flush()
+    session.add_all(CampaignStatus(campaign_id=campaign.id, name=s.name.strip(), is_default=s.is_default, responded=s.responded, position=i) for i, s in enumerate(specs))
+    session.flush()
+    return campaign
+
+
+def get_campaign(session: Session, principal: Principal, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.organisation_id != principal.organisation_id:
+        raise NotFound(f"no campaign {campaign_id}")
+    return campaign
+
+
+def statuses(session: Session, campaign_id: int) -> list[CampaignStatus]:
+    return list(session.scalars(select(CampaignStatus).where(CampaignStatus.campaign_id == campaign_id).order_by(CampaignStatus.position)))
+
+
+def _status(session: Session, campaign_id: int, name: str | None) -> CampaignStatus:
+    for status in statuses(session, campaign_id):
+        if (name is None and status.is_default) or status.name == name:
+            return status
+    raise InvalidInput(f"the campaign has no status {name!r}", code="unknown_status")
+
+
+def add_leads(
+    session: Session, principal: Principal, campaign_id: int, lead_ids: Sequence[int], *, status: str | None = None, update_status: bool = False
+) -> dict[int, str]:
+    """Add leads with one status. Returns lead id → "added" | "already_member" | "updated"
+    (an existing member whose status changed, only with update_status) | "not_found"."""
+    campaign = get_campaign(session, principal, campaign_id)
+    target = _status(session, campaign.id, status)
+    wanted = list(dict.fromkeys(int(i) for i in lead_ids))
+    report: dict[int, str] = {}
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        found = set(session.scalars(select(Lead.id).where(Lead.organisation_id == principal.organisation_id, Lead.id.in_(chunk))))
+        members = dict(session.execute(select(CampaignMember.lead_id, CampaignMember.status_id).where(CampaignMember.campaign_id == campaign.id, CampaignMember.lead_id.in_(found))).all())
+        # One statement adds every found lead that is not a member yet.
+        session.execute(
+            insert(CampaignMember).from_select(
+                ["campaign_id", "lead_id", "status_id", "added_by_id", "added_at"],
+                select(literal(campaign.id), Lead.id, literal(target.id), literal(principal.user_id), literal(utcnow(), CampaignMember.added_at.type)).where(
+                    Lead.organisation_id == principal.organisation_id,
+                    Lead.id.in_(chunk),
+                    ~select(CampaignMember.id).where(and_(CampaignMember.campaign_id == campaign.id, CampaignMember.lead_id == Lead.id)).exists(),
+                ),
+            )
+        )
+        for lead_id in chunk:
+            if lead_id not in found:
+                report[lead_id] = "not_found"
+            elif lead_id not in members:
+                report[lead_id] = "added"
+            elif update_status and members[lead_id] != target.id:
+                report[lead_id] = "updated"
+            else:
+                report[lead_id] = "already_member"
+        changed = [lid for lid in chunk if report[lid] == "updated"]
+        if changed:
+            for member in session.scalars(select(CampaignMember).where(CampaignMember.campaign_id == campaign.id, CampaignMember.lead_id.in_(changed))):
+                _set_status(session, principal, member, target)
+    session.flush()
+    return report
+
+
+def _set_status(session: Session, principal: Principal, member: CampaignMember, status: CampaignStatus) -> None:
+    if member.status_id == status.id:
+        return
+    session.add(MemberStatusChange(member_id=member.id, from_status_id=member.status_id, to_status_id=status.id, user_id=principal.user_id))
+    member.status_id = status.id
+
+
+def set_member_status(session: Session, principal: Principal, campaign_id: int, lead_id: int, status: str) -> CampaignMember:
+    campaign = get_campaign(session, principal, campaign_id)
+    member = session.scalar(select(CampaignMember).where(CampaignMember.campaign_id == campaign.id, CampaignMember.lead_id == lead_id))
+    if member is None:
+        raise NotFound(f"lead {lead_id} is not a member of this campaign")
+    _set_status(session, principal, member, _status(session, campaign.id, status))
+    session.flush()
+    return member
+
+
+def history(session: Session, principal: Principal, campaign_id: int, lead_id: int) -> list[MemberStatusChange]:
+    campaign = get_campaign(session, principal, campaign_id)
+    member_id = session.scalar(select(CampaignMember.id).where(CampaignMember.campaign_id == campaign.id, CampaignMember.lead_id == lead_id))
+    if member_id is None:
+        raise NotFound(f"lead {lead_id} is not a member of this campaign")
+    return list(session.scalars(select(MemberStatusChange).where(MemberStatusChange.member_id == member_id).order_by(MemberStatusChange.id)))
+
+
+def summary(session: Session, principal: Principal, campaign_id: int, *, limit: int = 100, offset: int = 0) -> dict[str, object]:
+    """The campaign, its statuses with member counts, and a page of members."""
+    campaign = get_campaign(session, principal, campaign_id)
+    counts = dict(session.execute(select(CampaignMember.status_id, func.count()).where(CampaignMember.campaign_id == campaign.id).group_by(CampaignMember.status_id)).all())
+    status_rows = statuses(session, campaign.id)
+    names = {s.id: s.name for s in status_rows}
+    members = session.execute(
+        select(CampaignMember.lead_id, CampaignMember.status_id, Lead.last_name, Lead.first_name, Lead.company, Lead.email)
+        .join(Lead, Lead.id == CampaignMember.lead_id)
+        .where(CampaignMember.campaign_id == campaign.id)
+        .order_by(CampaignMember.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "statuses": [{"name": s.name, "is_default": s.is_default, "responded": s.responded, "members": counts.get(s.id, 0)} for s in status_rows],
+        "members_total": sum(counts.values()),
+        "responded_total": sum(counts.get(s.id, 0) for s in status_rows if s.responded),
+        "members": [
+            {"lead_id": m.lead_id, "status": names[m.status_id], "last_name": m.last_name, "first_name": m.first_name, "company": m.company, "email": m.email}
+            for m in members
+        ],
+    }

@@ -1,0 +1,119 @@
+"""Lead conversion (見込み客の変換): a lead becomes a contact under an account (an existing one
+the preview matched, or a new one), and optionally a deal — all in one transaction."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crm.domain.errors import Conflict, InvalidInput, NotFound
+from crm.domain.principal import Principal
+from crm.domain.rules import email_domain, is_free_mail, normalise_email
+from crm.services.leads import get_lead
+from crm.store.campaigns import Deal, LeadConversion
+from crm.store.models import Account, Contact, Lead
+
+_LEGAL = re.compile(
+    r"(株式会社|有限会社|合同会社|合資会社|合名会社|一般社団法人|一般財団法人|医療法人|\(株\)|㈱|（株）|\b(inc|incorporated|llc|ltd|limited|co|corp|corporation|gmbh|ag|kk|k\.k|plc|sas|s\.a)\b\.?)",
+    re.I,
+)
+
+
+def company_key(name: str | None) -> str:
+    """Comparable company name: "株式会社 山田商事" = "山田商事㈱" = "(株)山田商事"; "Acme, Inc." = "ACME"."""
+    if not name:
+        return ""
+    text = unicodedata.normalize("NFKC", name)
+    text = _LEGAL.sub("", text)
+    return re.sub(r"[\s,.\-・'’&()（）]", "", text).casefold()
+
+
+def _domain(lead: Lead) -> str | None:
+    email = normalise_email(lead.email or "")
+    return email_domain(email) if email and not is_free_mail(email) else None
+
+
+def conversion_of(session: Session, lead_id: int) -> LeadConversion | None:
+    return session.scalar(select(LeadConversion).where(LeadConversion.lead_id == lead_id))
+
+
+def preview(session: Session, principal: Principal, lead_id: int) -> dict[str, object]:
+    """Which existing accounts match the lead (same normalised company name, or the same
+    email domain), so the user can link to one instead of making another."""
+    lead = get_lead(session, principal, lead_id)
+    key, domain = company_key(lead.company), _domain(lead)
+    conditions = [Account.name_norm == key] if key else []
+    if domain:
+        conditions.append(Account.email_domain == domain)
+    matches = []
+    if conditions:
+        for account in session.scalars(select(Account).where(Account.organisation_id == principal.organisation_id, or_(*conditions)).order_by(Account.id).limit(20)):
+            reason = "company_name" if key and account.name_norm == key else "email_domain"
+            matches.append({"account_id": account.id, "name": account.name, "reason": reason})
+    done = conversion_of(session, lead.id)
+    return {
+        "lead_id": lead.id,
+        "company": lead.company,
+        "matches": matches,
+        "converted": _record(done) if done else None,
+    }
+
+
+def _record(c: LeadConversion) -> dict[str, object]:
+    return {"lead_id": c.lead_id, "account_id": c.account_id, "contact_id": c.contact_id, "deal_id": c.deal_id, "converted_at": c.converted_at.isoformat()}
+
+
+def convert(
+    session: Session,
+    principal: Principal,
+    lead_id: int,
+    *,
+    account_id: int | None = None,
+    create_deal: bool = False,
+    deal_name: str | None = None,
+    deal_amount: float | None = None,
+) -> LeadConversion:
+    """Convert in a savepoint: any failure midway leaves no account, contact or deal behind.
+    Converting twice is refused with the record the lead already became."""
+    lead = get_lead(session, principal, lead_id)
+    done = conversion_of(session, lead.id)
+    if done is not None:
+        raise Conflict("the lead is already converted", existing_id=done.contact_id, field="lead", existing=_record(done), code="already_converted")
+    if account_id is not None:
+        account = session.get(Account, account_id)
+        if account is None or account.organisation_id != principal.organisation_id:
+            raise NotFound(f"no account {account_id}")
+    if create_deal and not (deal_name or lead.company):
+        raise InvalidInput("a deal needs a name")
+    try:
+        with session.begin_nested():
+            if account_id is None:
+                name = lead.company or " ".join(p for p in (lead.last_name, lead.first_name) if p) or (lead.email or "")
+                account = Account(organisation_id=principal.organisation_id, name=name, name_norm=company_key(name), website=lead.website, email_domain=_domain(lead))
+                session.add(account)
+                session.flush()
+            contact = Contact(
+                organisation_id=principal.organisation_id, account_id=account.id, lead_id=lead.id, first_name=lead.first_name, last_name=lead.last_name,
+                email=lead.email, email_norm=lead.email_norm, title=lead.title, phone=lead.phone, mobile=lead.mobile,
+            )
+            session.add(contact)
+            session.flush()
+            deal = None
+            if create_deal:
+                deal = Deal(organisation_id=principal.organisation_id, account_id=account.id, contact_id=contact.id, name=deal_name or f"{lead.company} 案件", amount=deal_amount)
+                session.add(deal)
+                session.flush()
+            conversion = LeadConversion(organisation_id=principal.organisation_id, lead_id=lead.id, account_id=account.id, contact_id=contact.id, deal_id=deal.id if deal else None, converted_by_id=principal.user_id)
+            session.add(conversion)
+            lead.status = "converted"
+            session.flush()
+    except IntegrityError:
+        done = conversion_of(session, lead.id)
+        if done is not None:  # a concurrent request converted it first
+            raise Conflict("the lead is already converted", existing_id=done.contact_id, field="lead", existing=_record(done), code="already_converted") from None
+        raise Conflict("the conversion conflicts with a record saved at the same time") from None
+    return conversion

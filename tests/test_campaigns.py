@@ -1,0 +1,126 @@
+"""Campaigns (見込み客とキャンペーンの関連付け), conversion (見込み客の変換) and CSV import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from crm.store.models import Account, Contact, Lead
+from tests.factories import make_org, make_user
+
+
+def lead(client, user, **fields) -> int:  # type: ignore[no-untyped-def]
+    response = client.post("/api/v1/leads", json=fields, headers=user.headers)
+    assert response.status_code == 201, response.text
+    return int(response.json()["lead"]["id"])
+
+
+class TestCampaigns:
+    def test_statuses_bulk_add_report_idempotence_and_history(self, client, member) -> None:  # type: ignore[no-untyped-def]
+        campaign = client.post("/api/v1/campaigns", json={"name": "春の展示会"}, headers=member.headers).json()
+        assert [(s["name"], s["is_default"], s["responded"]) for s in campaign["statuses"]] == [("送信済み", True, False), ("反応あり", False, True), ("未反応", False, False)]
+        ids = [lead(client, member, email=f"p{i}@customer.example") for i in range(3)]
+        body = {"lead_ids": [*ids, 999999]}
+        first = client.post(f"/api/v1/campaigns/{campaign['id']}/members", json=body, headers=member.headers).json()
+        assert first["counts"] == {"added": 3, "not_found": 1}
+        again = client.post(f"/api/v1/campaigns/{campaign['id']}/members", json=body, headers=member.headers).json()
+        assert again["counts"] == {"already_member": 3, "not_found": 1}  # re-sending changes nothing
+        moved = client.post(f"/api/v1/campaigns/{campaign['id']}/members", json={"lead_ids": ids[:1], "status": "反応あり", "update_status": True}, headers=member.headers).json()
+        assert moved["counts"] == {"updated": 1}
+        client.put(f"/api/v1/campaigns/{campaign['id']}/members/{ids[1]}", json={"status": "未反応"}, headers=member.headers)
+        history = client.get(f"/api/v1/campaigns/{campaign['id']}/members/{ids[0]}/history", headers=member.headers).json()
+        assert [(h["from"], h["to"], h["user_id"]) for h in history] == [("送信済み", "反応あり", member.id)]
+        summary = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=member.headers).json()
+        assert {s["name"]: s["members"] for s in summary["statuses"]} == {"送信済み": 1, "反応あり": 1, "未反応": 1}
+        assert summary["members_total"] == 3 and summary["responded_total"] == 1
+
+    def test_bad_requests_change_nothing(self, client, member, runtime) -> None:  # type: ignore[no-untyped-def]
+        campaign = client.post("/api/v1/campaigns", json={"name": "Webinar", "statuses": [{"name": "Sent", "is_default": True}, {"name": "Responded", "responded": True}]}, headers=member.headers).json()
+        lead_id = lead(client, member, email="x@customer.example")
+        unknown = client.post(f"/api/v1/campaigns/{campaign['id']}/members", json={"lead_ids": [lead_id], "status": "Nope"}, headers=member.headers)
+        assert unknown.status_code == 400 and unknown.json()["type"] == "unknown_status"
+        assert client.get(f"/api/v1/campaigns/{campaign['id']}", headers=member.headers).json()["members_total"] == 0
+        assert client.post("/api/v1/campaigns", json={"name": "Webinar"}, headers=member.headers).status_code == 409
+        two_defaults = client.post("/api/v1/campaigns", json={"name": "X", "statuses": [{"name": "a", "is_default": True}, {"name": "b", "is_default": True}]}, headers=member.headers)
+        assert two_defaults.status_code == 400
+        other = make_user(runtime, make_org(runtime, "Other"), "o@other.example")
+        assert client.get(f"/api/v1/campaigns/{campaign['id']}", headers=other.headers).status_code == 404
+        other_lead = lead(client, other, email="y@customer.example")
+        foreign = client.post(f"/api/v1/campaigns/{campaign['id']}/members", json={"lead_ids": [other_lead]}, headers=member.headers).json()
+        assert foreign["counts"] == {"not_found": 1}
+
+
+class TestConversion:
+    def test_preview_links_to_the_same_company_and_refuses_twice(self, client, member, session) -> None:  # type: ignore[no-untyped-def]
+        first = lead(client, member, last_name="山田", email="yamada@yamada-shoji.co.jp", company="株式会社山田商事")
+        second = lead(client, member, last_name="佐藤", email="sato@yamada-shoji.co.jp", company="山田商事㈱")
+        assert client.get(f"/api/v1/leads/{first}/conversion", headers=member.headers).json()["matches"] == []
+        done = client.post(f"/api/v1/leads/{first}/conversion", json={"create_deal": True, "deal_name": "導入案件"}, headers=member.headers)
+        assert done.status_code == 201, done.text
+        preview = client.get(f"/api/v1/leads/{second}/conversion", headers=member.headers).json()
+        assert [m["account_id"] for m in preview["matches"]] == [done.json()["account_id"]] and preview["matches"][0]["reason"] == "company_name"
+        linked = client.post(f"/api/v1/leads/{second}/conversion", json={"account_id": preview["matches"][0]["account_id"]}, headers=member.headers).json()
+        assert linked["account_id"] == done.json()["account_id"]
+        session.rollback()  # a fresh snapshot; and no transaction (SQLite lock) is left open
+        assert session.scalar(select(func.count()).select_from(Account)) == 1
+        assert session.scalar(select(func.count()).select_from(Contact).where(Contact.account_id == linked["account_id"])) == 2
+        assert session.get(Lead, first).status == "converted"
+        session.rollback()
+        twice = client.post(f"/api/v1/leads/{first}/conversion", json={}, headers=member.headers)
+        assert twice.status_code == 409 and twice.json()["existing"]["account_id"] == done.json()["account_id"]
+
+    def test_a_failure_midway_leaves_nothing(self, client, member, session) -> None:  # type: ignore[no-untyped-def]
+        lead_id = lead(client, member, last_name="Kim", email="kim@quantum.example", company="Quantum Inc.")
+        bad = client.post(f"/api/v1/leads/{lead_id}/conversion", json={"account_id": 424242}, headers=member.headers)
+        assert bad.status_code == 404
+        session.rollback()  # a fresh snapshot; and no transaction (SQLite lock) is left open
+        assert session.scalar(select(func.count()).select_from(Account)) == 0 and session.scalar(select(func.count()).select_from(Contact)) == 0
+        assert session.get(Lead, lead_id).status == "open"
+
+
+CSV = "会社名,姓,名,メールアドレス,電話番号\n株式会社山田商事,山田,太郎,yamada@yamada-shoji.co.jp,03-1234-5678\n㈱テスト,佐藤,花子,not-an-email,\n合同会社ミライ,高橋,美咲,misaki@mirai.jp,\n合同会社ミライ,高橋,美咲,MISAKI@mirai.jp,070-1111-2222\n"
+
+
+class TestCsvImport:
+    def test_shift_jis_with_duplicates_all_or_nothing_then_row_by_row(self, client, member, session) -> None:  # type: ignore[no-untyped-def]
+        data = CSV.encode("cp932")
+        files = {"file": ("leads.csv", data, "text/csv")}
+        strict = client.post("/api/v1/imports/leads", files=files, headers=member.headers).json()
+        assert strict["committed"] is False and strict["rejected"] == 1 and "3,email" in strict["errors_csv"]
+        session.rollback()  # a fresh snapshot; and no transaction (SQLite lock) is left open
+        assert session.scalar(select(func.count()).select_from(Lead)) == 0
+        session.rollback()
+        loose = client.post("/api/v1/imports/leads", files=files, data={"mode": "row_by_row", "on_duplicate": "merge"}, headers=member.headers).json()
+        assert (loose["created"], loose["merged"], loose["rejected"], loose["committed"]) == (2, 1, 1, True)
+        session.rollback()  # a fresh snapshot; and no transaction (SQLite lock) is left open
+        misaki = session.scalar(select(Lead).where(Lead.email_norm == "misaki@mirai.jp"))
+        assert misaki.mobile is None and misaki.phone == "070-1111-2222" and misaki.source == "csv_import" and misaki.company == "合同会社ミライ"
+        session.rollback()
+        again = client.post("/api/v1/imports/leads", files=files, data={"mode": "row_by_row"}, headers=member.headers).json()
+        assert (again["created"], again["skipped"]) == (0, 3)
+
+    def test_utf8_bom_and_an_explicit_mapping(self, client, member) -> None:  # type: ignore[no-untyped-def]
+        data = "\ufeffOrganisation,Surname,Mail\nAcme Inc.,Smith,john@acme.example\n".encode()
+        result = client.post(
+            "/api/v1/imports/leads", files={"file": ("l.csv", data, "text/csv")}, data={"mapping": ["Organisation=company", "Surname=last_name", "Mail=email"]}, headers=member.headers
+        ).json()
+        assert result["created"] == 1
+        assert client.get("/api/v1/leads", params={"email": "john@acme.example"}, headers=member.headers).json()["items"][0]["company"] == "Acme Inc."
+        bad = client.post("/api/v1/imports/leads", files={"file": ("l.csv", b"\x89PNG\x00\xff\xfe", "text/csv")}, headers=member.headers)
+        assert bad.status_code == 400
+
+    def test_cli_progress_bar_and_error_csv(self, tmp_path: Path) -> None:
+        import os
+        import subprocess
+        import sys
+
+        env = {**os.environ, "MAILWIDGET_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+        run = lambda *a: subprocess.run([sys.executable, "-m", "widget_api.cli", *a], capture_output=True, text=True, env=env, timeout=120)  # noqa: E731
+        assert run("org-create", "Acme", "--admin", "boss@acme.example").returncode == 0
+        source = tmp_path / "leads.csv"
+        source.write_bytes(CSV.encode("cp932"))
+        result = run("import-leads", str(source), "--user", "boss@acme.example", "--org", "1", "--row-by-row", "--errors", str(tmp_path / "errors.csv"))
+        assert result.returncode == 0, result.stderr
+        assert "[" in result.stderr and "4/4" in result.stderr and "created 2" in result.stdout
+        assert (tmp_path / "errors.csv").read_text().startswith("line,reason\n3,")

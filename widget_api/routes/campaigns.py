@@ -1,0 +1,78 @@
+"""Campaigns: create with member statuses, add leads (from a lead, in bulk from the lead list,
+or from the campaign's side: the same call), change a member's status, read the campaign."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from crm.services import campaigns
+from widget_api.deps import CurrentUser, SessionDep
+
+router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
+
+
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    is_default: bool = False
+    responded: bool = False
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    statuses: list[StatusIn] = Field(default_factory=list, max_length=50)
+
+
+class MembersIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lead_ids: list[int] = Field(min_length=1, max_length=200_000)
+    status: str | None = Field(default=None, max_length=100, description="default: the campaign's default status")
+    update_status: bool = Field(default=False, description="change the status of leads already members")
+
+
+class StatusChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str = Field(min_length=1, max_length=100)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create(body: CampaignIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+    specs = [campaigns.StatusSpec(s.name, s.is_default, s.responded) for s in body.statuses]
+    campaign = campaigns.create_campaign(session, principal, body.name, specs)
+    return campaigns.summary(session, principal, campaign.id)
+
+
+@router.get("/{campaign_id}")
+def read(
+    campaign_id: int, session: SessionDep, principal: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, object]:
+    return campaigns.summary(session, principal, campaign_id, limit=limit, offset=offset)
+
+
+@router.post("/{campaign_id}/members")
+def add_members(campaign_id: int, body: MembersIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+    report = campaigns.add_leads(session, principal, campaign_id, body.lead_ids, status=body.status, update_status=body.update_status)
+    counts: dict[str, int] = {}
+    for outcome in report.values():
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return {"counts": counts, "leads": {str(k): v for k, v in report.items()}}
+
+
+@router.put("/{campaign_id}/members/{lead_id}")
+def change_status(campaign_id: int, lead_id: int, body: StatusChangeIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+    campaigns.set_member_status(session, principal, campaign_id, lead_id, body.status)
+    return {"history": history(campaign_id, lead_id, session, principal)}
+
+
+@router.get("/{campaign_id}/members/{lead_id}/history")
+def history(campaign_id: int, lead_id: int, session: SessionDep, principal: CurrentUser) -> list[dict[str, object]]:
+    names = {s.id: s.name for s in campaigns.statuses(session, campaign_id)}
+    return [
+        {"from": names.get(h.from_status_id or 0), "to": names.get(h.to_status_id), "user_id": h.user_id, "at": h.changed_at.isoformat()}
+        for h in campaigns.history(session, principal, campaign_id, lead_id)
+    ]

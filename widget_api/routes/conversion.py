@@ -1,0 +1,30 @@
+"""Lead conversion: preview the matching accounts, then convert in one transaction."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from crm.services import conversion
+from widget_api.deps import CurrentUser, SessionDep
+
+router = APIRouter(prefix="/api/v1/leads", tags=["conversion"])
+
+
+class ConvertIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account_id: int | None = Field(default=None, description="link the contact to this existing account (from the preview)")
+    create_deal: bool = False
+    deal_name: str | None = Field(default=None, max_length=255)
+    deal_amount: float | None = Field(default=None, ge=0)
+
+
+@router.get("/{lead_id}/conversion")
+def preview(lead_id: int, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+    return conversion.preview(session, principal, lead_id)
+
+
+@router.post("/{lead_id}/conversion", status_code=201)
+def convert(lead_id: int, body: ConvertIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+    done = conversion.convert(session, principal, lead_id, account_id=body.account_id, create_deal=body.create_deal, deal_name=body.deal_name, deal_amount=body.deal_amount)
+    return {"lead_id": done.lead_id, "account_id": done.account_id, "contact_id": done.contact_id, "deal_id": done.deal_id}

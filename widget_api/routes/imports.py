@@ -1,0 +1,42 @@
+"""CSV import of leads through the API (the CLI has `mailwidget import-leads`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from crm.domain.errors import InvalidInput
+from crm.services import csv_import
+from widget_api.deps import CurrentUser, SessionDep
+
+router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
+MAX_BYTES = 100 * 1024 * 1024
+
+
+def parse_mapping(pairs: list[str]) -> dict[str, str]:
+    """["会社=company", …] → {"会社": "company"}."""
+    mapping = {}
+    for pair in pairs:
+        column, sep, target = pair.rpartition("=")
+        if not sep or not column.strip():
+            raise InvalidInput(f"a mapping is COLUMN=field, not {pair!r}")
+        mapping[column.strip()] = target.strip()
+    return mapping
+
+
+@router.post("/leads")
+async def import_leads(
+    session: SessionDep,
+    principal: CurrentUser,
+    file: Annotated[UploadFile, File(description="CSV with a header row; UTF-8 (BOM or not) or Shift_JIS")],
+    on_duplicate: Annotated[Literal["skip", "merge"], Form()] = "skip",
+    mode: Annotated[Literal["all_or_nothing", "row_by_row"], Form()] = "all_or_nothing",
+    mapping: Annotated[list[str] | None, Form(description="COLUMN=field, repeatable")] = None,
+) -> dict[str, object]:
+    data = await file.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise InvalidInput("the file is larger than 100 MB", code="payload_too_large")
+    rows = csv_import.rows(csv_import.decode(data), parse_mapping(mapping or []))
+    report = csv_import.import_leads(session, principal, rows, on_duplicate=on_duplicate, all_or_nothing=mode == "all_or_nothing")
+    return {**report.as_dict(), "errors_csv": report.errors_csv()}
