@@ -110,6 +110,16 @@ class TestCsvImport:
         bad = client.post("/api/v1/imports/leads", files={"file": ("l.csv", b"\x89PNG\x00\xff\xfe", "text/csv")}, headers=member.headers)
         assert bad.status_code == 400
 
+    def test_custom_columns_are_typed_and_required(self, client, admin, member) -> None:  # type: ignore[no-untyped-def]
+        client.post("/api/v1/custom-fields", json={"key": "employees", "type": "number", "required": True}, headers=admin.headers)
+        data = "Company,Mail,社員数\nA社,a@a.example,120\nB社,b@b.example,\nC社,c@c.example,many\n".encode()
+        result = client.post(
+            "/api/v1/imports/leads", files={"file": ("l.csv", data, "text/csv")}, data={"mapping": ["社員数=custom:employees"], "mode": "row_by_row"}, headers=member.headers
+        ).json()
+        assert (result["created"], result["rejected"]) == (1, 2) and "3,employees is required" in result["errors_csv"] and "4,employees: not a number" in result["errors_csv"]
+        lead_id = client.get("/api/v1/leads", params={"email": "a@a.example"}, headers=member.headers).json()["items"][0]["id"]
+        assert client.get(f"/api/v1/leads/{lead_id}/custom", headers=member.headers).json() == {"employees": 120.0}
+
     def test_cli_progress_bar_and_error_csv(self, tmp_path: Path) -> None:
         import os
         import subprocess
@@ -124,3 +134,56 @@ class TestCsvImport:
         assert result.returncode == 0, result.stderr
         assert "[" in result.stderr and "4/4" in result.stderr and "created 2" in result.stdout
         assert (tmp_path / "errors.csv").read_text().startswith("line,reason\n3,")
+
+
+class TestCustomFieldsAndViews:
+    def test_fields_types_required_unique_and_a_company_view(self, client, admin, member) -> None:  # type: ignore[no-untyped-def]
+        h = admin.headers
+        assert client.post("/api/v1/custom-fields", json={"key": "company_key", "type": "text"}, headers=member.headers).status_code == 403
+        for body in (
+            {"key": "company_key", "label": "会社キー", "type": "text"},
+            {"key": "employees", "type": "number"},
+            {"key": "met_on", "type": "date"},
+            {"key": "tier", "type": "picklist", "options": ["A", "B"]},
+            {"key": "customer_no", "type": "text", "unique": True},
+        ):
+            assert client.post("/api/v1/custom-fields", json=body, headers=h).status_code == 201
+        a = lead(client, member, last_name="山田", company="山田商事", email="a@yamada.example")
+        b = lead(client, member, last_name="佐藤", company="山田商事", email="b@yamada.example")
+        c = lead(client, member, last_name="Smith", company="Acme", email="c@acme.example")
+        put = lambda lid, body: client.put(f"/api/v1/leads/{lid}/custom", json=body, headers=member.headers)  # noqa: E731
+        assert put(a, {"company_key": "YAMADA", "employees": "120", "met_on": "2026-11-01", "tier": "A", "customer_no": "C-1"}).status_code == 200
+        assert put(b, {"company_key": "YAMADA", "employees": 15, "tier": "B"}).status_code == 200
+        assert put(c, {"company_key": "ACME", "employees": 3000}).status_code == 200
+        assert put(c, {"employees": "many"}).status_code == 400 and put(c, {"tier": "Z"}).status_code == 400 and put(c, {"met_on": "yesterday"}).status_code == 400
+        duplicate = put(b, {"customer_no": "c-1"})
+        assert duplicate.status_code == 409 and duplicate.json()["existing_id"] == a
+        view = client.post(
+            "/api/v1/views",
+            json={"name": "All of 山田", "filters": {"op": "and", "conditions": [{"field": "custom:company_key", "op": "equals", "value": "YAMADA"}]}, "sort": [{"field": "last_name"}], "shared": True},
+            headers=member.headers,
+        ).json()
+        page = client.get(f"/api/v1/views/{view['id']}/leads", headers=admin.headers).json()  # shared: the admin sees it too
+        assert [i["last_name"] for i in page["items"]] == ["佐藤", "山田"] and page["total"] == 2
+        mixed = client.post(
+            "/api/v1/views",
+            json={"name": "big or A", "filters": {"op": "or", "conditions": [{"field": "custom:employees", "op": "between", "value": [1000, 5000]}, {"op": "and", "conditions": [{"field": "custom:tier", "op": "in", "value": ["A"]}, {"field": "company", "op": "starts_with", "value": "山田"}]}]}},
+            headers=member.headers,
+        ).json()
+        assert {i["id"] for i in client.get(f"/api/v1/views/{mixed['id']}/leads", headers=member.headers).json()["items"]} == {a, c}
+        empty = client.post("/api/v1/views", json={"name": "no date", "filters": {"field": "custom:met_on", "op": "is_empty"}}, headers=member.headers).json()
+        assert {i["id"] for i in client.get(f"/api/v1/views/{empty['id']}/leads", headers=member.headers).json()["items"]} == {b, c}
+        private = client.post("/api/v1/views", json={"name": "mine", "filters": {"field": "company", "op": "contains", "value": "cm"}}, headers=member.headers).json()
+        assert client.get(f"/api/v1/views/{private['id']}/leads", headers=admin.headers).status_code == 404
+        assert client.post("/api/v1/views", json={"name": "bad", "filters": {"field": "salary", "op": "equals", "value": 1}}, headers=member.headers).status_code == 400
+
+
+def test_a_required_custom_field_refuses_a_lead_without_it(client, admin, member, session) -> None:  # type: ignore[no-untyped-def]
+    client.post("/api/v1/custom-fields", json={"key": "source_event", "type": "text", "required": True}, headers=admin.headers)
+    refused = client.post("/api/v1/leads", json={"email": "r@customer.example"}, headers=member.headers)
+    assert refused.status_code == 400 and refused.json()["type"] == "required_field"
+    assert session.scalar(select(func.count()).select_from(Lead)) == 0
+    session.rollback()
+    ok = client.post("/api/v1/leads", json={"email": "r@customer.example", "custom": {"source_event": "展示会"}}, headers=member.headers)
+    assert ok.status_code == 201
+    assert client.get(f"/api/v1/leads/{ok.json()['lead']['id']}/custom", headers=member.headers).json() == {"source_event": "展示会"}

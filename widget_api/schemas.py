@@ -90,6 +90,7 @@ class LeadCreate(LeadFields):
 
     message: MessageRefIn | None = None
     update_existing_id: int | None = Field(default=None, description="fill this lead's empty fields instead of creating one")
+    custom: dict[str, object] | None = Field(default=None, description="custom field values by key")
 
 
 class LeadUpdate(LeadFields):

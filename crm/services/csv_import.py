@@ -22,8 +22,10 @@ from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import InvalidInput
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email, normalise_unique_value
+from crm.services import custom_fields
 from crm.services.leads import clean_values, fill_empty_fields, unique_fields
 from crm.store.base import utcnow
+from crm.store.custom_fields import CustomField
 from crm.store.models import Lead, LeadUniqueKey
 
 BATCH = 1000
@@ -79,7 +81,7 @@ def header_mapping(header: list[str], explicit: Mapping[str, str] | None = None)
         key = column.strip().lstrip("\ufeff")
         target = (explicit or {}).get(key) or aliases.get(key.lower())
         if target:
-            if target not in LEAD_FIELDS:
+            if target not in LEAD_FIELDS and not target.startswith("custom:"):
                 raise InvalidInput(f"unknown lead field {target!r} in the mapping")
             mapping[i] = target
     if not mapping:
@@ -98,6 +100,21 @@ def rows(text: str, explicit: Mapping[str, str] | None = None) -> Iterator[tuple
         if not any(cell.strip() for cell in row):
             continue
         yield reader.line_num, {name: (row[i] if i < len(row) else None) for i, name in mapping.items()}
+
+
+def _check_custom(custom: dict[str, str], defined: Mapping[str, CustomField]) -> str | None:
+    unknown = set(custom) - set(defined)
+    if unknown:
+        return f"unknown custom field {sorted(unknown)[0]!r}"
+    missing = [f.label for f in defined.values() if f.required and not custom.get(f.key)]
+    if missing:
+        return f"{missing[0]} is required"
+    for key, value in custom.items():
+        try:
+            custom_fields.typed_value(defined[key], value)
+        except InvalidInput as exc:
+            return exc.detail
+    return None
 
 
 def _check(values: dict[str, str | None]) -> str | None:
@@ -151,13 +168,20 @@ def import_leads(
         for lead_id, (_vals, ks) in zip(ids, batch, strict=True):
             for k in ks:
                 known[k] = lead_id
+        for index, custom in custom_later:
+            custom_fields.set_values(session, principal, ids[index], custom)
+        custom_later.clear()
         report.created += len(batch)
         batch.clear()
         pending.clear()
 
+    defined = custom_fields.fields(session, principal)
+    custom_later: list[tuple[int, dict[str, str]]] = []  # (index in batch, custom values)
+
     for line, raw in rows_in:
         values = clean_values({k: v for k, v in raw.items() if k in LEAD_FIELDS})
-        reason = _check(values)
+        custom = {k[7:]: (v or "").strip() for k, v in raw.items() if k.startswith("custom:") and (v or "").strip()}
+        reason = _check(values) or _check_custom(custom, defined)
         if reason:
             report.rejected.append((line, reason))
         else:
@@ -165,6 +189,8 @@ def import_leads(
             existing = next((known[k] for k in keys if k in known), None)
             waiting = next((pending[k] for k in keys if k in pending), None)
             if existing is None and waiting is None:
+                if custom:
+                    custom_later.append((len(batch), custom))
                 batch.append((values, keys))
                 pending.update((k, values) for k in keys)
             elif on_duplicate == "skip":

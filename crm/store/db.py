@@ -62,3 +62,16 @@ def migrate(url: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), "heads")
+
+
+def refresh_statistics(session: Session) -> None:
+    """Keep the query planner's statistics current after bulk changes. SQLite has none until
+    ANALYZE runs, and without them it walks a million leads by creation date instead of
+    starting from the handful a custom view selects; PostgreSQL's autovacuum catches up
+    later, so an explicit ANALYZE makes a fresh import fast at once."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        has_stats = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").scalar()
+        conn.exec_driver_sql("PRAGMA optimize" if has_stats else "ANALYZE")
+    else:
+        conn.exec_driver_sql("ANALYZE leads, custom_values, campaign_members, lead_unique_keys")

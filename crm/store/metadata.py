@@ -4,7 +4,7 @@ A feature that adds tables adds its module here (the migration test compares thi
 metadata with the migrated database).
 """
 
-from crm.store import calendar, campaigns, models, whitelist  # noqa: F401
+from crm.store import calendar, campaigns, custom_fields, models, whitelist  # noqa: F401
 from crm.store.base import Base
 
 metadata = Base.metadata

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from crm.domain.principal import Principal
 from crm.services import csv_import
+from crm.store.db import refresh_statistics
 from crm.store.models import User
 from widget_api.cli import UsageError
 from widget_api.cli._runtime import cli_runtime
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             report = csv_import.import_leads(
                 s, principal, csv_import.rows(text, parse_mapping(args.map)), on_duplicate=args.on_duplicate, all_or_nothing=not args.row_by_row, progress=_bar(total)
             )
+            refresh_statistics(s)
     finally:
         runtime.close()
     print(file=sys.stderr)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from crm.domain.errors import DomainError
 from crm.domain.principal import Principal
 from crm.services import mailboxes, spam
+from crm.store.db import refresh_statistics
 from crm.store.models import MailboxAccount, User
 from mail_adapter.junk import JunkFolder
 from widget_api.calendar_scan import scan_inbox
@@ -70,6 +71,8 @@ def run_rescue(args: argparse.Namespace) -> int:
 def worker_loop(runtime: Runtime, interval: float, stop: threading.Event) -> None:
     while not stop.is_set():
         scan_all(runtime)
+        with runtime.sessions.begin() as s:
+            refresh_statistics(s)
         stop.wait(interval)
 
 

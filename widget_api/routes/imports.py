@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from crm.domain.errors import InvalidInput
 from crm.services import csv_import
+from crm.store.db import refresh_statistics
 from widget_api.deps import CurrentUser, SessionDep
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
@@ -39,4 +40,5 @@ async def import_leads(
         raise InvalidInput("the file is larger than 100 MB", code="payload_too_large")
     rows = csv_import.rows(csv_import.decode(data), parse_mapping(mapping or []))
     report = csv_import.import_leads(session, principal, rows, on_duplicate=on_duplicate, all_or_nothing=mode == "all_or_nothing")
+    refresh_statistics(session)
     return {**report.as_dict(), "errors_csv": report.errors_csv()}

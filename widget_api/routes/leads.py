@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from crm.services import leads
+from crm.services import custom_fields, leads
 from widget_api.deps import CurrentUser, SessionDep
 from widget_api.schemas import LeadCreate, LeadPage, LeadRead, LeadSaved, LeadUpdate
 
 router = APIRouter(prefix="/api/v1/leads", tags=["leads"])
 
-FIELDS_ONLY = {"message", "update_existing_id"}
+FIELDS_ONLY = {"message", "update_existing_id", "custom"}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={200: {"model": LeadSaved, "description": "already captured, or an existing lead updated"}, 409: {"description": "duplicate: nothing written"}})
@@ -20,7 +20,10 @@ def save(body: LeadCreate, response: Response, session: SessionDep, principal: C
     values = body.model_dump(exclude=FIELDS_ONLY)
     key = body.message.key() if body.message else None
     result = leads.save_from_draft(session, principal, values, message_key=key, update_existing_id=body.update_existing_id, source="widget" if body.message else "api")
-    if result.outcome != "created":
+    if result.outcome == "created":
+        # Required custom fields are checked here too: a failure rolls the whole save back.
+        custom_fields.set_values(session, principal, result.lead.id, body.custom or {}, creating=True)
+    else:
         response.status_code = status.HTTP_200_OK
     return LeadSaved(outcome=result.outcome, lead=LeadRead.model_validate(result.lead), filled=list(result.filled))  # type: ignore[arg-type]
 

@@ -1,0 +1,46 @@
+"""Custom views over leads: save, list, and read a view's leads (sorted, paged)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from crm.services import views
+from widget_api.deps import CurrentUser, SessionDep
+from widget_api.schemas import LeadRead
+
+router = APIRouter(prefix="/api/v1/views", tags=["views"])
+
+
+class ViewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    filters: dict[str, Any] = Field(default_factory=dict)
+    sort: list[dict[str, Any]] = Field(default_factory=list, max_length=5)
+    shared: bool = False
+
+
+def _view(v: Any) -> dict[str, object]:
+    return {"id": v.id, "name": v.name, "shared": v.shared, "owner_id": v.owner_id, "filters": v.filters, "sort": v.sort}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create(body: ViewIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+    return _view(views.save_view(session, principal, body.name, body.filters or {}, body.sort, body.shared))
+
+
+@router.get("")
+def list_views(session: SessionDep, principal: CurrentUser) -> list[dict[str, object]]:
+    return [_view(v) for v in views.list_views(session, principal)]
+
+
+@router.get("/{view_id}/leads")
+def view_leads(
+    view_id: int, session: SessionDep, principal: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, object]:
+    view = views.get_view(session, principal, view_id)
+    rows, total = views.query_leads(session, principal, view.filters or None, view.sort, limit=limit, offset=offset)
+    return {"items": [LeadRead.model_validate(r).model_dump(mode="json") for r in rows], "total": total, "limit": limit, "offset": offset}
