@@ -134,6 +134,15 @@ class TestCsvImport:
         assert result.returncode == 0, result.stderr
         assert "[" in result.stderr and "4/4" in result.stderr and "created 2" in result.stdout
         assert (tmp_path / "errors.csv").read_text().startswith("line,reason\n3,")
+        who = ("--user", "boss@acme.example", "--org", "1")
+        created = run("campaign-create", "秋のセミナー", *who)
+        assert created.returncode == 0 and '"name": "秋のセミナー"' in created.stdout
+        added = run("campaign-add", "1", "1,2,99", "--status", "反応あり", *who)
+        assert added.stdout.split("\n")[:3] == ["1\tadded", "2\tadded", "99\tnot_found"]
+        assert "反応あり\t2 (responded)" in run("campaign-show", "1", *who).stdout
+        assert "-> account 1, contact 1, deal 1" in run("convert-lead", "1", "--deal", "導入", *who).stdout
+        twice = run("convert-lead", "1", *who)
+        assert twice.returncode == 2 and "already converted" in twice.stderr
 
 
 class TestCustomFieldsAndViews:
@@ -187,3 +196,11 @@ def test_a_required_custom_field_refuses_a_lead_without_it(client, admin, member
     ok = client.post("/api/v1/leads", json={"email": "r@customer.example", "custom": {"source_event": "展示会"}}, headers=member.headers)
     assert ok.status_code == 201
     assert client.get(f"/api/v1/leads/{ok.json()['lead']['id']}/custom", headers=member.headers).json() == {"source_event": "展示会"}
+
+
+def test_add_from_the_leads_page(client, member) -> None:  # type: ignore[no-untyped-def]
+    campaign = client.post("/api/v1/campaigns", json={"name": "DM"}, headers=member.headers).json()
+    lead_id = lead(client, member, email="one@customer.example")
+    body = {"campaign_id": campaign["id"], "status": "反応あり"}
+    assert client.post(f"/api/v1/leads/{lead_id}/campaigns", json=body, headers=member.headers).json() == {"outcome": "added"}
+    assert client.post(f"/api/v1/leads/{lead_id}/campaigns", json=body, headers=member.headers).json() == {"outcome": "already_member"}

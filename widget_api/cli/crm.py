@@ -1,16 +1,18 @@
-"""`mailwidget import-leads FILE.csv`: CSV import with a progress bar on stderr and an
-error CSV of the rejected rows."""
+"""CRM commands: `import-leads` (CSV, with a progress bar on stderr and an error CSV of the
+rejected rows), `campaign-create`, `campaign-add`, `campaign-show`, `convert-lead`,
+`view-leads`. Each acts as a user of an organisation (--org, --user)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from sqlalchemy import select
 
 from crm.domain.principal import Principal
-from crm.services import csv_import
+from crm.services import campaigns, conversion, csv_import, views
 from crm.store.db import refresh_statistics
 from crm.store.models import User
 from widget_api.cli import UsageError
@@ -28,6 +30,94 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--row-by-row", action="store_true", help="keep the good rows even when others are rejected (default: all or nothing)")
     p.add_argument("--errors", type=Path, help="write the rejected rows (line, reason) to this CSV")
     p.set_defaults(func=run)
+
+    p = sub.add_parser("campaign-create", help="create a campaign (default statuses 送信済み / 反応あり / 未反応)")
+    _who(p)
+    p.add_argument("name")
+    p.set_defaults(func=campaign_create)
+    p = sub.add_parser("campaign-add", help="add leads to a campaign with one status")
+    _who(p)
+    p.add_argument("campaign", type=int)
+    p.add_argument("leads", help="lead ids, comma-separated")
+    p.add_argument("--status", help="default: the campaign's default status")
+    p.add_argument("--update-status", action="store_true")
+    p.set_defaults(func=campaign_add)
+    p = sub.add_parser("campaign-show", help="a campaign's statuses with member counts")
+    _who(p)
+    p.add_argument("campaign", type=int)
+    p.set_defaults(func=campaign_show)
+    p = sub.add_parser("convert-lead", help="convert a lead into an account and a contact (and a deal)")
+    _who(p)
+    p.add_argument("lead", type=int)
+    p.add_argument("--account", type=int, help="link to this existing account")
+    p.add_argument("--deal", metavar="NAME", help="also create a deal")
+    p.set_defaults(func=convert_lead)
+    p = sub.add_parser("view-leads", help="the leads of a saved view, as JSON lines")
+    _who(p)
+    p.add_argument("view", type=int)
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=view_leads)
+
+
+def _who(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", required=True, help="acting user's email")
+    p.add_argument("--org", type=int, required=True, help="organisation id")
+
+
+def _principal(s, args: argparse.Namespace) -> Principal:  # type: ignore[no-untyped-def]
+    user = s.scalar(select(User).where(User.organisation_id == args.org, User.email == args.user.strip().lower()))
+    if user is None:
+        raise UsageError(f"no user {args.user} in organisation {args.org}")
+    return Principal(user.id, user.organisation_id, user.email, user.role, user.language)
+
+
+def _in_session(args: argparse.Namespace, action):  # type: ignore[no-untyped-def]
+    runtime = cli_runtime()
+    try:
+        with runtime.sessions.begin() as s:
+            return action(s, _principal(s, args))
+    finally:
+        runtime.close()
+
+
+def campaign_create(args: argparse.Namespace) -> int:
+    summary = _in_session(args, lambda s, p: campaigns.summary(s, p, campaigns.create_campaign(s, p, args.name).id))
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def campaign_add(args: argparse.Namespace) -> int:
+    try:
+        ids = [int(x) for x in args.leads.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError("lead ids are numbers, comma-separated") from None
+    report = _in_session(args, lambda s, p: campaigns.add_leads(s, p, args.campaign, ids, status=args.status, update_status=args.update_status))
+    for lead_id, outcome in report.items():
+        print(f"{lead_id}\t{outcome}")
+    return 0
+
+
+def campaign_show(args: argparse.Namespace) -> int:
+    summary = _in_session(args, lambda s, p: campaigns.summary(s, p, args.campaign))
+    for status in summary["statuses"]:
+        print(f"{status['name']}\t{status['members']}{' (responded)' if status['responded'] else ''}")
+    return 0
+
+
+def convert_lead(args: argparse.Namespace) -> int:
+    done = _in_session(args, lambda s, p: conversion.convert(s, p, args.lead, account_id=args.account, create_deal=bool(args.deal), deal_name=args.deal))
+    print(f"lead {done.lead_id} -> account {done.account_id}, contact {done.contact_id}" + (f", deal {done.deal_id}" if done.deal_id else ""))
+    return 0
+
+
+def view_leads(args: argparse.Namespace) -> int:
+    def run_view(s, p):  # type: ignore[no-untyped-def]
+        view = views.get_view(s, p, args.view)
+        return views.query_leads(s, p, view.filters or None, view.sort, limit=args.limit)[0]
+
+    for lead in _in_session(args, run_view):
+        print(json.dumps({"id": lead.id, "last_name": lead.last_name, "first_name": lead.first_name, "company": lead.company, "email": lead.email}, ensure_ascii=False))
+    return 0
 
 
 def _bar(total: int):  # type: ignore[no-untyped-def]

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from crm.services import campaigns
 from widget_api.deps import CurrentUser, SessionDep
 
-router = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
+router = APIRouter(tags=["campaigns"])
+BASE = "/api/v1/campaigns"
 
 
 class StatusIn(BaseModel):
@@ -39,14 +40,14 @@ class StatusChangeIn(BaseModel):
     status: str = Field(min_length=1, max_length=100)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(BASE, status_code=status.HTTP_201_CREATED)
 def create(body: CampaignIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     specs = [campaigns.StatusSpec(s.name, s.is_default, s.responded) for s in body.statuses]
     campaign = campaigns.create_campaign(session, principal, body.name, specs)
     return campaigns.summary(session, principal, campaign.id)
 
 
-@router.get("/{campaign_id}")
+@router.get(BASE + "/{campaign_id}")
 def read(
     campaign_id: int, session: SessionDep, principal: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
@@ -54,7 +55,7 @@ def read(
     return campaigns.summary(session, principal, campaign_id, limit=limit, offset=offset)
 
 
-@router.post("/{campaign_id}/members")
+@router.post(BASE + "/{campaign_id}/members")
 def add_members(campaign_id: int, body: MembersIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     report = campaigns.add_leads(session, principal, campaign_id, body.lead_ids, status=body.status, update_status=body.update_status)
     counts: dict[str, int] = {}
@@ -63,16 +64,30 @@ def add_members(campaign_id: int, body: MembersIn, session: SessionDep, principa
     return {"counts": counts, "leads": {str(k): v for k, v in report.items()}}
 
 
-@router.put("/{campaign_id}/members/{lead_id}")
+@router.put(BASE + "/{campaign_id}/members/{lead_id}")
 def change_status(campaign_id: int, lead_id: int, body: StatusChangeIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     campaigns.set_member_status(session, principal, campaign_id, lead_id, body.status)
     return {"history": history(campaign_id, lead_id, session, principal)}
 
 
-@router.get("/{campaign_id}/members/{lead_id}/history")
+@router.get(BASE + "/{campaign_id}/members/{lead_id}/history")
 def history(campaign_id: int, lead_id: int, session: SessionDep, principal: CurrentUser) -> list[dict[str, object]]:
     names = {s.id: s.name for s in campaigns.statuses(session, campaign_id)}
     return [
         {"from": names.get(h.from_status_id or 0), "to": names.get(h.to_status_id), "user_id": h.user_id, "at": h.changed_at.isoformat()}
         for h in campaigns.history(session, principal, campaign_id, lead_id)
     ]
+
+
+class LeadCampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    campaign_id: int
+    status: str | None = Field(default=None, max_length=100)
+
+
+@router.post("/api/v1/leads/{lead_id}/campaigns")
+def add_from_lead(lead_id: int, body: LeadCampaignIn, session: SessionDep, principal: CurrentUser) -> dict[str, str]:
+    """From the lead's page: add this lead to a campaign."""
+    report = campaigns.add_leads(session, principal, body.campaign_id, [lead_id], status=body.status)
+    return {"outcome": report[lead_id]}
+
