@@ -17,11 +17,12 @@ from crm.domain.errors import Conflict, InvalidInput, NotFound
 from crm.domain.principal import Principal
 from crm.store.base import utcnow
 from crm.store.campaigns import Campaign, CampaignMember, CampaignStatus, MemberStatusChange
+from crm.store.db import among
 from crm.store.models import Lead
 
 # The source CRM's own example statuses: sent (default), responded, not responded.
 DEFAULT_STATUSES: tuple[tuple[str, bool, bool], ...] = (("送信済み", True, False), ("反応あり", False, True), ("未反応", False, False))
-CHUNK = 5000  # ids per INSERT … SELECT: under every database's bound-parameter limit
+CHUNK = 20_000  # ids per INSERT … SELECT (SQLite binds each one: stay under its limit of 32,766)
 
 
 @dataclass(frozen=True)
@@ -79,23 +80,28 @@ def add_leads(
     report: dict[int, str] = {}
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
-        found = set(session.scalars(select(Lead.id).where(Lead.organisation_id == principal.organisation_id, Lead.id.in_(chunk))))
-        members = dict(session.execute(select(CampaignMember.lead_id, CampaignMember.status_id).where(CampaignMember.campaign_id == campaign.id, CampaignMember.lead_id.in_(found))).all())
-        # One statement adds every found lead that is not a member yet.
-        session.execute(
-            insert(CampaignMember).from_select(
-                ["campaign_id", "lead_id", "status_id", "added_by_id", "added_at"],
-                select(literal(campaign.id), Lead.id, literal(target.id), literal(principal.user_id), literal(utcnow(), CampaignMember.added_at.type)).where(
-                    Lead.organisation_id == principal.organisation_id,
-                    Lead.id.in_(chunk),
-                    ~select(CampaignMember.id).where(and_(CampaignMember.campaign_id == campaign.id, CampaignMember.lead_id == Lead.id)).exists(),
-                ),
+        found = set(session.scalars(select(Lead.id).where(Lead.organisation_id == principal.organisation_id, among(session, Lead.id, chunk))))
+        # One statement adds every found lead that is not a member yet and says which it added.
+        added = set(
+            session.scalars(
+                insert(CampaignMember)
+                .from_select(
+                    ["campaign_id", "lead_id", "status_id", "added_by_id", "added_at"],
+                    select(literal(campaign.id), Lead.id, literal(target.id), literal(principal.user_id), literal(utcnow(), CampaignMember.added_at.type)).where(
+                        Lead.organisation_id == principal.organisation_id,
+                        among(session, Lead.id, chunk),
+                        ~select(CampaignMember.id).where(and_(CampaignMember.campaign_id == campaign.id, CampaignMember.lead_id == Lead.id)).exists(),
+                    ),
+                )
+                .returning(CampaignMember.lead_id)
             )
         )
+        rest = list(found - added)
+        members = dict(session.execute(select(CampaignMember.lead_id, CampaignMember.status_id).where(CampaignMember.campaign_id == campaign.id, among(session, CampaignMember.lead_id, rest))).all()) if rest else {}
         for lead_id in chunk:
             if lead_id not in found:
                 report[lead_id] = "not_found"
-            elif lead_id not in members:
+            elif lead_id in added:
                 report[lead_id] = "added"
             elif update_status and members[lead_id] != target.id:
                 report[lead_id] = "updated"
