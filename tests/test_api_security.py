@@ -67,3 +67,18 @@ class TestCors:
         assert ok.headers.get("access-control-allow-origin") == "https://mail.example.test"
         bad = client.options("/api/v1/leads", headers={"Origin": "https://evil.example", **preflight})
         assert "access-control-allow-origin" not in bad.headers
+
+
+def test_every_error_code_has_both_translations() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    en = json.loads((root / "widget_api" / "locales" / "en.json").read_text(encoding="utf-8"))
+    ja = json.loads((root / "widget_api" / "locales" / "ja.json").read_text(encoding="utf-8"))
+    assert set(en) == set(ja)
+    used = set()
+    for path in [*root.glob("crm/**/*.py"), *root.glob("mail_adapter/**/*.py"), *root.glob("widget_api/**/*.py")]:
+        used |= set(re.findall(r'code="([a-z_]+)"', path.read_text(encoding="utf-8")))
+    assert used - set(en) == set()
