@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 from sqlalchemy import func, select
 
+from crm.store.campaigns import CampaignMember
 from crm.store.models import Account, Contact, Lead
 from tests.factories import make_org, make_user
 
@@ -17,7 +21,7 @@ def lead(client, user, **fields) -> int:  # type: ignore[no-untyped-def]
 
 
 class TestCampaigns:
-    def test_statuses_bulk_add_report_idempotence_and_history(self, client, member) -> None:  # type: ignore[no-untyped-def]
+    def test_statuses_bulk_add_report_idempotence_and_history(self, client, member, runtime) -> None:  # type: ignore[no-untyped-def]
         campaign = client.post("/api/v1/campaigns", json={"name": "春の展示会"}, headers=member.headers).json()
         assert [(s["name"], s["is_default"], s["responded"]) for s in campaign["statuses"]] == [("送信済み", True, False), ("反応あり", False, True), ("未反応", False, False)]
         ids = [lead(client, member, email=f"p{i}@customer.example") for i in range(3)]
@@ -34,6 +38,29 @@ class TestCampaigns:
         summary = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=member.headers).json()
         assert {s["name"]: s["members"] for s in summary["statuses"]} == {"送信済み": 1, "反応あり": 1, "未反応": 1}
         assert summary["members_total"] == 3 and summary["responded_total"] == 1
+        client.post("/api/v1/campaigns", json={"name": "空のキャンペーン"}, headers=member.headers)
+        listed = client.get("/api/v1/campaigns", headers=member.headers).json()
+        assert [(c["name"], c["members_total"]) for c in listed] == [("空のキャンペーン", 0), ("春の展示会", 3)]
+        stranger = make_user(runtime, make_org(runtime, "Other"), "x@other.example")
+        assert client.get("/api/v1/campaigns", headers=stranger.headers).json() == []
+
+    def test_the_same_bulk_add_sent_eight_times_at_once_adds_each_lead_once(self, live_server: str, client, member, session) -> None:  # type: ignore[no-untyped-def]
+        """A double-clicked or retried request racing itself: every copy succeeds, each lead
+        is a member once, and exactly one copy reports it added."""
+        campaign = client.post("/api/v1/campaigns", json={"name": "Race"}, headers=member.headers).json()
+        ids = [lead(client, member, email=f"race{i}@customer.example") for i in range(200)]
+
+        def send(_: int) -> httpx.Response:
+            return httpx.post(f"{live_server}/api/v1/campaigns/{campaign['id']}/members", json={"lead_ids": ids}, headers=member.headers, timeout=60)
+
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(send, range(8)))
+        assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses if r.status_code != 200]
+        added = [r.json()["counts"].get("added", 0) for r in responses]
+        assert sum(added) == 200 and all(n in (0, 200) for n in added)
+        session.rollback()
+        assert session.scalar(select(func.count()).select_from(CampaignMember).where(CampaignMember.campaign_id == campaign["id"])) == 200
+        session.rollback()
 
     def test_bad_requests_change_nothing(self, client, member, runtime) -> None:  # type: ignore[no-untyped-def]
         campaign = client.post("/api/v1/campaigns", json={"name": "Webinar", "statuses": [{"name": "Sent", "is_default": True}, {"name": "Responded", "responded": True}]}, headers=member.headers).json()
@@ -69,6 +96,26 @@ class TestConversion:
         session.rollback()
         twice = client.post(f"/api/v1/leads/{first}/conversion", json={}, headers=member.headers)
         assert twice.status_code == 409 and twice.json()["existing"]["account_id"] == done.json()["account_id"]
+
+    def test_matching_by_a_custom_company_key_as_configured(self, client, admin, member) -> None:  # type: ignore[no-untyped-def]
+        """Two spellings of one company that share a corporate number match by that key; with
+        name and domain matching switched off, a lead of the same name no longer matches."""
+        assert client.post("/api/v1/custom-fields", json={"key": "corp_no", "label": "法人番号", "type": "text"}, headers=admin.headers).status_code == 201
+        assert client.put("/api/v1/conversion/settings", json={"company_key_field": "corp_no"}, headers=member.headers).status_code == 403
+        assert client.put("/api/v1/conversion/settings", json={"company_key_field": "nope"}, headers=admin.headers).status_code == 400
+        configured = client.put("/api/v1/conversion/settings", json={"match_company_name": False, "match_email_domain": False, "company_key_field": "corp_no"}, headers=admin.headers)
+        assert configured.json() == {"match_company_name": False, "match_email_domain": False, "company_key_field": "corp_no"}
+        assert client.get("/api/v1/conversion/settings", headers=member.headers).json() == configured.json()
+        first = lead(client, member, last_name="山田", company="山田ホールディングス株式会社", email="y@yamada-hd.example", custom={"corp_no": "1234567890123"})
+        other_name = lead(client, member, last_name="佐藤", company="ヤマダHD", email="s@yamada.example", custom={"corp_no": " 1234567890123 "})
+        same_name = lead(client, member, last_name="鈴木", company="山田ホールディングス株式会社", email="x@yamada-hd.example", custom={"corp_no": "9999999999999"})
+        account = client.post(f"/api/v1/leads/{first}/conversion", json={}, headers=member.headers).json()["account_id"]
+        preview = client.get(f"/api/v1/leads/{other_name}/conversion", headers=member.headers).json()
+        assert preview["company_key"] == "1234567890123"
+        assert [(m["account_id"], m["reason"]) for m in preview["matches"]] == [(account, "company_key")]
+        assert client.get(f"/api/v1/leads/{same_name}/conversion", headers=member.headers).json()["matches"] == []
+        client.put("/api/v1/conversion/settings", json={"company_key_field": "corp_no"}, headers=admin.headers)  # names and domains again too
+        assert [m["reason"] for m in client.get(f"/api/v1/leads/{same_name}/conversion", headers=member.headers).json()["matches"]] == ["company_name"]
 
     def test_a_failure_midway_leaves_nothing(self, client, member, session) -> None:  # type: ignore[no-untyped-def]
         lead_id = lead(client, member, last_name="Kim", email="kim@quantum.example", company="Quantum Inc.")
@@ -143,6 +190,11 @@ class TestCsvImport:
         assert "-> account 1, contact 1, deal 1" in run("convert-lead", "1", "--deal", "導入", *who).stdout
         twice = run("convert-lead", "1", *who)
         assert twice.returncode == 2 and "already converted" in twice.stderr
+        preview = json.loads(run("convert-lead", "2", "--preview", *who).stdout)
+        assert preview["lead_id"] == 2 and preview["company"] == "合同会社ミライ" and preview["matches"] == [] and preview["converted"] is None
+        assert run("conversion-settings", "--match", "company_name,colour", *who).returncode == 2
+        assert run("conversion-settings", "--match", "company_key", *who).returncode == 2  # which field holds the key?
+        assert run("conversion-settings", "--match", "email_domain", *who).stdout.strip() == '{"match_company_name": false, "match_email_domain": true, "company_key_field": null}'
 
 
 class TestCustomFieldsAndViews:

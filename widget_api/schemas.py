@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crm.domain.errors import InvalidInput
+from crm.domain.rules import checked_email
 
 Short = Field(default=None, max_length=100)
 Medium = Field(default=None, max_length=255)
@@ -54,8 +55,7 @@ class LeadFields(BaseModel):
         if value is None:
             return None
         try:
-            # Deliverability is not checked: no DNS lookups while a user waits.
-            return validate_email(value, check_deliverability=False).normalized
+            return checked_email(value)
         except EmailNotValidError as exc:
             raise ValueError(str(exc)) from None
 

@@ -1,6 +1,6 @@
 """Campaigns and their members (見込み客とキャンペーンの関連付け).
 
-Adding leads is set-based (INSERT … SELECT over the requested ids, in chunks), reports each
+Adding leads is set-based (one INSERT … SELECT … ON CONFLICT DO NOTHING per chunk of ids), reports each
 lead as added / already a member / updated / not found, and is all-or-nothing per request:
 re-sending the same request changes nothing.
 """
@@ -10,19 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, insert, literal, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from crm.domain.errors import Conflict, InvalidInput, NotFound
 from crm.domain.principal import Principal
 from crm.store.base import utcnow
 from crm.store.campaigns import Campaign, CampaignMember, CampaignStatus, MemberStatusChange
-from crm.store.db import among
+from crm.store.db import among, dialect_insert, id_chunks
 from crm.store.models import Lead
 
 # The source CRM's own example statuses: sent (default), responded, not responded.
 DEFAULT_STATUSES: tuple[tuple[str, bool, bool], ...] = (("送信済み", True, False), ("反応あり", False, True), ("未反応", False, False))
-CHUNK = 20_000  # ids per INSERT … SELECT (SQLite binds each one: stay under its limit of 32,766)
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,24 @@ def get_campaign(session: Session, principal: Principal, campaign_id: int) -> Ca
     return campaign
 
 
+def listing(session: Session, principal: Principal) -> list[dict[str, object]]:
+    """Every campaign of the organisation, newest first, with its member count."""
+    counts = (
+        select(CampaignMember.campaign_id, func.count().label("members"))
+        .join(Campaign, Campaign.id == CampaignMember.campaign_id)
+        .where(Campaign.organisation_id == principal.organisation_id)
+        .group_by(CampaignMember.campaign_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Campaign.id, Campaign.name, Campaign.created_at, func.coalesce(counts.c.members, 0))
+        .outerjoin(counts, counts.c.campaign_id == Campaign.id)
+        .where(Campaign.organisation_id == principal.organisation_id)
+        .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+    )
+    return [{"id": i, "name": name, "created_at": created.isoformat(), "members_total": n} for i, name, created, n in rows]
+
+
 def statuses(session: Session, campaign_id: int) -> list[CampaignStatus]:
     return list(session.scalars(select(CampaignStatus).where(CampaignStatus.campaign_id == campaign_id).order_by(CampaignStatus.position)))
 
@@ -78,31 +95,23 @@ def add_leads(
     target = _status(session, campaign.id, status)
     wanted = list(dict.fromkeys(int(i) for i in lead_ids))
     report: dict[int, str] = {}
-    for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start : start + CHUNK]
-        found = set(session.scalars(select(Lead.id).where(Lead.organisation_id == principal.organisation_id, among(session, Lead.id, chunk))))
-        # One statement adds every found lead that is not a member yet and says which it added.
-        added = set(
-            session.scalars(
-                insert(CampaignMember)
-                .from_select(
-                    ["campaign_id", "lead_id", "status_id", "added_by_id", "added_at"],
-                    select(literal(campaign.id), Lead.id, literal(target.id), literal(principal.user_id), literal(utcnow(), CampaignMember.added_at.type)).where(
-                        Lead.organisation_id == principal.organisation_id,
-                        among(session, Lead.id, chunk),
-                        ~select(CampaignMember.id).where(and_(CampaignMember.campaign_id == campaign.id, CampaignMember.lead_id == Lead.id)).exists(),
-                    ),
-                )
-                .returning(CampaignMember.lead_id)
-            )
+    now = literal(utcnow(), CampaignMember.added_at.type)
+    for chunk in id_chunks(session, wanted):
+        # One statement adds every lead of the organisation among the ids that is not a member
+        # yet and says which it added; ON CONFLICT makes a concurrent identical request harmless.
+        statement = dialect_insert(session, CampaignMember).from_select(
+            ["campaign_id", "lead_id", "status_id", "added_by_id", "added_at"],
+            select(literal(campaign.id), Lead.id, literal(target.id), literal(principal.user_id), now).where(Lead.organisation_id == principal.organisation_id, among(session, Lead.id, chunk)),
         )
-        rest = list(found - added)
+        added = set(session.scalars(statement.on_conflict_do_nothing().returning(CampaignMember.lead_id)))
+        rest = [lead_id for lead_id in chunk if lead_id not in added]
+        # What is left is either a member already or no lead of this organisation.
         members = dict(session.execute(select(CampaignMember.lead_id, CampaignMember.status_id).where(CampaignMember.campaign_id == campaign.id, among(session, CampaignMember.lead_id, rest))).all()) if rest else {}
         for lead_id in chunk:
-            if lead_id not in found:
-                report[lead_id] = "not_found"
-            elif lead_id in added:
+            if lead_id in added:
                 report[lead_id] = "added"
+            elif lead_id not in members:
+                report[lead_id] = "not_found"
             elif update_status and members[lead_id] != target.id:
                 report[lead_id] = "updated"
             else:
@@ -118,7 +127,7 @@ def add_leads(
 def _set_status(session: Session, principal: Principal, member: CampaignMember, status: CampaignStatus) -> None:
     if member.status_id == status.id:
         return
-    session.add(MemberStatusChange(member_id=member.id, from_status_id=member.status_id, to_status_id=status.id, user_id=principal.user_id))
+    session.add(MemberStatusChange(campaign_id=member.campaign_id, lead_id=member.lead_id, from_status_id=member.status_id, to_status_id=status.id, user_id=principal.user_id))
     member.status_id = status.id
 
 
@@ -134,10 +143,9 @@ def set_member_status(session: Session, principal: Principal, campaign_id: int, 
 
 def history(session: Session, principal: Principal, campaign_id: int, lead_id: int) -> list[MemberStatusChange]:
     campaign = get_campaign(session, principal, campaign_id)
-    member_id = session.scalar(select(CampaignMember.id).where(CampaignMember.campaign_id == campaign.id, CampaignMember.lead_id == lead_id))
-    if member_id is None:
+    if session.get(CampaignMember, (campaign.id, lead_id)) is None:
         raise NotFound(f"lead {lead_id} is not a member of this campaign")
-    return list(session.scalars(select(MemberStatusChange).where(MemberStatusChange.member_id == member_id).order_by(MemberStatusChange.id)))
+    return list(session.scalars(select(MemberStatusChange).where(MemberStatusChange.campaign_id == campaign.id, MemberStatusChange.lead_id == lead_id).order_by(MemberStatusChange.id)))
 
 
 def summary(session: Session, principal: Principal, campaign_id: int, *, limit: int = 100, offset: int = 0) -> dict[str, object]:
@@ -150,7 +158,7 @@ def summary(session: Session, principal: Principal, campaign_id: int, *, limit: 
         select(CampaignMember.lead_id, CampaignMember.status_id, Lead.last_name, Lead.first_name, Lead.company, Lead.email)
         .join(Lead, Lead.id == CampaignMember.lead_id)
         .where(CampaignMember.campaign_id == campaign.id)
-        .order_by(CampaignMember.id)
+        .order_by(CampaignMember.added_at, CampaignMember.lead_id)
         .limit(limit)
         .offset(offset)
     ).all()

@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 
 from crm.domain.errors import Conflict, InvalidInput, NotFound
 from crm.domain.principal import Principal
-from crm.domain.rules import email_domain, is_free_mail, normalise_email
+from crm.domain.rules import email_domain, is_free_mail, normalise_email, normalise_unique_value
+from crm.services import custom_fields
 from crm.services.leads import get_lead
-from crm.store.campaigns import Deal, LeadConversion
+from crm.services.organisations import require_admin
+from crm.store.campaigns import ConversionSettings, Deal, LeadConversion
 from crm.store.models import Account, Contact, Lead
 
 _LEGAL = re.compile(
@@ -41,23 +43,66 @@ def conversion_of(session: Session, lead_id: int) -> LeadConversion | None:
     return session.scalar(select(LeadConversion).where(LeadConversion.lead_id == lead_id))
 
 
+def settings(session: Session, organisation_id: int) -> ConversionSettings:
+    """The organisation's matching rules (the defaults when it never set any)."""
+    return session.get(ConversionSettings, organisation_id) or ConversionSettings(organisation_id=organisation_id, match_company_name=True, match_email_domain=True, company_key_field=None)
+
+
+def configure(session: Session, principal: Principal, *, match_company_name: bool, match_email_domain: bool, company_key_field: str | None) -> ConversionSettings:
+    """Admin: which of company name, email domain and a custom company key make a match."""
+    require_admin(principal)
+    if company_key_field is not None:
+        field = custom_fields.fields(session, principal).get(company_key_field)
+        if field is None:
+            raise InvalidInput(f"no custom field {company_key_field!r}")
+        if field.type not in ("text", "picklist"):
+            raise InvalidInput("a company key is a text or pick-list field")
+    row = session.get(ConversionSettings, principal.organisation_id)
+    if row is None:
+        row = ConversionSettings(organisation_id=principal.organisation_id)
+        session.add(row)
+    row.match_company_name, row.match_email_domain, row.company_key_field = match_company_name, match_email_domain, company_key_field
+    session.flush()
+    return row
+
+
+def settings_dict(row: ConversionSettings) -> dict[str, object]:
+    return {"match_company_name": row.match_company_name, "match_email_domain": row.match_email_domain, "company_key_field": row.company_key_field}
+
+
+def _company_key_value(session: Session, principal: Principal, rules: ConversionSettings, lead: Lead) -> str | None:
+    """The lead's company key, normalised as unique values are, or None."""
+    if not rules.company_key_field:
+        return None
+    value = custom_fields.values_of(session, principal, lead.id).get(rules.company_key_field)
+    return normalise_unique_value("company_key", str(value)) if value is not None else None
+
+
 def preview(session: Session, principal: Principal, lead_id: int) -> dict[str, object]:
-    """Which existing accounts match the lead (same normalised company name, or the same
-    email domain), so the user can link to one instead of making another."""
+    """Which existing accounts match the lead — by the organisation's rules: the same
+    normalised company name, the same company key, the same email domain — so the user can
+    link to one instead of making another."""
     lead = get_lead(session, principal, lead_id)
-    key, domain = company_key(lead.company), _domain(lead)
-    conditions = [Account.name_norm == key] if key else []
+    rules = settings(session, principal.organisation_id)
+    name = company_key(lead.company) if rules.match_company_name else ""
+    key = _company_key_value(session, principal, rules, lead)
+    domain = _domain(lead) if rules.match_email_domain else None
+    conditions = [Account.name_norm == name] if name else []
+    if key:
+        conditions.append(Account.company_key == key)
     if domain:
         conditions.append(Account.email_domain == domain)
     matches = []
     if conditions:
         for account in session.scalars(select(Account).where(Account.organisation_id == principal.organisation_id, or_(*conditions)).order_by(Account.id).limit(20)):
-            reason = "company_name" if key and account.name_norm == key else "email_domain"
+            # The strongest reason first: a shared key is an identity, a name or domain a hint.
+            reason = "company_key" if key and account.company_key == key else "company_name" if name and account.name_norm == name else "email_domain"
             matches.append({"account_id": account.id, "name": account.name, "reason": reason})
     done = conversion_of(session, lead.id)
     return {
         "lead_id": lead.id,
         "company": lead.company,
+        "company_key": key,
         "matches": matches,
         "converted": _record(done) if done else None,
     }
@@ -93,7 +138,8 @@ def convert(
         with session.begin_nested():
             if account_id is None:
                 name = lead.company or " ".join(p for p in (lead.last_name, lead.first_name) if p) or (lead.email or "")
-                account = Account(organisation_id=principal.organisation_id, name=name, name_norm=company_key(name), website=lead.website, email_domain=_domain(lead))
+                key = _company_key_value(session, principal, settings(session, principal.organisation_id), lead)
+                account = Account(organisation_id=principal.organisation_id, name=name, name_norm=company_key(name), website=lead.website, email_domain=_domain(lead), company_key=key)
                 session.add(account)
                 session.flush()
             contact = Contact(

@@ -3,7 +3,8 @@ Shift_JIS (Excel in Japan), duplicates against the database and within the file 
 merged, every rejected row reported with its line and reason, all-or-nothing or row by row.
 
 Rows stream through in batches (memory stays flat); the organisation's unique keys are read
-once, so duplicate checks cost no query per row; each batch is one multi-row INSERT.
+once, so duplicate checks cost no query per row; each batch is one bulk insert (COPY on
+PostgreSQL).
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import insert, select
+from email_validator import EmailNotValidError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import InvalidInput
 from crm.domain.principal import Principal
-from crm.domain.rules import normalise_email, normalise_unique_value
+from crm.domain.rules import checked_email, normalise_email, normalise_unique_value
 from crm.services import custom_fields
 from crm.services.leads import clean_values, fill_empty_fields, unique_fields
+from crm.store import bulk
 from crm.store.base import utcnow
 from crm.store.custom_fields import CustomField
 from crm.store.models import Lead, LeadUniqueKey
@@ -126,7 +128,7 @@ def _check(values: dict[str, str | None]) -> str | None:
             return f"{name} is longer than {limit} characters"
     if values.get("email"):
         try:
-            values["email"] = validate_email(values["email"] or "", check_deliverability=False).normalized
+            values["email"] = checked_email(values["email"] or "")
         except EmailNotValidError as exc:
             return f"email: {exc}"
     return None
@@ -158,13 +160,13 @@ def import_leads(
         if not batch:
             return
         now = utcnow()
-        ids = session.scalars(
-            insert(Lead).returning(Lead.id, sort_by_parameter_order=True),
-            [dict(v, organisation_id=org, owner_id=principal.user_id, created_by_id=principal.user_id, source="csv_import", status="open", email_norm=normalise_email(v["email"]) if v.get("email") else None, created_at=now, updated_at=now) for v, _k in batch],
-        ).all()
+        leads = [
+            dict(v, organisation_id=org, owner_id=principal.user_id, created_by_id=principal.user_id, source="csv_import", status="open", email_norm=normalise_email(v["email"]) if v.get("email") else None, created_at=now, updated_at=now)
+            for v, _k in batch
+        ]
+        ids = bulk.insert_rows(session, Lead.__table__, leads, returning_ids=True)
         keys = [{"organisation_id": org, "lead_id": lead_id, "field": f, "value_norm": v} for lead_id, (_vals, ks) in zip(ids, batch, strict=True) for f, v in ks]
-        if keys:
-            session.execute(insert(LeadUniqueKey), keys)
+        bulk.insert_rows(session, LeadUniqueKey.__table__, keys)
         for lead_id, (_vals, ks) in zip(ids, batch, strict=True):
             for k in ks:
                 known[k] = lead_id

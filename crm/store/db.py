@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import ARRAY, BigInteger, ColumnElement, Engine, any_, bindparam, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -84,3 +85,20 @@ def among(session: Session, column: ColumnElement[int], ids: list[int]) -> Colum
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
     return column.in_(ids)
+
+
+def id_chunks(session: Session, ids: list[int]) -> list[list[int]]:
+    """The ids in as few pieces as `among` can take: all at once on PostgreSQL (one array
+    parameter, one scan), 20,000 at a time on SQLite (a parameter each; its limit is 32,766)."""
+    size = len(ids) if session.get_bind().dialect.name == "postgresql" else 20_000
+    return [ids[i : i + size] for i in range(0, len(ids), max(size, 1))]
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """The dialect's own INSERT construct, which knows ON CONFLICT (both SQLite and PostgreSQL
+    have it; the generic one does not)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

@@ -164,7 +164,7 @@ class Account(Base):
     """A company (made by converting leads; several contacts hang under one account)."""
 
     __tablename__ = "accounts"
-    __table_args__ = (Index("ix_accounts_org_name_norm", "organisation_id", "name_norm"),)
+    __table_args__ = (Index("ix_accounts_org_name_norm", "organisation_id", "name_norm"), Index("ix_accounts_org_company_key", "organisation_id", "company_key"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
@@ -172,6 +172,8 @@ class Account(Base):
     name_norm: Mapped[str] = mapped_column(String(255))
     website: Mapped[str | None] = mapped_column(String(255), nullable=True)
     email_domain: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    # The company key (see ConversionSettings) of the lead the account was made from, normalised.
+    company_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -61,7 +61,8 @@ def _quote(name: str) -> str:
 class PostgresCluster:
     """`with PostgresCluster() as pg: url = pg.create_database("x")`."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        self.settings = {**SERVER_SETTINGS, **(settings or {})}
         self.bin = pg_bin()
         if self.bin is None:
             raise RuntimeError("PostgreSQL is not installed (scripts/test-deps.sh installs it)")
@@ -117,7 +118,7 @@ class PostgresCluster:
         options = [
             f"--{key}={value}"
             for key, value in {
-                **SERVER_SETTINGS,
+                **self.settings,
                 "port": str(self.port),
                 "unix_socket_directories": str(self.dir),
             }.items()

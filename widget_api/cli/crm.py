@@ -51,7 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("lead", type=int)
     p.add_argument("--account", type=int, help="link to this existing account")
     p.add_argument("--deal", metavar="NAME", help="also create a deal")
+    p.add_argument("--preview", action="store_true", help="only show the existing accounts that match, as JSON")
     p.set_defaults(func=convert_lead)
+    p = sub.add_parser("conversion-settings", help="show, or (admin) set, what makes an account the same company in conversion")
+    _who(p)
+    p.add_argument("--match", help="comma-separated: company_name, email_domain, company_key")
+    p.add_argument("--company-key-field", help="the custom lead field holding the company key")
+    p.set_defaults(func=conversion_settings)
     p = sub.add_parser("view-leads", help="the leads of a saved view, as JSON lines")
     _who(p)
     p.add_argument("view", type=int)
@@ -105,8 +111,35 @@ def campaign_show(args: argparse.Namespace) -> int:
 
 
 def convert_lead(args: argparse.Namespace) -> int:
+    if args.preview:
+        print(json.dumps(_in_session(args, lambda s, p: conversion.preview(s, p, args.lead)), ensure_ascii=False))
+        return 0
     done = _in_session(args, lambda s, p: conversion.convert(s, p, args.lead, account_id=args.account, create_deal=bool(args.deal), deal_name=args.deal))
     print(f"lead {done.lead_id} -> account {done.account_id}, contact {done.contact_id}" + (f", deal {done.deal_id}" if done.deal_id else ""))
+    return 0
+
+
+def conversion_settings(args: argparse.Namespace) -> int:
+    def run_settings(s, p):  # type: ignore[no-untyped-def]
+        if args.match is None and args.company_key_field is None:
+            return conversion.settings(s, p.organisation_id)
+        current = conversion.settings(s, p.organisation_id)
+        match = {m.strip() for m in args.match.split(",") if m.strip()} if args.match is not None else None
+        if match is not None and match - {"company_name", "email_domain", "company_key"}:
+            raise UsageError(f"--match takes company_name, email_domain, company_key; not {', '.join(sorted(match - {'company_name', 'email_domain', 'company_key'}))}")
+        key_field = args.company_key_field or current.company_key_field
+        if match is not None and "company_key" not in match:
+            key_field = None
+        elif match is not None and not key_field:
+            raise UsageError("matching by company_key needs --company-key-field")
+        return conversion.configure(
+            s, p,
+            match_company_name=("company_name" in match) if match is not None else current.match_company_name,
+            match_email_domain=("email_domain" in match) if match is not None else current.match_email_domain,
+            company_key_field=key_field,
+        )
+
+    print(json.dumps(conversion.settings_dict(_in_session(args, run_settings)), ensure_ascii=False))
     return 0
 
 

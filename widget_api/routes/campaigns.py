@@ -1,5 +1,6 @@
 """Campaigns: create with member statuses, add leads (from a lead, in bulk from the lead list,
-or from the campaign's side: the same call), change a member's status, read the campaign."""
+or from the campaign's side: the same call), change a member's status, list the campaigns and
+read one."""
 
 from __future__ import annotations
 
@@ -45,6 +46,12 @@ def create(body: CampaignIn, session: SessionDep, principal: CurrentUser) -> dic
     specs = [campaigns.StatusSpec(s.name, s.is_default, s.responded) for s in body.statuses]
     campaign = campaigns.create_campaign(session, principal, body.name, specs)
     return campaigns.summary(session, principal, campaign.id)
+
+
+@router.get(BASE)
+def list_campaigns(session: SessionDep, principal: CurrentUser) -> list[dict[str, object]]:
+    """The organisation's campaigns, newest first: what "add to campaign" offers."""
+    return campaigns.listing(session, principal)
 
 
 @router.get(BASE + "/{campaign_id}")

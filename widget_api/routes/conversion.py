@@ -1,4 +1,5 @@
-"""Lead conversion: preview the matching accounts, then convert in one transaction."""
+"""Lead conversion: preview the matching accounts, then convert in one transaction; the
+organisation's rules for what makes an account "the same company" (admin)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import conversion
-from widget_api.deps import CurrentUser, SessionDep
+from widget_api.deps import AdminUser, CurrentUser, SessionDep
 
-router = APIRouter(prefix="/api/v1/leads", tags=["conversion"])
+router = APIRouter(prefix="/api/v1", tags=["conversion"])
 
 
 class ConvertIn(BaseModel):
@@ -19,12 +20,30 @@ class ConvertIn(BaseModel):
     deal_amount: float | None = Field(default=None, ge=0)
 
 
-@router.get("/{lead_id}/conversion")
+@router.get("/leads/{lead_id}/conversion")
 def preview(lead_id: int, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     return conversion.preview(session, principal, lead_id)
 
 
-@router.post("/{lead_id}/conversion", status_code=201)
+@router.post("/leads/{lead_id}/conversion", status_code=201)
 def convert(lead_id: int, body: ConvertIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     done = conversion.convert(session, principal, lead_id, account_id=body.account_id, create_deal=body.create_deal, deal_name=body.deal_name, deal_amount=body.deal_amount)
     return {"lead_id": done.lead_id, "account_id": done.account_id, "contact_id": done.contact_id, "deal_id": done.deal_id}
+
+
+class MatchingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    match_company_name: bool = True
+    match_email_domain: bool = True
+    company_key_field: str | None = Field(default=None, min_length=1, max_length=64, description="key of a custom lead field holding a company key")
+
+
+@router.get("/conversion/settings")
+def get_settings(session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+    return conversion.settings_dict(conversion.settings(session, principal.organisation_id))
+
+
+@router.put("/conversion/settings")
+def put_settings(body: MatchingIn, session: SessionDep, principal: AdminUser) -> dict[str, object]:
+    row = conversion.configure(session, principal, match_company_name=body.match_company_name, match_email_domain=body.match_email_domain, company_key_field=body.company_key_field)
+    return conversion.settings_dict(row)

@@ -1,0 +1,66 @@
+"""Many rows into one table at once, the fastest way each database offers.
+
+PostgreSQL: `COPY … FROM STDIN` on the session's own connection (same transaction), with the
+new rows' ids drawn from the table's sequence first, so the caller knows them without
+RETURNING. A multi-row INSERT of 1,000 rows × 20 columns is a 20,000-parameter statement
+that the driver splits and the server parses anew for every batch; COPY streams the rows.
+SQLite (in-process, no parsing cost worth the name): an executemany INSERT … RETURNING.
+
+Constraints and foreign keys are checked exactly as for an INSERT; a unique violation
+becomes sqlalchemy's IntegrityError either way, so callers handle one exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from sqlalchemy import Table, insert, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, returning_ids: bool = False) -> list[int]:
+    """Insert `rows` (dicts with the same keys) into `table`; with returning_ids, the new
+    rows' ids in the order of `rows`."""
+    if not rows:
+        return []
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    if not _is_postgres(session):
+        if returning_ids:
+            return list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)))
+        session.execute(insert(table), list(rows))
+        return []
+    session.flush()  # pending ORM changes go first, in the same transaction
+    ids: list[int] = []
+    if returning_ids:
+        ids = list(
+            session.scalars(
+                text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+                {"table": table.name, "n": len(rows)},
+            )
+        )
+        columns = ["id", *columns]
+    processors = [_bind_processor(session, table, c) for c in columns]
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    copy_sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for i, row in enumerate(rows):
+                values = [ids[i], *(row.get(c) for c in columns[1:])] if returning_ids else [row.get(c) for c in columns]
+                copy.write_row([p(v) if p and v is not None else v for p, v in zip(processors, values, strict=True)])
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(copy_sql, None, exc) from exc
+    return ids
+
+
+def _bind_processor(session: Session, table: Table, column: str):  # type: ignore[no-untyped-def]
+    """The column type's own conversion of a Python value (e.g. UTC datetimes), as an
+    INSERT would apply it."""
+    return table.c[column].type.bind_processor(session.get_bind().dialect)
