@@ -54,10 +54,10 @@ def run(db: str, url: str, leads: int) -> None:
         user = organisations.create_user(s, org.id, "admin@bench.example", role="admin")
         principal = Principal(user.id, org.id, user.email, "admin")
         key = custom_fields.define(s, principal, "company_key", "会社キー", "text")
-        fast = campaigns.create_campaign(s, principal, "set-based")
+        fast = [campaigns.create_campaign(s, principal, f"set-based {i}").id for i in range(3)]
         slow = campaigns.create_campaign(s, principal, "row-by-row")
         default_status = campaigns.statuses(s, slow.id)[0].id
-        org_id, user_id, field_id, fast_id, slow_id = org.id, user.id, key.id, fast.id, slow.id
+        org_id, user_id, field_id, slow_id = org.id, user.id, key.id, slow.id
 
     start = time.perf_counter()
     ids = seed_leads(sessions, org_id, user_id, leads, field_id)
@@ -68,13 +68,17 @@ def run(db: str, url: str, leads: int) -> None:
         # the first measured statement does not pay for it instead.
         with sessions.kw["bind"].connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM (ANALYZE) leads, custom_values")
+            conn.exec_driver_sql("CHECKPOINT")  # and the seeding's dirty pages written out
     seeded = time.perf_counter() - start
     sample = ids[:100_000]
 
-    start = time.perf_counter()
-    with sessions.begin() as s:
-        report = campaigns.add_leads(s, principal, fast_id, sample)
-    bulk = time.perf_counter() - start
+    runs = []
+    for campaign_id in fast:  # three campaigns, the same 100,000 leads: the median of three runs
+        start = time.perf_counter()
+        with sessions.begin() as s:
+            report = campaigns.add_leads(s, principal, campaign_id, sample)
+        runs.append(time.perf_counter() - start)
+    bulk = statistics.median(runs)
     start = time.perf_counter()
     with sessions.begin() as s:  # the naive way, one query and one insert per lead: on 10,000, scaled
         for lead_id in sample[:10_000]:
@@ -108,7 +112,7 @@ def run(db: str, url: str, leads: int) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     print(f"== {db}: {leads:,} leads seeded in {seeded:.1f} s")
-    print(f"bulk add 100,000 leads to a campaign: set-based {bulk:.2f} s, row-by-row {naive:.2f} s (10,000 measured, scaled; {naive / bulk:.1f}x); report: {sum(1 for v in report.values() if v == 'added'):,} added")
+    print(f"bulk add 100,000 leads to a campaign: set-based {bulk:.2f} s (median of {', '.join(f'{r:.2f}' for r in runs)}), row-by-row {naive:.2f} s (10,000 measured, scaled; {naive / bulk:.1f}x); report: {sum(1 for v in report.values() if v == 'added'):,} added")
     print(f"custom view over {leads:,} leads (company key = K42, newest first), first page: p50 {statistics.median(times):.1f} ms, max {max(times):.1f} ms, {len(rows)} rows of {total}")
     print(f"CSV import of 100,000 rows (5,000 duplicates in the file): {imported:.1f} s, peak RSS of the importing process {peak_mb:.0f} MB -> {result.stdout.strip()}")
     if result.returncode not in (0, 1):
