@@ -16,7 +16,7 @@ _DASHES = str.maketrans({c: "-" for c in "‐‑‒–—―−－ーｰ"})
 _NUMBER = r"(\+?\s?\(?\d[\d\s().\-]{5,}\d)(?:\s*(?:ext\.?|x|内線|\(内線\))\s*(\d{1,6}))?"
 _MOBILE_LABEL = r"(携帯(電話)?|モバイル|mobile|mob|cell(ular)?|m|c|ｍ)"
 _FAX_LABEL = r"(fax|facsimile|f|ファックス|ファクス|ＦＡＸ)"
-_PHONE_LABEL = r"(tel|telephone|phone|ph|電話(番号)?|t|o|office|direct|dir|直通|代表|main|d)"
+_PHONE_LABEL = r"(tel|telephone|phone|ph|電話(番号)?|t|o|p|w|work|office|direct|dir|直通|代表|main|d)"
 _LABELLED = re.compile(rf"(?<![A-Za-z])(?P<label>{_MOBILE_LABEL}|{_FAX_LABEL}|{_PHONE_LABEL})\s*\.?\s*(\([^\d)]{{0,6}}\))?\s*[:：.]?\s*(?P<num>{_NUMBER})", re.I)
 _BARE = re.compile(rf"(?<![\w/@=.])(?P<num>{_NUMBER})")
 
@@ -47,8 +47,13 @@ def _e164(number: str, region: str) -> tuple[str, bool] | None:
     digits = re.sub(r"[^\d+]", "", number)
     if len(digits.lstrip("+")) < 7 or len(digits.lstrip("+")) > 15:
         return None
+    international = number.strip().startswith("+")
+    if not international and region == "JP" and not digits.startswith("0"):
+        # Japanese national numbers always start with the trunk 0: "(206) 555-0188" in an
+        # English signature is a North American number, whatever the user's region.
+        region = "US"
     try:
-        parsed = phonenumbers.parse(number, None if number.strip().startswith("+") else region)
+        parsed = phonenumbers.parse(number, None if international else region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(parsed):
@@ -104,15 +109,19 @@ PREFECTURES = (
 _JP_ZIP = re.compile(r"(〒|郵便番号|Zip|ZIP)?\s*[:：]?\s*(?<!\d)(\d{3})-(\d{4})(?!\d)")
 _PREF = re.compile("(" + "|".join(PREFECTURES) + ")")
 _JP_CITY = re.compile(r"^(.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村])")
-_US_LINE = re.compile(r"^(?P<city>[A-Za-z][A-Za-z .'-]+),\s*(?P<state>[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\s+(?P<zip>\d{5}(?:-\d{4})?)\b")
-_EU_LINE = re.compile(r"^(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4,5})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+)$")
-_UK_LINE = re.compile(r"^(?P<city>[A-Z][A-Za-z .'-]+),?\s+(?P<zip>[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})$")
+# Each matches the city part of a line, alone or after the street and a comma
+# ("500 Howard St, Suite 300, San Francisco, CA 94105"; "Friedrichstraße 100, 10117 Berlin").
+_US_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Za-z][A-Za-z .'-]+),\s*(?P<state>[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\s+(?P<zip>\d{5}(?:-\d{4})?)\b(?:,?\s*(?P<country>[A-Za-z .]+))?$")
+_EU_LINE = re.compile(r"(?:^|,\s*)(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4,5})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+?)(?:,\s*(?P<country>[A-Za-z .]+))?$")
+_AU_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+?)\s+(?P<state>NSW|VIC|QLD|WA|SA|TAS|ACT|NT)\s+(?P<zip>\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
+_UK_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+),?\s+(?P<zip>[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _STREET = re.compile(r"^\d+[A-Za-z]?\s+\S.*(street|st\.?|avenue|ave\.?|road|rd\.?|blvd|boulevard|lane|ln\.?|drive|dr\.?|way|suite|floor|straße|strasse|str\.|place|pl\.?|court|ct\.?)\b.*$|^.+(straße|strasse|str\.|weg|platz|gasse)\s+\d+.*$", re.I)
 COUNTRIES = {
     "japan": "Japan", "日本": "Japan", "usa": "USA", "u.s.a.": "USA", "united states": "USA", "united states of america": "USA",
     "germany": "Germany", "deutschland": "Germany", "france": "France", "united kingdom": "United Kingdom", "uk": "United Kingdom",
     "netherlands": "Netherlands", "spain": "Spain", "italy": "Italy", "canada": "Canada", "australia": "Australia",
     "switzerland": "Switzerland", "austria": "Austria", "singapore": "Singapore", "china": "China", "korea": "Korea",
+    "new zealand": "New Zealand",
 }
 
 
@@ -172,19 +181,26 @@ def address_in(lines: list[str]) -> Address | None:
         if _PREF.match(line) and _JP_CITY.match(line[len(_PREF.match(line).group(1)) :] or ""):  # type: ignore[union-attr]
             state, city, street = _split_jp_address(line, None, None)
             return Address(street, city, state, None, None, lines[i])
-    for pattern in (_US_LINE, _UK_LINE, _EU_LINE):
+    for pattern in (_US_LINE, _AU_LINE, _UK_LINE, _EU_LINE):
         for i, line in enumerate(folded):
-            m = pattern.match(line)
-            if not m or _STREET.match(line):
+            m = pattern.search(line)
+            if not m or (m.start() == 0 and _STREET.match(line)):  # "1600 Amphitheatre Parkway" is no "zip city"
                 continue
-            street = folded[i - 1] if i > 0 and (_STREET.match(folded[i - 1]) or re.match(r"^\d+\s+\w", folded[i - 1])) else None
-            country = COUNTRIES.get(folded[i + 1].lower().strip(" .")) if i + 1 < len(folded) else None
+            named = m.group("country")
+            if named and named.lower().strip(" .") not in COUNTRIES:
+                continue
+            before = line[: m.start()].strip(" ,")
+            if before:  # the street on the same line, when it has a house number
+                street = before if re.search(r"\d", before) else None
+            else:
+                street = folded[i - 1] if i > 0 and (_STREET.match(folded[i - 1]) or re.match(r"^\d+\s+\w", folded[i - 1])) else None
+            country = COUNTRIES.get(named.lower().strip(" .")) if named else COUNTRIES.get(folded[i + 1].lower().strip(" .")) if i + 1 < len(folded) else None
             state = m.groupdict().get("state")
             return Address(street, m.group("city").strip(), state, m.group("zip"), country, lines[i])
     return None
 
 
-_REGION_OF_COUNTRY = {"USA": "US", "Japan": "JP", "Germany": "DE", "France": "FR", "United Kingdom": "GB", "Netherlands": "NL", "Spain": "ES", "Italy": "IT", "Canada": "CA", "Australia": "AU", "Switzerland": "CH", "Austria": "AT", "Singapore": "SG", "China": "CN", "Korea": "KR"}
+_REGION_OF_COUNTRY = {"New Zealand": "NZ", "USA": "US", "Japan": "JP", "Germany": "DE", "France": "FR", "United Kingdom": "GB", "Netherlands": "NL", "Spain": "ES", "Italy": "IT", "Canada": "CA", "Australia": "AU", "Switzerland": "CH", "Austria": "AT", "Singapore": "SG", "China": "CN", "Korea": "KR"}
 
 
 def region_of(address: Address | None) -> str | None:
@@ -220,12 +236,14 @@ _BUSINESS_NOUN = re.compile(
 )
 
 
-def company_by_name(line: str, domain: str | None) -> str | None:
-    """A company line without a legal form: it spells the sender's domain ("Summit Peak
-    Ventures" for summitpeak.vc) or ends in a business noun ("… Partners")."""
+def company_by_name(line: str, domain: str | None) -> tuple[str, bool] | None:
+    """A company line without a legal form, and whether it spells the sender's domain
+    ("Summit Peak Ventures" for summitpeak.vc; the stronger sign) rather than only ending in
+    a business noun ("… Partners")."""
     text = unicodedata.normalize("NFKC", line).strip()
     words = text.split()
-    if not 1 <= len(words) <= 6 or any(ch.isdigit() for ch in text) or "@" in text or title_in(text):
+    # Digits, an address or a host name ("kimdesign.studio") make it some other line.
+    if not 1 <= len(words) <= 6 or any(ch.isdigit() for ch in text) or "@" in text or re.search(r"\w\.\w", text) or title_in(text):
         return None
     if not all(w[:1].isupper() or w in ("&", "and", "of", "the", "for") for w in words):
         return None
@@ -233,8 +251,8 @@ def company_by_name(line: str, domain: str | None) -> str | None:
         label = re.sub(r"[^a-z0-9]", "", domain.split(".")[0].lower())
         squashed = re.sub(r"[^a-z0-9]", "", text.lower())
         if len(label) >= 4 and (label in squashed or squashed.startswith(label[:6])):
-            return text
-    return text if _BUSINESS_NOUN.search(text) else None
+            return text, True
+    return (text, False) if _BUSINESS_NOUN.search(text) else None
 
 
 def expand_abbreviations(text: str) -> str:
@@ -257,10 +275,16 @@ def company_in(line: str) -> str | None:
             if dept and dept.start() > 0:
                 company = company[: form.end() + dept.start()]
         return company.strip()
-    m = _EN_COMPANY.search(unicodedata.normalize("NFKC", line))
+    text = unicodedata.normalize("NFKC", line)
+    m = _EN_COMPANY.search(text)
     if m:
         company = m.group(1).strip()
         company = re.sub(r"^(at|@|from|with)\s+", "", company, flags=re.I)
+        # "Director of Data Science, Initech LLC": what precedes the last comma is the title,
+        # not part of the name ("Skadden, Arps, Slate, Meagher & Flom LLP" keeps its commas).
+        head, sep, tail = company.rpartition(", ")
+        if sep and not re.fullmatch(_EN_FORMS, tail) and title_in(text[: m.start()] + head):
+            company = tail
         return company
     return None
 

@@ -12,7 +12,7 @@ from crm.domain.drafts import DraftField, LeadDraft, ReadContext
 from crm.domain.rules import email_domain, is_free_mail, normalise_email
 from mail_adapter import contact_lines as cl
 from mail_adapter.automated import automated_reasons, is_noreply
-from mail_adapter.names import from_local_part, has_cjk, looks_like_name_line, same_person, split_name
+from mail_adapter.names import clean_display, from_local_part, has_cjk, looks_like_name_line, same_person, split_name
 from mail_adapter.parsing import ParsedMessage, parse_addresses
 from mail_adapter.quotes import inline_forward, own_text
 from mail_adapter.signature import signature_lines
@@ -107,9 +107,17 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
         company = cl.company_in(line)
         if company and not any(d.split(".")[0] in company.lower() for d in own_domains if d):
             draft.put("company", company, SIGNATURE, 0.85, line)
+        # An all-lower-case signature ("founder, kim design studio") is read as if capitalised.
+        probe = line.title() if line.islower() else line
         if not company and not (name and same_person(line, name)):
-            draft.put("company", cl.company_by_name(line, domain), SIGNATURE, 0.6, line)
-        title = cl.title_in(line)
+            # "VP of Sales, Northwind Traders": the company is the part that is not the title;
+            # a whole line that names the company, or spells the domain, is surer than a part.
+            parts = re.split(r"\s*[|｜]\s*|,\s+", probe) if cl.title_in(probe) else [probe]
+            for part in parts:
+                found = None if cl.title_in(part) else cl.company_by_name(part, domain)
+                if found:
+                    draft.put("company", found[0], SIGNATURE, (0.7 if found[1] else 0.6) - (0.05 if len(parts) > 1 else 0), line)
+        title = cl.title_in(probe)
         if title and not phones and not website and len(line) < 80:
             draft.put("title", title, SIGNATURE, 0.8 if line.strip() != title else 0.85, line)
         country = cl.country_in(line)
@@ -128,17 +136,40 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
 
 def _signature_name_override(draft: _Draft, lines: list[str], display: str) -> None:
     """A Japanese signature writes the name with its space ("山田 太郎"); that split wins over
-    the guessed split of an unspaced display name."""
-    if not has_cjk(display) or " " in display.strip():
+    the guessed split of an unspaced display name, and over a romaji display name ("Tanaka
+    Yuki", "Ichiro Yamamoto"): the name a Japanese rep types is the one in kanji."""
+    if not has_cjk(display):
+        candidates = {c for line in lines[:8] for c in _cjk_names(line)}
+        if len(candidates) == 1:  # two kanji names: an assistant, a colleague — do not guess
+            (found, line), = candidates
+            first, last = split_name(found)
+            draft.put("first_name", first, SIGNATURE, 0.95, line)
+            draft.put("last_name", last, SIGNATURE, 0.95, line)
+        return
+    if " " in display.strip():
         return
     for line in lines[:8]:
-        for part in re.split(r"[\s　]{2,}|[|｜/／]", line):
-            part = part.strip()
-            if " " in part.replace("　", " ") and same_person(part, display) and looks_like_name_line(part):
-                first, last = split_name(part.replace("　", " "))
+        for part, _line in _cjk_names(line):
+            if same_person(part, display):
+                first, last = split_name(part)
                 draft.put("first_name", first, SIGNATURE, 0.97, line)
                 draft.put("last_name", last, SIGNATURE, 0.97, line)
                 return
+
+
+def _cjk_names(line: str) -> list[tuple[str, str]]:
+    """(spaced kanji name, its line) for each part of a signature line that is one:
+    "山本 一郎 / Ichiro Yamamoto" and "代表取締役社長　木村 誠" give 山本 一郎 and 木村 誠;
+    titles, departments, companies do not count."""
+    out = []
+    for part in re.split(r"[\s　]{2,}|[|｜/／]", line):
+        title = cl.title_in(part)
+        if title and part.strip().startswith(title):  # a title written before the name
+            part = part.strip()[len(title) :]
+        part = part.strip().replace("　", " ")
+        if " " in part and has_cjk(part) and looks_like_name_line(part) and not (cl.title_in(part) or cl.department_in(part) or cl.company_in(part)):
+            out.append((clean_display(part), line))
+    return out
 
 
 def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:

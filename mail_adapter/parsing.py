@@ -307,7 +307,7 @@ def _assemble(msg: Message, parts: Iterable[BodyPart | tuple[str, Message, int]]
         text = html_to_text("\n".join(html))
     return ParsedMessage(
         headers=_headers(msg),
-        subject=decode_header_value(str(msg.get("Subject", "") or "")),
+        subject=decode_header_value((_all(msg, "Subject") or [""])[0]),
         message_id=_message_id(msg),
         date=_date(msg),
         from_=parse_addresses(_all(msg, "From")),
@@ -329,8 +329,11 @@ def _is_attachment_name(filename: str | None) -> bool:
 
 
 def _all(msg: Message, name: str) -> list[str]:
-    values = msg.get_all(name) or []
-    return [str(v) for v in values]
+    """Every raw value of a header. Not `get_all`: for a value with raw 8-bit bytes (UTF-8
+    display names are common) compat32 returns a Header whose str() is U+FFFD garbage;
+    the raw value keeps the bytes as surrogates for decode_header_value to decode."""
+    name = name.lower()
+    return [v if isinstance(v, str) else str(v) for k, v in msg.raw_items() if k.lower() == name]
 
 
 def _parse_message(msg: Message, *, depth: int = 0) -> ParsedMessage:

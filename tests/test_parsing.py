@@ -54,6 +54,14 @@ class TestHeaders:
         assert msg.subject == "お見積り"
         assert msg.attachments == ("見積.pdf",)
 
+    @pytest.mark.parametrize("charset", ["utf-8", "cp932"])
+    def test_raw_8bit_headers_as_mailers_really_send_them(self, charset: str) -> None:
+        """No RFC 2047 at all: UTF-8 (RFC 6532) or Shift_JIS bytes straight in the header."""
+        raw = "From: 佐々木 健一 <k.sasaki@mirai-kogyo.jp>\r\nTo: 鈴木 <s@ourco.example>\r\nSubject: 打ち合わせの件\r\n\r\nbody".encode(charset)
+        msg = parse_message(raw)
+        assert msg.from_[0].name == "佐々木 健一" and msg.to[0].name == "鈴木"
+        assert msg.subject == "打ち合わせの件"
+
     def test_a_display_name_with_crlf_or_script_is_one_safe_line(self) -> None:
         raw = mail('From: "Evil\\r\\nBcc: x <script>alert(1)</script>" <evil@example.com>\nSubject: hi\n', b"body")
         msg = parse_message(raw)
