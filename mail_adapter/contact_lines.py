@@ -42,8 +42,9 @@ def _kind(label: str) -> str:
     return "phone"
 
 
-def _e164(number: str, region: str) -> tuple[str, bool] | None:
-    """E.164 and whether it is a mobile number, or None when it is not a valid number."""
+def _e164(number: str, region: str, *, classify: bool = True) -> tuple[str, bool] | None:
+    """E.164 and whether it is a mobile number (only worked out with `classify`: a labelled
+    number's label says it), or None when it is not a valid number."""
     digits = re.sub(r"[^\d+]", "", number)
     if len(digits.lstrip("+")) < 7 or len(digits.lstrip("+")) > 15:
         return None
@@ -58,7 +59,7 @@ def _e164(number: str, region: str) -> tuple[str, bool] | None:
         return None
     if not phonenumbers.is_valid_number(parsed):
         return None
-    mobile = phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE
+    mobile = classify and phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), mobile
 
 
@@ -67,7 +68,7 @@ def phones_in(line: str, region: str) -> list[Phone]:
     found: list[Phone] = []
     spans: list[tuple[int, int]] = []
     for m in _LABELLED.finditer(text):
-        result = _e164(m.group("num"), region)
+        result = _e164(m.group("num"), region, classify=False)
         if result:
             found.append(Phone(_kind(m.group("label")), result[0], True))
         spans.append(m.span())

@@ -109,15 +109,15 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
             draft.put("company", company, SIGNATURE, 0.85, line)
         # An all-lower-case signature ("founder, kim design studio") is read as if capitalised.
         probe = line.title() if line.islower() else line
+        title = cl.title_in(probe)
         if not company and not (name and same_person(line, name)):
             # "VP of Sales, Northwind Traders": the company is the part that is not the title;
             # a whole line that names the company, or spells the domain, is surer than a part.
-            parts = re.split(r"\s*[|｜]\s*|,\s+", probe) if cl.title_in(probe) else [probe]
+            parts = re.split(r"\s*[|｜]\s*|,\s+", probe) if title else [probe]
             for part in parts:
                 found = None if cl.title_in(part) else cl.company_by_name(part, domain)
                 if found:
                     draft.put("company", found[0], SIGNATURE, (0.7 if found[1] else 0.6) - (0.05 if len(parts) > 1 else 0), line)
-        title = cl.title_in(probe)
         if title and not phones and not website and len(line) < 80:
             draft.put("title", title, SIGNATURE, 0.8 if line.strip() != title else 0.85, line)
         country = cl.country_in(line)
@@ -161,7 +161,9 @@ def _cjk_names(line: str) -> list[tuple[str, str]]:
     """(spaced kanji name, its line) for each part of a signature line that is one:
     "山本 一郎 / Ichiro Yamamoto" and "代表取締役社長　木村 誠" give 山本 一郎 and 木村 誠;
     titles, departments, companies do not count."""
-    out = []
+    out: list[tuple[str, str]] = []
+    if not has_cjk(line):
+        return out
     for part in re.split(r"[\s　]{2,}|[|｜/／]", line):
         title = cl.title_in(part)
         if title and part.strip().startswith(title):  # a title written before the name

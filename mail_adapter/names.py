@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff々〆ヶ]")
 _READING = re.compile(r"[(（][^)）]*[)）]")
@@ -100,6 +100,7 @@ def looks_like_name_line(line: str) -> bool:
     return bool(_JA_NAME_LINE.match(text) or _LATIN_NAME.match(text))
 
 
+@lru_cache(maxsize=256)  # the sender's name is compared with every signature line
 def _squashed(text: str) -> str:
     return re.sub(r"[\s　]", "", clean_display(text)).lower()
 
