@@ -64,6 +64,8 @@ def _e164(number: str, region: str, *, classify: bool = True) -> tuple[str, bool
 
 
 def phones_in(line: str, region: str) -> list[Phone]:
+    if not any(ch.isdigit() for ch in line):  # most lines; isdigit also sees full-width digits
+        return []
     text = fold(line)
     found: list[Phone] = []
     spans: list[tuple[int, int]] = []
@@ -226,9 +228,16 @@ def country_in(line: str) -> str | None:
 _JA_FORMS = "株式会社|有限会社|合同会社|合資会社|合名会社|一般社団法人|一般財団法人|公益社団法人|公益財団法人|医療法人社団|医療法人財団|医療法人|社会福祉法人|学校法人|宗教法人|特定非営利活動法人|NPO法人|独立行政法人|国立大学法人|税理士法人|弁護士法人|監査法人|司法書士法人|行政書士法人"
 _ABBREV = {"(株)": "株式会社", "（株）": "株式会社", "㈱": "株式会社", "(有)": "有限会社", "（有）": "有限会社", "㈲": "有限会社", "(同)": "合同会社", "（同）": "合同会社", "(医)": "医療法人", "(社)": "社団法人", "(財)": "財団法人"}
 _EN_FORMS = r"(Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd\.?|Corp\.?|Corporation|GmbH|AG|K\.K\.|KK|S\.A\.S?\.?|SAS|S\.r\.l\.|B\.V\.|N\.V\.|PLC|plc|Pty\.? Ltd\.?|Pte\.? Ltd\.?|SE|Oy|AB|A/S|Co\.)"
-_JA_COMPANY = re.compile(rf"((?:{_JA_FORMS})\s?[^\s　、,，()（）|｜/／]+|[^\s　、,，()（）|｜/／:：]+?\s?(?:{_JA_FORMS}))")
+_JA_FORM = re.compile(_JA_FORMS)
+# A name may be Latin words with spaces on either side of the form: "BlueWave Japan株式会社",
+# "株式会社 Blue Wave".
+_LATIN_WORDS = r"[A-Za-z0-9&][\w&.'-]*"
+_JA_COMPANY = re.compile(
+    rf"((?:{_JA_FORMS})\s?(?:{_LATIN_WORDS}(?: {_LATIN_WORDS}){{0,3}}(?![^\s　、,，()（）|｜/／])|[^\s　、,，()（）|｜/／]+)"
+    rf"|(?:{_LATIN_WORDS} ){{0,3}}[^\s　、,，()（）|｜/／:：]+?\s?(?:{_JA_FORMS}))"
+)
 _EN_COMPANY = re.compile(rf"([A-Z0-9&][\w&'.\-]*(?:[ ,]+[A-Z0-9&][\w&'.\-]*){{0,5}},?\s+{_EN_FORMS})(?![\w])")
-_DEPARTMENT = re.compile(r"([^\s　]*(部|課|室|局|グループ|チーム|センター|本部|事業部|支店|営業所|Division|Department|Dept\.?|Team|Group))$", re.I)
+_DEPARTMENT = re.compile(r".*(部|課|室|局|グループ|チーム|センター|本部|事業部|支店|営業所|Division|Department|Dept\.?|Team|Group)", re.I)
 
 
 _BUSINESS_NOUN = re.compile(
@@ -237,11 +246,17 @@ _BUSINESS_NOUN = re.compile(
 )
 
 
+# Japanese businesses that carry no legal form in their name: shops, offices, clinics.
+_JA_BUSINESS = re.compile(r"[^\s　、,，:：|｜/／]{1,20}(書店|商店|商会|工務店|事務所|クリニック|病院|医院|歯科|薬局|銀行|信用金庫|大学|学園|協会|組合|研究所|ホテル|旅館)")
+
+
 def company_by_name(line: str, domain: str | None) -> tuple[str, bool] | None:
     """A company line without a legal form, and whether it spells the sender's domain
     ("Summit Peak Ventures" for summitpeak.vc; the stronger sign) rather than only ending in
     a business noun ("… Partners")."""
     text = unicodedata.normalize("NFKC", line).strip()
+    if _JA_BUSINESS.fullmatch(text) and not title_in(text):
+        return text, False
     words = text.split()
     # Digits, an address or a host name ("kimdesign.studio") make it some other line.
     if not 1 <= len(words) <= 6 or any(ch.isdigit() for ch in text) or "@" in text or re.search(r"\w\.\w", text) or title_in(text):
@@ -265,7 +280,7 @@ def expand_abbreviations(text: str) -> str:
 def company_in(line: str) -> str | None:
     # Abbreviations first: NFKC would turn ㈱ into "(株)" and （株） into "(株)" anyway.
     text = expand_abbreviations(unicodedata.normalize("NFKC", line))
-    m = _JA_COMPANY.search(text)
+    m = _JA_COMPANY.search(text) if _JA_FORM.search(text) else None  # the costly pattern only where it can match
     if m:
         company = m.group(1).strip()
         # "株式会社ABC 営業部" keeps the department apart; "ABC株式会社営業部" splits at the form.
@@ -294,14 +309,15 @@ def company_in(line: str) -> str | None:
 
 _JA_TITLES = (
     "代表取締役社長|代表取締役会長|代表取締役副社長|代表取締役|取締役副社長|専務取締役|常務取締役|取締役|代表社員|代表理事|理事長|理事|社長|副社長|会長|専務|常務|執行役員|"
-    "本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
+    "本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|副店長|店長|総支配人|支配人|編集長|監査役|顧問|参事|主幹|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
     "シニアマネージャー|ゼネラルマネージャー|マネージャー|マネジャー|ディレクター|プロデューサー|エンジニア|コンサルタント|デザイナー|営業担当|担当"
 )
 _JA_TITLE = re.compile(rf"({_JA_TITLES})")
 _EN_TITLE = re.compile(
     r"\b((?:Chief [A-Z][a-z]+ Officer)|CEO|CTO|CFO|COO|CMO|CIO|CISO|CRO|VP(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:Senior |Executive |Assistant |Associate )?Vice President(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|"
     r"(?:Co-)?Founder(?: (?:&|and) CEO)?|President|(?:[A-Z][a-z]+ ){0,3}"
-    r"(?:Director|Manager|Partner|Engineer|Consultant|Developer|Designer|Architect|Analyst|Specialist|Representative|Executive|Officer|Lead|Coordinator|Administrator|Head of [A-Z][\w&]*(?: [A-Z&][\w&]*)*|Owner|Principal|Associate|Advisor|Recruiter|Accountant|Attorney|Counsel)"
+    r"(?:Director|Manager|Partner|Engineer|Consultant|Developer|Designer|Architect|Analyst|Specialist|Representative|Executive|Officer|Lead|Coordinator|Administrator|Head of [A-Z][\w&]*(?: [A-Z&][\w&]*)*|Owner|Principal|Associate|Advisor|Recruiter|Accountant|Attorney|Counsel|"
+    r"Supervisor|Buyer|Planner|Agent|Assistant|Secretary|Treasurer|Controller|Scientist|Researcher|Technician|Strategist|Editor|Producer|Superintendent|Chair(?:man|person|woman)?)"
     r"(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*| ?, ?[A-Z][a-z]+(?: [A-Z][a-z]+)*(?= *$))?)\b"
 )
 
@@ -318,5 +334,6 @@ def title_in(line: str) -> str | None:
 
 
 def department_in(line: str) -> str | None:
-    m = _DEPARTMENT.search(line.strip())
-    return m.group(1) if m else None
+    """The line's last word when it names a department ("営業本部", "Sales Team")."""
+    last = re.split(r"[\s　]", line.strip())[-1]
+    return last if _DEPARTMENT.fullmatch(last) else None

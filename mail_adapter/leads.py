@@ -110,12 +110,13 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
         # An all-lower-case signature ("founder, kim design studio") is read as if capitalised.
         probe = line.title() if line.islower() else line
         title = cl.title_in(probe)
-        if not company and not (name and same_person(line, name)):
-            # "VP of Sales, Northwind Traders": the company is the part that is not the title;
-            # a whole line that names the company, or spells the domain, is surer than a part.
-            parts = re.split(r"\s*[|｜]\s*|,\s+", probe) if title else [probe]
+        if not company:
+            # "VP of Sales, Northwind Traders", "Raj Mehta, CEO @ TinyRocket": the company is
+            # the part that is neither the title nor the person; a whole line that names the
+            # company, or spells the domain, is surer than a part.
+            parts = re.split(r"\s*[|｜]\s*|,\s+|\s+(?:@|at)\s+", probe) if title else [probe]
             for part in parts:
-                found = None if cl.title_in(part) else cl.company_by_name(part, domain)
+                found = None if cl.title_in(part) or (name and same_person(part, name)) else cl.company_by_name(part, domain)
                 if found:
                     draft.put("company", found[0], SIGNATURE, (0.7 if found[1] else 0.6) - (0.05 if len(parts) > 1 else 0), line)
         if title and not phones and not website and len(line) < 80:

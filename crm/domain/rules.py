@@ -81,8 +81,8 @@ def email_domain(address: str) -> str:
 
 
 def is_free_mail(address_or_domain: str) -> bool:
-    domain = email_domain(address_or_domain)
-    return domain in FREE_MAIL_DOMAINS or any(domain.endswith("." + d) for d in FREE_MAIL_DOMAINS)
+    labels = email_domain(address_or_domain).split(".")
+    return any(".".join(labels[i:]) in FREE_MAIL_DOMAINS for i in range(len(labels)))  # the domain or a parent
 
 
 def normalise_unique_value(field: str, value: str | None) -> str | None:
