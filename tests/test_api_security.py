@@ -69,6 +69,20 @@ class TestCors:
         assert "access-control-allow-origin" not in bad.headers
 
 
+def test_a_database_that_is_unreachable_is_503_in_the_users_language(runtime, member, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Locked, restarting or gone: 503 with Retry-After and {"type", "detail"}, not a 500."""
+    from fastapi.testclient import TestClient
+
+    from crm.store.db import make_engine, make_session_factory
+    from widget_api.main import create_app
+
+    with TestClient(create_app(runtime.settings, runtime), raise_server_exceptions=False) as client:
+        runtime.sessions = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'gone' / 'x.db'}"))
+        response = client.get("/api/v1/campaigns", headers={**member.headers, "Accept-Language": "ja"})
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["type"] == "database_unavailable" and "データベース" in response.json()["detail"]
+
+
 def test_every_error_code_has_both_translations() -> None:
     import json
     import re

@@ -197,6 +197,41 @@ class TestCsvImport:
         assert run("conversion-settings", "--match", "email_domain", *who).stdout.strip() == '{"match_company_name": false, "match_email_domain": true, "company_key_field": null}'
 
 
+    def test_an_import_killed_halfway_leaves_nothing_and_a_rerun_imports_each_row_once(self, runtime, member, database_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        """The importing process dies (SIGKILL: its database connection drops) after two
+        batches went in: none of them stays, and running the same file again creates each
+        lead exactly once."""
+        import os
+        import signal
+        import subprocess
+        import sys
+
+        rows = 6000
+        source = tmp_path / "big.csv"
+        source.write_text("会社名,姓,メールアドレス\n" + "".join(f"株式会社テスト{i % 50},姓{i},p{i % 5800}@import{i % 5800 % 90}.example\n" for i in range(rows)), encoding="utf-8")
+        env = {**os.environ, "MAILWIDGET_DATA_DIR": str(tmp_path), "DATABASE_URL": database_url}
+        command = [sys.executable, "-m", "widget_api.cli", "import-leads", str(source), "--user", member.email, "--org", str(member.organisation_id), "--row-by-row"]
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+        assert process.stderr is not None
+        seen = b""
+        while b" 2500/" not in seen:  # the progress bar: batches of 1,000 rows are in the database
+            chunk = process.stderr.read1(4096)
+            assert chunk, f"the import ended early: {seen[-500:]!r}"
+            seen += chunk
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+
+        def count() -> int:
+            with runtime.sessions() as s:  # closed at once: on SQLite an open one holds the write lock
+                return int(s.execute(select(func.count()).select_from(Lead)).scalar_one())
+
+        assert count() == 0
+        again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert "created 5800, merged 0, skipped 200 duplicates" in again.stdout
+        assert count() == 5800
+
+
 class TestCustomFieldsAndViews:
     def test_fields_types_required_unique_and_a_company_view(self, client, admin, member) -> None:  # type: ignore[no-untyped-def]
         h = admin.headers

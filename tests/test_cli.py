@@ -54,3 +54,13 @@ class TestAdminCommands:
         assert again.returncode == 2 and "already exists" in again.stderr
         listed = run("users", env=env)
         assert "boss@acme.example" in listed.stdout and "mw_" not in listed.stdout
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    from tests.servers.net import free_port
+
+    for url in (f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}", f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"):
+        result = run("campaign-show", "1", "--user", "a@acme.example", "--org", "1", env={"MAILWIDGET_DATA_DIR": str(tmp_path), "DATABASE_URL": url})
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1].startswith("mailwidget campaign-show: the database is unavailable (")
+        assert "Traceback" not in result.stderr

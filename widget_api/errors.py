@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crm.domain import errors as e
@@ -72,6 +73,13 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_TYPES.get(exc.status_code, "http_error")
         return JSONResponse(body(request, code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # Locked (SQLite under a long writer), restarting, unreachable: the transaction was
+        # rolled back, and the same request can simply be sent again.
+        log.warning("database unavailable on %s %s", request.method, request.url.path)
+        return JSONResponse(body(request, "database_unavailable", "the database is unavailable"), status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

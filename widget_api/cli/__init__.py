@@ -13,6 +13,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.exc import OperationalError
+
 from crm.domain.errors import DomainError
 
 
@@ -38,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, DomainError) as exc:
         detail = exc.detail if isinstance(exc, DomainError) else str(exc)
         print(f"mailwidget {args.command}: {detail}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:  # locked, restarting, unreachable: nothing was changed
+        reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else type(exc).__name__
+        print(f"mailwidget {args.command}: the database is unavailable ({reason}); nothing was changed", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
