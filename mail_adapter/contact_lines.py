@@ -227,7 +227,7 @@ def country_in(line: str) -> str | None:
 
 _JA_FORMS = "株式会社|有限会社|合同会社|合資会社|合名会社|一般社団法人|一般財団法人|公益社団法人|公益財団法人|医療法人社団|医療法人財団|医療法人|社会福祉法人|学校法人|宗教法人|特定非営利活動法人|NPO法人|独立行政法人|国立大学法人|税理士法人|弁護士法人|監査法人|司法書士法人|行政書士法人"
 _ABBREV = {"(株)": "株式会社", "（株）": "株式会社", "㈱": "株式会社", "(有)": "有限会社", "（有）": "有限会社", "㈲": "有限会社", "(同)": "合同会社", "（同）": "合同会社", "(医)": "医療法人", "(社)": "社団法人", "(財)": "財団法人"}
-_EN_FORMS = r"(Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd\.?|Corp\.?|Corporation|GmbH|AG|K\.K\.|KK|S\.A\.S?\.?|SAS|S\.r\.l\.|B\.V\.|N\.V\.|PLC|plc|Pty\.? Ltd\.?|Pte\.? Ltd\.?|SE|Oy|AB|A/S|Co\.)"
+_EN_FORMS = r"(S\.A\.P\.I\. de C\.V\.|S\.A\. de C\.V\.|S\. de R\.L\.(?: de C\.V\.)?|S\.p\.A\.|Ltda\.?|S\.L\.|Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd\.?|Corp\.?|Corporation|GmbH|AG|K\.K\.|KK|S\.A\.S?\.?|SAS|S\.r\.l\.|B\.V\.|N\.V\.|PLC|plc|Pty\.? Ltd\.?|Pte\.? Ltd\.?|SE|Oy|AB|A/S|Co\.)"
 _JA_FORM = re.compile(_JA_FORMS)
 # A name may be Latin words with spaces on either side of the form: "BlueWave Japan株式会社",
 # "株式会社 Blue Wave".
@@ -247,7 +247,7 @@ _BUSINESS_NOUN = re.compile(
 
 
 # Japanese businesses that carry no legal form in their name: shops, offices, clinics.
-_JA_BUSINESS = re.compile(r"[^\s　、,，:：|｜/／]{1,20}(書店|商店|商会|工務店|事務所|クリニック|病院|医院|歯科|薬局|銀行|信用金庫|大学|学園|協会|組合|研究所|ホテル|旅館)")
+_JA_BUSINESS = re.compile(r"[^\s　、,，:：|｜/／]{1,20}(書店|商店|商会|工務店|事務所|クリニック|病院|医院|歯科|薬局|銀行|信用金庫|大学|学園|協会|組合|研究所|ホテル|旅館|本舗|屋|堂)")
 
 
 def company_by_name(line: str, domain: str | None) -> tuple[str, bool] | None:
@@ -322,8 +322,20 @@ _EN_TITLE = re.compile(
 )
 
 
+# French, German and Spanish titles, read as the whole (short) line they open:
+# "Directeur commercial", "Geschäftsführerin", "Gerente de ventas".
+_EU_TITLE = re.compile(
+    r"((?:Directeur|Directrice|Responsable|Chef|Gérant|Gérante|Président|Présidente|Ingénieur|Ingénieure|Chargée?|"
+    r"Geschäftsführer|Geschäftsführerin|Leiter|Leiterin|Vertriebsleiter|Vertriebsleiterin|Prokurist|Prokuristin|"
+    r"Directora|Gerente|Jefe|Jefa|Coordinadora?)\b[^\d@:|,]{0,40})$"
+)
+
+
 def title_in(line: str) -> str | None:
     text = unicodedata.normalize("NFKC", line).strip()
+    m = _EU_TITLE.match(text)
+    if m:
+        return m.group(1).strip()
     m = _JA_TITLE.search(text)
     if m:
         return m.group(1)

@@ -20,7 +20,7 @@ from mail_adapter.webforms import form_fields, is_form
 
 HEADER, SIGNATURE, FORM, DOMAIN, BODY = "header", "signature", "form", "domain", "body"
 _CCTLD_REGION = {"jp": "JP", "uk": "GB", "de": "DE", "fr": "FR", "us": "US", "ca": "CA", "au": "AU", "nl": "NL", "es": "ES", "it": "IT", "ch": "CH", "at": "AT", "sg": "SG", "kr": "KR", "cn": "CN", "tw": "TW", "hk": "HK", "in": "IN", "se": "SE", "be": "BE", "ie": "IE", "nz": "NZ"}
-_GREETING_COMPANY = re.compile(r"((?:株式会社|有限会社|合同会社)\S{1,30}?|\S{1,30}?(?:株式会社|有限会社|合同会社))\s?の\s?\S{1,10}(です|と申します|でございます)")
+_GREETING_COMPANY = re.compile(r"((?:株式会社|有限会社|合同会社)\S{1,30}?|\S{1,30}?(?:株式会社|有限会社|合同会社|書店|商店|本舗|屋|堂))\s?の\s?\S{1,10}(です|と申します|でございます)")
 
 
 class _Draft:
@@ -119,6 +119,10 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
                 found = None if cl.title_in(part) or (name and same_person(part, name)) else cl.company_by_name(part, domain)
                 if found:
                     draft.put("company", found[0], SIGNATURE, (0.7 if found[1] else 0.6) - (0.05 if len(parts) > 1 else 0), line)
+        if title and ", " in title:  # "Partner, Northstar Ventures": the tail is the company, not a department
+            head, _, tail = title.partition(", ")
+            if cl.company_by_name(tail, domain) or cl.company_in(tail):
+                title = head
         if title and not phones and not website and len(line) < 80:
             draft.put("title", title, SIGNATURE, 0.8 if line.strip() != title else 0.85, line)
         country = cl.country_in(line)

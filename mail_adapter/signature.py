@@ -35,6 +35,10 @@ _CONTACTISH = re.compile(
 )
 
 
+# A line of someone else's contact details inside the signature: an assistant, a secretary.
+_SOMEONE_ELSE = re.compile(r"^\s*(assistant|executive assistant|ea|secretary|pa|秘書|アシスタント|代理)\s*[:：]", re.I)
+
+
 def _cut_footer_and_disclaimer(lines: list[str]) -> list[str]:
     for i, line in enumerate(lines):
         if _FOOTER.match(line) or (_DISCLAIMER.match(line) and i > 0):
@@ -64,12 +68,19 @@ def signature_lines(own: str) -> tuple[list[str], str]:
             block = [ln.strip() for ln in lines[i + 1 :] if ln.strip()]
             if block:
                 return block[:MAX_LINES], "signoff"
-    # No delimiter, no sign-off: the last paragraph, when it looks like contact details.
+    # No delimiter, no sign-off: the trailing paragraphs that look like contact details — up to
+    # two, for a signature followed by an assistant's line or a second address paragraph.
+    block: list[str] = []
     end = n
-    start = end
-    while start > 0 and lines[start - 1].strip():
-        start -= 1
-    block = [ln.strip() for ln in lines[start:end] if ln.strip()]
-    if block and len(block) <= MAX_LINES and sum(1 for ln in block if _CONTACTISH.search(ln)) >= 1 and all(len(ln) <= 80 for ln in block):
-        return block, "trailing"
-    return [], ""
+    for _paragraph in range(2):
+        while end > 0 and not lines[end - 1].strip():
+            end -= 1
+        start = end
+        while start > 0 and lines[start - 1].strip():
+            start -= 1
+        paragraph = [ln.strip() for ln in lines[start:end]]
+        if not paragraph or len(block) + len(paragraph) > MAX_LINES or any(len(ln) > 80 for ln in paragraph) or not any(_CONTACTISH.search(ln) for ln in paragraph):
+            break
+        block = paragraph + block
+        end = start
+    return ([ln for ln in block if not _SOMEONE_ELSE.match(ln)], "trailing") if block else ([], "")
