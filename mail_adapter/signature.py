@@ -39,6 +39,10 @@ _CONTACTISH = re.compile(
 _SOMEONE_ELSE = re.compile(r"^\s*(assistant|executive assistant|ea|secretary|pa|秘書|アシスタント|代理)\s*[:：]", re.I)
 
 
+def _own(block: list[str]) -> list[str]:
+    return [ln for ln in block if not _SOMEONE_ELSE.match(ln)]
+
+
 def _cut_footer_and_disclaimer(lines: list[str]) -> list[str]:
     for i, line in enumerate(lines):
         if _FOOTER.match(line) or (_DISCLAIMER.match(line) and i > 0):
@@ -62,15 +66,15 @@ def signature_lines(own: str) -> tuple[list[str], str]:
         first = delims[0]
         block = [ln.strip() for ln in lines[first + 1 :] if ln.strip() and not _DELIMITER.match(ln)]
         if block and any(_CONTACTISH.search(ln) for ln in block) or len(block) <= 6 and block:
-            return block[:MAX_LINES], "delimiter"
+            return _own(block)[:MAX_LINES], "delimiter"
     for i in range(n - 1, window - 1, -1):
         if _SIGNOFF.match(lines[i]):
             block = [ln.strip() for ln in lines[i + 1 :] if ln.strip()]
             if block:
-                return block[:MAX_LINES], "signoff"
+                return _own(block)[:MAX_LINES], "signoff"
     # No delimiter, no sign-off: the trailing paragraphs that look like contact details — up to
     # two, for a signature followed by an assistant's line or a second address paragraph.
-    block: list[str] = []
+    trailing: list[str] = []
     end = n
     for _paragraph in range(2):
         while end > 0 and not lines[end - 1].strip():
@@ -79,8 +83,8 @@ def signature_lines(own: str) -> tuple[list[str], str]:
         while start > 0 and lines[start - 1].strip():
             start -= 1
         paragraph = [ln.strip() for ln in lines[start:end]]
-        if not paragraph or len(block) + len(paragraph) > MAX_LINES or any(len(ln) > 80 for ln in paragraph) or not any(_CONTACTISH.search(ln) for ln in paragraph):
+        if not paragraph or len(trailing) + len(paragraph) > MAX_LINES or any(len(ln) > 80 for ln in paragraph) or not any(_CONTACTISH.search(ln) for ln in paragraph):
             break
-        block = paragraph + block
+        trailing = paragraph + trailing
         end = start
-    return ([ln for ln in block if not _SOMEONE_ELSE.match(ln)], "trailing") if block else ([], "")
+    return (_own(trailing), "trailing") if trailing else ([], "")
