@@ -18,6 +18,7 @@ _MOBILE_LABEL = r"(携帯(電話)?|モバイル|mobile|mob|cell(ular)?|m|c|ｍ)"
 _FAX_LABEL = r"(fax|facsimile|f|ファックス|ファクス|ＦＡＸ)"
 _PHONE_LABEL = r"(tel|telephone|phone|ph|電話(番号)?|t|o|p|w|work|office|direct|dir|直通|代表|main|d)"
 _LABELLED = re.compile(rf"(?<![A-Za-z])(?P<label>{_MOBILE_LABEL}|{_FAX_LABEL}|{_PHONE_LABEL})\s*\.?\s*(\([^\d)]{{0,6}}\))?\s*[:：.]?\s*(?P<num>{_NUMBER})", re.I)
+_DIGIT = re.compile(r"\d")
 _BARE = re.compile(rf"(?<![\w/@=.])(?P<num>{_NUMBER})")
 
 
@@ -64,7 +65,7 @@ def _e164(number: str, region: str, *, classify: bool = True) -> tuple[str, bool
 
 
 def phones_in(line: str, region: str) -> list[Phone]:
-    if not any(ch.isdigit() for ch in line):  # most lines; isdigit also sees full-width digits
+    if not _DIGIT.search(line):  # most lines have none; \d also matches full-width digits
         return []
     text = fold(line)
     found: list[Phone] = []
