@@ -15,6 +15,7 @@ const I18N = {
     kind_cancel: "キャンセル", kind_outdated: "古い招待", kind_unknown_cancel: "キャンセル（未登録）", kind_own: "自分の招待", kind_reply: "返信", kind_no_uid: "UID なし",
     first_name: "名", last_name: "姓", email: "メール", company: "会社名", title_field: "役職", phone: "電話", mobile: "携帯",
     website: "Web サイト", street: "番地", city: "市区町村", state: "都道府県", zip_code: "郵便番号", country: "国", description: "説明",
+    custom_fields: "カスタム項目", required: "必須", choose: "選択してください",
   },
   en: {
     title: "CRM", language: "Language", settings: "Settings", connect: "Connect to the CRM", backend: "Backend URL", token: "API token",
@@ -30,5 +31,6 @@ const I18N = {
     kind_cancel: "Cancelled", kind_outdated: "Outdated", kind_unknown_cancel: "Cancelled (not in the calendar)", kind_own: "Your own invitation", kind_reply: "Reply", kind_no_uid: "No UID",
     first_name: "First name", last_name: "Last name", email: "Email", company: "Company", title_field: "Title", phone: "Phone", mobile: "Mobile",
     website: "Website", street: "Street", city: "City", state: "State", zip_code: "Zip code", country: "Country", description: "Description",
+    custom_fields: "Custom fields", required: "required", choose: "Choose…",
   },
 };

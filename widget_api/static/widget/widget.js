@@ -7,7 +7,7 @@
 const FIELDS = ["first_name", "last_name", "email", "company", "title", "phone", "mobile", "website", "street", "city", "state", "zip_code", "country", "description"];
 const JUNK = /junk|spam|迷惑/i;
 const $ = (id) => document.getElementById(id);
-const state = { lang: "ja", settings: { backend: "", token: "" }, ref: null, raw: null, draft: null, invites: [] };
+const state = { lang: "ja", settings: { backend: "", token: "" }, ref: null, raw: null, draft: null, invites: [], custom: [] };
 
 // ---------------------------------------------------------------- host adapters
 
@@ -137,6 +137,43 @@ function renderDraft(d) {
   $("lead").hidden = false;
 }
 
+// The organisation's custom lead fields (admin-defined): typed inputs, filled by the user.
+function renderCustom(fields) {
+  const box = $("custom-fields");
+  const kept = Object.fromEntries(fields.map((f) => [f.key, $(`c-${f.key}`) ? $(`c-${f.key}`).value : ""]));
+  box.replaceChildren();
+  for (const f of fields) {
+    const id = `c-${f.key}`;
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = f.required ? `${f.label || f.key} (${t("required")})` : (f.label || f.key);
+    let input;
+    if (f.type === "picklist") {
+      input = document.createElement("select");
+      input.append(Object.assign(document.createElement("option"), { value: "", textContent: t("choose") }));
+      for (const option of f.options) input.append(Object.assign(document.createElement("option"), { value: option, textContent: option }));
+    } else {
+      input = document.createElement("input");
+      input.type = f.type === "number" ? "number" : f.type === "date" ? "date" : "text";
+      if (f.type === "number") input.step = "any";
+    }
+    input.id = id;
+    input.required = f.required;
+    input.value = kept[f.key] || "";
+    box.append(label, input);
+  }
+  $("custom").hidden = fields.length === 0;
+}
+
+function customValues() {
+  const out = {};
+  for (const f of state.custom) {
+    const value = $(`c-${f.key}`).value.trim();
+    if (value) out[f.key] = f.type === "number" ? Number(value) : value;
+  }
+  return out;
+}
+
 function showCaptured(lead) {
   $("captured").hidden = !lead;
   if (!lead) return;
@@ -174,6 +211,8 @@ function values() {
 async function save(updateId) {
   $("error").hidden = true;
   const body = Object.assign(values(), { message: state.draft.message });
+  const custom = customValues();
+  if (Object.keys(custom).length) body.custom = custom;
   if (updateId) body.update_existing_id = Number(updateId);
   try {
     const result = await api("/api/v1/leads", { method: "POST", json: body });
@@ -283,6 +322,8 @@ async function load() {
   state.ref = message.ref;
   state.raw = message.raw;
   say("loading");
+  // Asked for beside the draft, not after it: the draft is never kept waiting.
+  const fields = api("/api/v1/custom-fields").catch(() => []);
   let draft;
   try {
     draft = await api("/api/v1/messages/draft", { query: state.ref });
@@ -296,6 +337,7 @@ async function load() {
   draft.message = Object.fromEntries(Object.entries({ ...state.ref, ...draft.message }).filter(([k, v]) => v !== null && !["subject", "sender"].includes(k)));
   state.draft = draft;
   renderDraft(draft);
+  fields.then((list) => { state.custom = list; renderCustom(list); });
   performance.mark("draft-shown");
   window.draftShownMs = performance.measure("draft", "widget-open", "draft-shown").duration;
   say("draft_ready");
@@ -315,6 +357,7 @@ async function start() {
     localStorage.setItem("lang", state.lang);
     applyTexts();
     if (state.draft) renderDraft(state.draft);
+    renderCustom(state.custom);
     renderInvites(state.invites);
   });
   $("open-settings").addEventListener("click", () => { $("settings").hidden = !$("settings").hidden; });
