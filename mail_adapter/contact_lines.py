@@ -116,8 +116,9 @@ _JP_CITY = re.compile(r"^(.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村])")
 # Each matches the city part of a line, alone or after the street and a comma
 # ("500 Howard St, Suite 300, San Francisco, CA 94105"; "Friedrichstraße 100, 10117 Berlin").
 _US_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Za-z][A-Za-z .'-]+),\s*(?P<state>[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\s+(?P<zip>\d{5}(?:-\d{4})?)\b(?:,?\s*(?P<country>[A-Za-z .]+))?$")
-_EU_LINE = re.compile(r"(?:^|,\s*)(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4,5})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+?)(?:,\s*(?P<country>[A-Za-z .]+))?$")
+_EU_LINE = re.compile(r"(?:^|,\s*)(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4,5}|\d{2}-\d{3})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+?)(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _AU_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+?)\s+(?P<state>NSW|VIC|QLD|WA|SA|TAS|ACT|NT)\s+(?P<zip>\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
+_IN_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+?)\s*[-–]?\s*(?P<zip>\d{6})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _UK_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+),?\s+(?P<zip>[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _STREET = re.compile(r"^\d+[A-Za-z]?\s+\S.*(street|st\.?|avenue|ave\.?|road|rd\.?|blvd|boulevard|lane|ln\.?|drive|dr\.?|way|suite|floor|straße|strasse|str\.|place|pl\.?|court|ct\.?)\b.*$|^.+(straße|strasse|str\.|weg|platz|gasse)\s+\d+.*$", re.I)
 COUNTRIES = {
@@ -125,7 +126,7 @@ COUNTRIES = {
     "germany": "Germany", "deutschland": "Germany", "france": "France", "united kingdom": "United Kingdom", "uk": "United Kingdom",
     "netherlands": "Netherlands", "spain": "Spain", "italy": "Italy", "canada": "Canada", "australia": "Australia",
     "switzerland": "Switzerland", "austria": "Austria", "singapore": "Singapore", "china": "China", "korea": "Korea",
-    "new zealand": "New Zealand",
+    "new zealand": "New Zealand", "india": "India", "poland": "Poland", "polska": "Poland",
 }
 
 
@@ -185,7 +186,7 @@ def address_in(lines: list[str]) -> Address | None:
         if _PREF.match(line) and _JP_CITY.match(line[len(_PREF.match(line).group(1)) :] or ""):  # type: ignore[union-attr]
             state, city, street = _split_jp_address(line, None, None)
             return Address(street, city, state, None, None, lines[i])
-    for pattern in (_US_LINE, _AU_LINE, _UK_LINE, _EU_LINE):
+    for pattern in (_US_LINE, _AU_LINE, _UK_LINE, _EU_LINE, _IN_LINE):
         for i, line in enumerate(folded):
             m = pattern.search(line)
             if not m or (m.start() == 0 and _STREET.match(line)):  # "1600 Amphitheatre Parkway" is no "zip city"
@@ -204,7 +205,7 @@ def address_in(lines: list[str]) -> Address | None:
     return None
 
 
-_REGION_OF_COUNTRY = {"New Zealand": "NZ", "USA": "US", "Japan": "JP", "Germany": "DE", "France": "FR", "United Kingdom": "GB", "Netherlands": "NL", "Spain": "ES", "Italy": "IT", "Canada": "CA", "Australia": "AU", "Switzerland": "CH", "Austria": "AT", "Singapore": "SG", "China": "CN", "Korea": "KR"}
+_REGION_OF_COUNTRY = {"New Zealand": "NZ", "India": "IN", "Poland": "PL", "USA": "US", "Japan": "JP", "Germany": "DE", "France": "FR", "United Kingdom": "GB", "Netherlands": "NL", "Spain": "ES", "Italy": "IT", "Canada": "CA", "Australia": "AU", "Switzerland": "CH", "Austria": "AT", "Singapore": "SG", "China": "CN", "Korea": "KR"}
 
 
 def region_of(address: Address | None) -> str | None:
@@ -228,7 +229,7 @@ def country_in(line: str) -> str | None:
 
 _JA_FORMS = "株式会社|有限会社|合同会社|合資会社|合名会社|一般社団法人|一般財団法人|公益社団法人|公益財団法人|医療法人社団|医療法人財団|医療法人|社会福祉法人|学校法人|宗教法人|特定非営利活動法人|NPO法人|独立行政法人|国立大学法人|税理士法人|弁護士法人|監査法人|司法書士法人|行政書士法人"
 _ABBREV = {"(株)": "株式会社", "（株）": "株式会社", "㈱": "株式会社", "(有)": "有限会社", "（有）": "有限会社", "㈲": "有限会社", "(同)": "合同会社", "（同）": "合同会社", "(医)": "医療法人", "(社)": "社団法人", "(財)": "財団法人"}
-_EN_FORMS = r"(S\.A\.P\.I\. de C\.V\.|S\.A\. de C\.V\.|S\. de R\.L\.(?: de C\.V\.)?|S\.p\.A\.|Ltda\.?|S\.L\.|Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd\.?|Corp\.?|Corporation|GmbH|AG|K\.K\.|KK|S\.A\.S?\.?|SAS|S\.r\.l\.|B\.V\.|N\.V\.|PLC|plc|Pty\.? Ltd\.?|Pte\.? Ltd\.?|SE|Oy|AB|A/S|Co\.)"
+_EN_FORMS = r"(Sp\. z o\.o\.|Pvt\.? Ltd\.?|S\.A\.P\.I\. de C\.V\.|S\.A\. de C\.V\.|S\. de R\.L\.(?: de C\.V\.)?|S\.p\.A\.|Ltda\.?|S\.L\.|Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd\.?|Corp\.?|Corporation|GmbH|AG|K\.K\.|KK|S\.A\.S?\.?|SAS|S\.r\.l\.|B\.V\.|N\.V\.|PLC|plc|Pty\.? Ltd\.?|Pte\.? Ltd\.?|SE|Oy|AB|A/S|Co\.)"
 _JA_FORM = re.compile(_JA_FORMS)
 # A name may be Latin words with spaces on either side of the form: "BlueWave Japan株式会社",
 # "株式会社 Blue Wave".
@@ -310,7 +311,7 @@ def company_in(line: str) -> str | None:
 
 _JA_TITLES = (
     "代表取締役社長|代表取締役会長|代表取締役副社長|代表取締役|取締役副社長|専務取締役|常務取締役|取締役|代表社員|代表理事|理事長|理事|社長|副社長|会長|専務|常務|執行役員|"
-    "本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|副店長|店長|総支配人|支配人|編集長|監査役|顧問|参事|主幹|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
+    "学長|副学長|准教授|教授|講師|助教|研究員|校長|教頭|本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|副店長|店長|総支配人|支配人|編集長|監査役|顧問|参事|主幹|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
     "シニアマネージャー|ゼネラルマネージャー|マネージャー|マネジャー|ディレクター|プロデューサー|エンジニア|コンサルタント|デザイナー|営業担当|担当"
 )
 _JA_TITLE = re.compile(rf"({_JA_TITLES})")
@@ -342,7 +343,10 @@ def title_in(line: str) -> str | None:
         return m.group(1)
     m = _EN_TITLE.search(text)
     if m:
-        return m.group(1).strip(" ,")
+        title = m.group(1).strip(" ,")
+        # "Assistant Vice President - IT": a dash and a department after the title belong to it.
+        tail = re.match(r"\s*[-–]\s*[A-Z][\w&/]*(?: [A-Z&][\w&/]*){0,3}$", text[m.end() :])
+        return title + tail.group(0) if tail and text.startswith(title) else title
     return None
 
 

@@ -114,7 +114,8 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
             # "VP of Sales, Northwind Traders", "Raj Mehta, CEO @ TinyRocket": the company is
             # the part that is neither the title nor the person; a whole line that names the
             # company, or spells the domain, is surer than a part.
-            parts = re.split(r"\s*[|｜]\s*|,\s+|\s+(?:@|at)\s+", probe) if title else [probe]
+            # Japanese lines separate company, department and title by spaces alone.
+            parts = re.split(r"\s*[|｜]\s*|,\s+|\s+(?:@|at)\s+" + (r"|[\s　]+" if has_cjk(probe) else ""), probe) if title else [probe]
             for part in parts:
                 found = None if cl.title_in(part) or (name and same_person(part, name)) else cl.company_by_name(part, domain)
                 if found:

@@ -51,6 +51,10 @@ def split_name(name: str) -> tuple[str | None, str | None]:
         return None, None
     if has_cjk(name):
         name = re.sub(r"[A-Za-z].*$", "", name).strip() or name  # "山田太郎 Taro Yamada"
+        if re.fullmatch(r"[\u30a0-\u30ff]+[・=＝][\u30a0-\u30ff・=＝]+", name):
+            # A foreign name in katakana keeps its own order: マイク・ジョーンズ is Mike Jones.
+            parts = re.split(r"[・=＝]", name)
+            return parts[0], parts[-1]
         parts = name.split()
         if len(parts) >= 2:
             return " ".join(parts[1:]), parts[0]
