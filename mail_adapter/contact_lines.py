@@ -118,6 +118,8 @@ _JP_CITY = re.compile(r"^(.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村])")
 _US_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Za-z][A-Za-z .'-]+),\s*(?P<state>[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\s+(?P<zip>\d{5}(?:-\d{4})?)\b(?:,?\s*(?P<country>[A-Za-z .]+))?$")
 _EU_LINE = re.compile(r"(?:^|,\s*)(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4,5}|\d{2}-\d{3})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+?)(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _AU_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+?)\s+(?P<state>NSW|VIC|QLD|WA|SA|TAS|ACT|NT)\s+(?P<zip>\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
+# A Japanese address written in English: "1-2-3 Shiba, Minato-ku, Tokyo 105-0014, Japan".
+_JP_ROMAN_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][a-z]+-(?:ku|shi|cho|machi|gun|mura))\s*,\s*(?P<state>[A-Z][a-z]+(?:-(?:ken|fu|to))?)\s*,?\s+(?P<zip>\d{3}-\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _IN_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+?)\s*[-–]?\s*(?P<zip>\d{6})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _UK_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+),?\s+(?P<zip>[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _STREET = re.compile(r"^\d+[A-Za-z]?\s+\S.*(street|st\.?|avenue|ave\.?|road|rd\.?|blvd|boulevard|lane|ln\.?|drive|dr\.?|way|suite|floor|straße|strasse|str\.|place|pl\.?|court|ct\.?)\b.*$|^.+(straße|strasse|str\.|weg|platz|gasse)\s+\d+.*$", re.I)
@@ -186,7 +188,7 @@ def address_in(lines: list[str]) -> Address | None:
         if _PREF.match(line) and _JP_CITY.match(line[len(_PREF.match(line).group(1)) :] or ""):  # type: ignore[union-attr]
             state, city, street = _split_jp_address(line, None, None)
             return Address(street, city, state, None, None, lines[i])
-    for pattern in (_US_LINE, _AU_LINE, _UK_LINE, _EU_LINE, _IN_LINE):
+    for pattern in (_US_LINE, _JP_ROMAN_LINE, _AU_LINE, _UK_LINE, _EU_LINE, _IN_LINE):
         for i, line in enumerate(folded):
             m = pattern.search(line)
             if not m or (m.start() == 0 and _STREET.match(line)):  # "1600 Amphitheatre Parkway" is no "zip city"
@@ -303,6 +305,10 @@ def company_in(line: str) -> str | None:
         head, sep, tail = company.rpartition(", ")
         if sep and not re.fullmatch(_EN_FORMS, tail) and title_in(text[: m.start()] + head):
             company = tail
+        # "Park & Co. Design": "Co." inside a name, not closing it, when only words follow.
+        rest = re.fullmatch(r"\s+([A-Z][\w&'-]*(?: [A-Z][\w&'-]*){0,2})\s*", text[m.end() :])
+        if company.endswith("Co.") and rest:
+            company = f"{company} {rest.group(1)}"
         return company
     return None
 
@@ -311,12 +317,12 @@ def company_in(line: str) -> str | None:
 
 _JA_TITLES = (
     "代表取締役社長|代表取締役会長|代表取締役副社長|代表取締役|取締役副社長|専務取締役|常務取締役|取締役|代表社員|代表理事|理事長|理事|社長|副社長|会長|専務|常務|執行役員|"
-    "学長|副学長|准教授|教授|講師|助教|研究員|校長|教頭|本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|副店長|店長|総支配人|支配人|編集長|監査役|顧問|参事|主幹|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
+    "看護部長|看護師長|師長|医長|薬局長|学長|副学長|准教授|教授|講師|助教|研究員|校長|教頭|本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|副店長|店長|総支配人|支配人|編集長|監査役|顧問|参事|主幹|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
     "シニアマネージャー|ゼネラルマネージャー|マネージャー|マネジャー|ディレクター|プロデューサー|エンジニア|コンサルタント|デザイナー|営業担当|担当"
 )
 _JA_TITLE = re.compile(rf"({_JA_TITLES})")
 _EN_TITLE = re.compile(
-    r"\b((?:Chief [A-Z][a-z]+ Officer)|CEO|CTO|CFO|COO|CMO|CIO|CISO|CRO|VP(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:Senior |Executive |Assistant |Associate )?Vice President(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|"
+    r"\b((?:Chief [A-Z][a-z]+ Officer)|CEO|CTO|CFO|COO|CMO|CIO|CISO|CRO|VP(?:,? (?:of )?[A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:Senior |Executive |Assistant |Associate )?Vice President(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|"
     r"(?:Co-)?Founder(?: (?:&|and) CEO)?|President|(?:[A-Z][a-z]+ ){0,3}"
     r"(?:Director|Manager|Partner|Engineer|Consultant|Developer|Designer|Architect|Analyst|Specialist|Representative|Executive|Officer|Lead|Coordinator|Administrator|Head of [A-Z][\w&]*(?: [A-Z&][\w&]*)*|Owner|Principal|Associate|Advisor|Recruiter|Accountant|Attorney|Counsel|"
     r"Supervisor|Buyer|Planner|Agent|Assistant|Secretary|Treasurer|Controller|Scientist|Researcher|Technician|Strategist|Editor|Producer|Superintendent|Chair(?:man|person|woman)?)"

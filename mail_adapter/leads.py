@@ -94,6 +94,8 @@ def _put_address(draft: _Draft, address: cl.Address, source: str, confidence: fl
 
 def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: str, own_domains: frozenset[str], domain: str | None = None) -> None:
     confidence = 0.85
+    # "Leo Park · Principal · Park & Co. Design · +1 415 555 0107": each part is read as a line.
+    lines = [part for line in lines for part in re.split(r"\s+[|｜·•]\s+", line) if part.strip()]
     address = cl.address_in(lines)
     region = cl.region_of(address) or region
     for line in lines:
