@@ -16,7 +16,7 @@ _DASHES = str.maketrans({c: "-" for c in "‐‑‒–—―−－ーｰ"})
 _NUMBER = r"(\+?\s?\(?\d[\d\s().\-]{5,}\d)(?:\s*(?:ext\.?|x|内線|\(内線\))\s*(\d{1,6}))?"
 _MOBILE_LABEL = r"(携帯(電話)?|モバイル|mobile|mob|cell(ular)?|m|c|ｍ)"
 _FAX_LABEL = r"(fax|facsimile|f|ファックス|ファクス|ＦＡＸ)"
-_PHONE_LABEL = r"(tel|telephone|phone|ph|電話(番号)?|t|o|p|w|work|office|direct|dir|直通|代表|main|d)"
+_PHONE_LABEL = r"(tel\s*[/／]\s*fax|電話\s*[/／]\s*fax|tel|telephone|phone|ph|電話(番号)?|t|o|p|w|work|office|direct|dir|直通|代表|main|d)"
 _LABELLED = re.compile(rf"(?<![A-Za-z])(?P<label>{_MOBILE_LABEL}|{_FAX_LABEL}|{_PHONE_LABEL})\s*\.?\s*(\([^\d)]{{0,6}}\))?\s*[:：.]?\s*(?P<num>{_NUMBER})", re.I)
 _DIGIT = re.compile(r"\d")
 _BARE = re.compile(rf"(?<![\w/@=.])(?P<num>{_NUMBER})")
@@ -120,6 +120,7 @@ _EU_LINE = re.compile(r"(?:^|,\s*)(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4,5}|\d{2}-
 _AU_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+?)\s+(?P<state>NSW|VIC|QLD|WA|SA|TAS|ACT|NT)\s+(?P<zip>\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 # A Japanese address written in English: "1-2-3 Shiba, Minato-ku, Tokyo 105-0014, Japan".
 _JP_ROMAN_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][a-z]+-(?:ku|shi|cho|machi|gun|mura))\s*,\s*(?P<state>[A-Z][a-z]+(?:-(?:ken|fu|to))?)\s*,?\s+(?P<zip>\d{3}-\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
+_CA_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][\w .'-]+?)\s+(?P<state>QC|ON|BC|AB|MB|SK|NS|NB|NL|PE|YT|NT|NU)\s+(?P<zip>[A-Z]\d[A-Z]\s?\d[A-Z]\d)(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _IN_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+?)\s*[-–]?\s*(?P<zip>\d{6})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _UK_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+),?\s+(?P<zip>[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _STREET = re.compile(r"^\d+[A-Za-z]?\s+\S.*(street|st\.?|avenue|ave\.?|road|rd\.?|blvd|boulevard|lane|ln\.?|drive|dr\.?|way|suite|floor|straße|strasse|str\.|place|pl\.?|court|ct\.?)\b.*$|^.+(straße|strasse|str\.|weg|platz|gasse)\s+\d+.*$", re.I)
@@ -188,7 +189,7 @@ def address_in(lines: list[str]) -> Address | None:
         if _PREF.match(line) and _JP_CITY.match(line[len(_PREF.match(line).group(1)) :] or ""):  # type: ignore[union-attr]
             state, city, street = _split_jp_address(line, None, None)
             return Address(street, city, state, None, None, lines[i])
-    for pattern in (_US_LINE, _JP_ROMAN_LINE, _AU_LINE, _UK_LINE, _EU_LINE, _IN_LINE):
+    for pattern in (_US_LINE, _CA_LINE, _JP_ROMAN_LINE, _AU_LINE, _UK_LINE, _EU_LINE, _IN_LINE):
         for i, line in enumerate(folded):
             m = pattern.search(line)
             if not m or (m.start() == 0 and _STREET.match(line)):  # "1600 Amphitheatre Parkway" is no "zip city"
@@ -231,7 +232,7 @@ def country_in(line: str) -> str | None:
 
 _JA_FORMS = "株式会社|有限会社|合同会社|合資会社|合名会社|一般社団法人|一般財団法人|公益社団法人|公益財団法人|医療法人社団|医療法人財団|医療法人|社会福祉法人|学校法人|宗教法人|特定非営利活動法人|NPO法人|独立行政法人|国立大学法人|税理士法人|弁護士法人|監査法人|司法書士法人|行政書士法人"
 _ABBREV = {"(株)": "株式会社", "（株）": "株式会社", "㈱": "株式会社", "(有)": "有限会社", "（有）": "有限会社", "㈲": "有限会社", "(同)": "合同会社", "（同）": "合同会社", "(医)": "医療法人", "(社)": "社団法人", "(財)": "財団法人"}
-_EN_FORMS = r"(Sp\. z o\.o\.|Pvt\.? Ltd\.?|S\.A\.P\.I\. de C\.V\.|S\.A\. de C\.V\.|S\. de R\.L\.(?: de C\.V\.)?|S\.p\.A\.|Ltda\.?|S\.L\.|Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd\.?|Corp\.?|Corporation|GmbH|AG|K\.K\.|KK|S\.A\.S?\.?|SAS|S\.r\.l\.|B\.V\.|N\.V\.|PLC|plc|Pty\.? Ltd\.?|Pte\.? Ltd\.?|SE|Oy|AB|A/S|Co\.)"
+_EN_FORMS = r"(inc\.|Sp\. z o\.o\.|Pvt\.? Ltd\.?|S\.A\.P\.I\. de C\.V\.|S\.A\. de C\.V\.|S\. de R\.L\.(?: de C\.V\.)?|S\.p\.A\.|Ltda\.?|S\.L\.|Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd\.?|Corp\.?|Corporation|GmbH|AG|K\.K\.|KK|S\.A\.S?\.?|SAS|S\.r\.l\.|B\.V\.|N\.V\.|PLC|plc|Pty\.? Ltd\.?|Pte\.? Ltd\.?|SE|Oy|AB|A/S|Co\.)"
 _JA_FORM = re.compile(_JA_FORMS)
 # A name may be Latin words with spaces on either side of the form: "BlueWave Japan株式会社",
 # "株式会社 Blue Wave".
@@ -251,7 +252,7 @@ _BUSINESS_NOUN = re.compile(
 
 
 # Japanese businesses that carry no legal form in their name: shops, offices, clinics.
-_JA_BUSINESS = re.compile(r"[^\s　、,，:：|｜/／]{1,20}(書店|商店|商会|工務店|事務所|クリニック|病院|医院|歯科|薬局|銀行|信用金庫|大学|学園|協会|組合|研究所|ホテル|旅館|本舗|屋|堂)")
+_JA_BUSINESS = re.compile(r"[^\s　、,，:：|｜/／]{1,20}(書店|商店|商会|工務店|事務所|クリニック|病院|医院|歯科|薬局|銀行|信用金庫|大学|学園|協会|組合|研究所|ホテル|旅館|本舗|屋|堂|スタジオ|デザイン事務所)")
 
 
 def company_by_name(line: str, domain: str | None) -> tuple[str, bool] | None:
@@ -291,7 +292,7 @@ def company_in(line: str) -> str | None:
         form = re.search(_JA_FORMS, company)
         if form and form.start() == 0:
             after = company[form.end() :]
-            dept = re.search(r"(営業|開発|技術|総務|人事|経理|企画|広報|管理|製造|事業|マーケティング|システム|情報)", after)
+            dept = re.search(r"(営業|開発|技術|総務|人事|経理|企画|広報|管理|製造|事業|マーケティング|システム|情報)(本部|部|課|室|グループ|センター|チーム)", after)
             if dept and dept.start() > 0:
                 company = company[: form.end() + dept.start()]
         return company.strip()
@@ -318,11 +319,11 @@ def company_in(line: str) -> str | None:
 _JA_TITLES = (
     "代表取締役社長|代表取締役会長|代表取締役副社長|代表取締役|取締役副社長|専務取締役|常務取締役|取締役|代表社員|代表理事|理事長|理事|社長|副社長|会長|専務|常務|執行役員|"
     "看護部長|看護師長|師長|医長|薬局長|学長|副学長|准教授|教授|講師|助教|研究員|校長|教頭|本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|副店長|店長|総支配人|支配人|編集長|監査役|顧問|参事|主幹|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
-    "シニアマネージャー|ゼネラルマネージャー|マネージャー|マネジャー|ディレクター|プロデューサー|エンジニア|コンサルタント|デザイナー|営業担当|担当"
+    "シニアマネージャー|ゼネラルマネージャー|マネージャー|マネジャー|ディレクター|プロデューサー|エンジニア|コンサルタント|デザイナー|営業担当|担当|代表(?!電話|番号|取締|理事|社員|者|メール|TEL|Tel)"
 )
 _JA_TITLE = re.compile(rf"({_JA_TITLES})")
 _EN_TITLE = re.compile(
-    r"\b((?:Chief [A-Z][a-z]+ Officer)|CEO|CTO|CFO|COO|CMO|CIO|CISO|CRO|VP(?:,? (?:of )?[A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:Senior |Executive |Assistant |Associate )?Vice President(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|"
+    r"\b((?:Chief [A-Z][a-z]+ Officer)|CEO|CTO|CFO|COO|CMO|CIO|CISO|CRO|(?:S|E|Senior |Executive )?VP(?:,? (?:of )?[A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:Senior |Executive |Assistant |Associate )?Vice President(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|"
     r"(?:Co-)?Founder(?: (?:&|and) CEO)?|President|(?:[A-Z][a-z]+ ){0,3}"
     r"(?:Director|Manager|Partner|Engineer|Consultant|Developer|Designer|Architect|Analyst|Specialist|Representative|Executive|Officer|Lead|Coordinator|Administrator|Head of [A-Z][\w&]*(?: [A-Z&][\w&]*)*|Owner|Principal|Associate|Advisor|Recruiter|Accountant|Attorney|Counsel|"
     r"Supervisor|Buyer|Planner|Agent|Assistant|Secretary|Treasurer|Controller|Scientist|Researcher|Technician|Strategist|Editor|Producer|Superintendent|Chair(?:man|person|woman)?)"
@@ -347,6 +348,9 @@ def title_in(line: str) -> str | None:
     m = _JA_TITLE.search(text)
     if m:
         return m.group(1)
+    parts = re.split(r"\s*[/&]\s*", text)
+    if len(parts) > 1 and all(_EN_TITLE.fullmatch(p) for p in parts):  # "CEO/Founder", "Founder & CEO"
+        return text
     m = _EN_TITLE.search(text)
     if m:
         title = m.group(1).strip(" ,")

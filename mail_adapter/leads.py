@@ -135,7 +135,7 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
     if not name:
         for line in lines[:6]:
             candidate = re.split(r"\s*[|｜,、]\s*", line)[0]
-            if looks_like_name_line(candidate) and not cl.company_in(candidate) and not cl.title_in(candidate):
+            if looks_like_name_line(candidate) and not cl.company_in(candidate) and not cl.title_in(candidate) and not cl.company_by_name(candidate, domain):
                 first, last = split_name(candidate)
                 draft.put("first_name", first, SIGNATURE, 0.75, line)
                 draft.put("last_name", last, SIGNATURE, 0.75, line)
@@ -176,9 +176,9 @@ def _cjk_names(line: str) -> list[tuple[str, str]]:
         title = cl.title_in(part)
         if title and part.strip().startswith(title):  # a title written before the name
             part = part.strip()[len(title) :]
-        part = part.strip().replace("　", " ")
-        if " " in part and has_cjk(part) and looks_like_name_line(part) and not (cl.title_in(part) or cl.department_in(part) or cl.company_in(part)):
-            out.append((clean_display(part), line))
+        name = clean_display(part.strip().replace("　", " "))  # "木下 葵（株式会社あおい企画）" is 木下 葵
+        if " " in name and has_cjk(name) and looks_like_name_line(name) and not (cl.title_in(name) or cl.department_in(name) or cl.company_in(name)):
+            out.append((name, line))
     return out
 
 
