@@ -116,7 +116,7 @@ _JP_CITY = re.compile(r"^(.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村])")
 # Each matches the city part of a line, alone or after the street and a comma
 # ("500 Howard St, Suite 300, San Francisco, CA 94105"; "Friedrichstraße 100, 10117 Berlin").
 _US_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Za-z][A-Za-z .'-]+),\s*(?P<state>[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\s+(?P<zip>\d{5}(?:-\d{4})?)\b(?:,?\s*(?P<country>[A-Za-z .]+))?$")
-_EU_LINE = re.compile(r"(?:^|,\s*)(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4,5}|\d{2}-\d{3})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+?)(?:,\s*(?P<country>[A-Za-z .]+))?$")
+_EU_LINE = re.compile(r"(?:^|,\s*)(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4} ?[A-Z]{2}(?= )|\d{4,5}|\d{2}-\d{3})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+?)(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _AU_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+?)\s+(?P<state>NSW|VIC|QLD|WA|SA|TAS|ACT|NT)\s+(?P<zip>\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 # A Japanese address written in English: "1-2-3 Shiba, Minato-ku, Tokyo 105-0014, Japan".
 _JP_ROMAN_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][a-z]+-(?:ku|shi|cho|machi|gun|mura))\s*,\s*(?P<state>[A-Z][a-z]+(?:-(?:ken|fu|to))?)\s*,?\s+(?P<zip>\d{3}-\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
@@ -331,12 +331,12 @@ _EN_TITLE = re.compile(
 )
 
 
-# French, German and Spanish titles, read as the whole (short) line they open:
+# French, German, Spanish and Dutch titles, read as the whole (short) line they open:
 # "Directeur commercial", "Geschäftsführerin", "Gerente de ventas".
 _EU_TITLE = re.compile(
     r"((?:Directeur|Directrice|Responsable|Chef|Gérant|Gérante|Président|Présidente|Ingénieur|Ingénieure|Chargée?|"
     r"Geschäftsführer|Geschäftsführerin|Leiter|Leiterin|Vertriebsleiter|Vertriebsleiterin|Prokurist|Prokuristin|"
-    r"Directora|Gerente|Jefe|Jefa|Coordinadora?)\b[^\d@:|,]{0,40})$"
+    r"Directora|Gerente|Jefe|Jefa|Coordinadora?|Inkoper|Inkoopmanager|Verkoper|Eigenaar|Adviseur|Projectleider|Bedrijfsleider)\b[^\d@:|,]{0,40})$"
 )
 
 

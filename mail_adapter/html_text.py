@@ -1,6 +1,7 @@
 """HTML mail bodies to plain text that keeps the line structure signatures depend on.
 
-Block elements and <br> become line breaks, table cells are separated by spaces, and
+Paragraphs become blank-line separated, line blocks (div, tr, li) and <br> line breaks,
+table cells are separated by spaces, and
 quoted blocks (<blockquote>, Gmail/Outlook/Yahoo quote containers) come out prefixed
 with "> " so the quote detection that works on plain text works here too.
 """
@@ -12,9 +13,11 @@ import re
 
 from selectolax.lexbor import LexborHTMLParser
 
-_BLOCKS = (
-    "p", "div", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
-    "pre", "address", "section", "article", "header", "footer", "hr", "dl", "dt", "dd",
+# Paragraphs are set off by a blank line; line blocks (a Gmail signature's <div>s, a
+# signature table's rows) only start a new line, so a signature stays one paragraph.
+_PARAGRAPHS = ("p", "table", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "hr", "ul", "ol", "dl")
+_LINES = (
+    "div", "tr", "li", "address", "section", "article", "header", "footer", "dt", "dd",
     "center", "form", "fieldset", "tbody", "thead",
 )  # fmt: skip
 _CELLS = ("td", "th")
@@ -27,7 +30,9 @@ _QUOTES = (
     "div.moz-cite-prefix",
 )
 # Sentinels that cannot occur in decoded mail text (C0 controls are stripped before).
-_QUOTE_OPEN, _QUOTE_CLOSE = "\x02", "\x03"
+_QUOTE_OPEN, _QUOTE_CLOSE, _LINE = "\x02", "\x03", "\x04"
+# A run of line breaks from line blocks: one newline, or a blank line where it meets one.
+_LINE_RUN = re.compile(r"[\s\x04]*\x04[\s\x04]*")
 _BLANKS = re.compile(r"[ \t\u00a0\u3000]*\n[ \t\u00a0\u3000\n]*\n")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -53,13 +58,25 @@ def html_to_text(markup: str) -> str:
     for node in root.css(", ".join(_QUOTES)):
         node.insert_before("\n" + _QUOTE_OPEN)
         node.insert_after(_QUOTE_CLOSE + "\n")
-    for node in root.css(", ".join(_BLOCKS)):
-        node.insert_before("\n")
-        node.insert_after("\n")
+    for node in root.css(", ".join(_PARAGRAPHS)):
+        node.insert_before("\n\n")
+        node.insert_after("\n\n")
+    for node in root.css(", ".join(_LINES)):
+        node.insert_before(_LINE)
+        node.insert_after(_LINE)
     for node in root.css(", ".join(_CELLS)):
         node.insert_after("  ")
     text = root.text(deep=True, separator="")
+    text = _LINE_RUN.sub(_line_break, text)
     return _tidy(_prefix_quotes(text))
+
+
+def _line_break(m: re.Match[str]) -> str:
+    """A blank line where the run holds one already, or a <br> between two line blocks
+    (Gmail's empty line is <div><br></div>); otherwise one newline."""
+    run = m.group(0)
+    inner = run[run.index(_LINE) : run.rindex(_LINE)]
+    return "\n\n" if run.count("\n") >= 2 or "\n" in inner else "\n"
 
 
 def _prefix_quotes(text: str) -> str:

@@ -12,7 +12,7 @@ from crm.domain.drafts import DraftField, LeadDraft, ReadContext
 from crm.domain.rules import email_domain, is_free_mail, normalise_email
 from mail_adapter import contact_lines as cl
 from mail_adapter.automated import automated_reasons, is_noreply
-from mail_adapter.names import clean_display, from_local_part, has_cjk, looks_like_name_line, same_person, split_name
+from mail_adapter.names import clean_display, family_first, from_local_part, has_cjk, looks_like_name_line, same_person, split_name
 from mail_adapter.parsing import ParsedMessage, parse_addresses
 from mail_adapter.quotes import inline_forward, own_text
 from mail_adapter.signature import signature_lines
@@ -207,6 +207,7 @@ def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
     else:
         draft.put("email", email, HEADER, 1.0, f"From: {display} <{email}>" if display else f"From: {email}")
     first, last = split_name(display) if display else (None, None)
+    first, last = family_first(first, last, email) if email else (first, last)
     if not first and not last and email:
         first, last = from_local_part(email)
         draft.put("first_name", first, HEADER, 0.6, email)

@@ -88,6 +88,25 @@ def _capitalise_all(text: str) -> str:
     return " ".join(_capitalise(t) for t in text.split())
 
 
+# Family names that open a Korean or Chinese name written family-first in Latin letters.
+_EAST_ASIAN_FAMILY = frozenset(
+    "kim lee park choi jung jeong kang cho yoon yun jang lim han oh seo shin kwon hwang ahn song "
+    "wang li zhang liu chen yang huang zhao wu zhou xu sun ma zhu hu guo he lin luo".split()
+)
+
+
+def family_first(first: str | None, last: str | None, email: str) -> tuple[str | None, str | None]:
+    """ "Kim Min-jun" <minjun.kim@…>: a Korean or Chinese family name written first, which
+    the address confirms by putting it last, is the last name."""
+    if not first or not last or first.lower() not in _EAST_ASIAN_FAMILY:
+        return first, last
+    local = re.sub(r"[^a-z.]", "", email.split("@", 1)[0].lower())
+    given, _, family = local.rpartition(".")
+    if family == first.lower() and given == re.sub(r"[^a-z]", "", last.lower()):
+        return last, first
+    return first, last
+
+
 def from_local_part(email: str) -> tuple[str | None, str | None]:
     """first.last@ / first_last@ → (First, Last); anything else gives nothing."""
     local = email.split("@", 1)[0]

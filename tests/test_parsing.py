@@ -107,3 +107,17 @@ class TestHostileInput:
         msg = parse_message(raw)
         assert msg.forwarded and msg.forwarded[0].from_[0].email == "orig@customer.example"
         assert "hello from inside" in msg.forwarded[0].text and "hello from inside" not in msg.text
+
+
+class TestHtmlLines:
+    def test_a_gmail_signature_of_divs_stays_one_paragraph(self) -> None:
+        from mail_adapter.html_text import html_to_text
+
+        markup = '<div>Thanks, works for us.</div><div><br></div><div>Sophie Martin</div><div>Customer Success Lead</div><div>Harborlight Co.</div>'
+        assert html_to_text(markup) == "Thanks, works for us.\n\nSophie Martin\nCustomer Success Lead\nHarborlight Co."
+
+    def test_table_rows_are_lines_and_paragraphs_blank_separated(self) -> None:
+        from mail_adapter.html_text import html_to_text
+
+        markup = "<p>本日はありがとうございました。</p><table><tr><td>さくらソフト株式会社</td></tr><tr><td>小野 英樹</td></tr></table><p>以上</p>"
+        assert html_to_text(markup) == "本日はありがとうございました。\n\nさくらソフト株式会社\n小野 英樹\n\n以上"
