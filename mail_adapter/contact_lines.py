@@ -116,7 +116,7 @@ _JP_CITY = re.compile(r"^(.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村])")
 # Each matches the city part of a line, alone or after the street and a comma
 # ("500 Howard St, Suite 300, San Francisco, CA 94105"; "Friedrichstraße 100, 10117 Berlin").
 _US_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Za-z][A-Za-z .'-]+),\s*(?P<state>[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\s+(?P<zip>\d{5}(?:-\d{4})?)\b(?:,?\s*(?P<country>[A-Za-z .]+))?$")
-_EU_LINE = re.compile(r"(?:^|,\s*)(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4} ?[A-Z]{2}(?= )|\d{4,5}|\d{2}-\d{3})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+?)(?:,\s*(?P<country>[A-Za-z .]+))?$")
+_EU_LINE = re.compile(r"(?:^|,\s*)(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4} ?[A-Z]{2}(?= )|\d{4}-\d{3}|\d{4,5}|\d{2}-\d{3})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+?)(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _AU_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+?)\s+(?P<state>NSW|VIC|QLD|WA|SA|TAS|ACT|NT)\s+(?P<zip>\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 # A Japanese address written in English: "1-2-3 Shiba, Minato-ku, Tokyo 105-0014, Japan".
 _JP_ROMAN_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][a-z]+-(?:ku|shi|cho|machi|gun|mura))\s*,\s*(?P<state>[A-Z][a-z]+(?:-(?:ken|fu|to))?)\s*,?\s+(?P<zip>\d{3}-\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
@@ -252,7 +252,7 @@ _BUSINESS_NOUN = re.compile(
 
 
 # Japanese businesses that carry no legal form in their name: shops, offices, clinics.
-_JA_BUSINESS = re.compile(r"[^\s　、,，:：|｜/／]{1,20}(書店|商店|商会|工務店|事務所|クリニック|病院|医院|歯科|薬局|銀行|信用金庫|大学|学園|協会|組合|研究所|ホテル|旅館|本舗|屋|堂|スタジオ|デザイン事務所)")
+_JA_BUSINESS = re.compile(r"[^\s　、,，:：|｜/／]{1,20}(書店|商店|商会|工務店|事務所|クリニック|病院|医院|歯科|薬局|銀行|信用金庫|大学|学園|協会|組合|研究所|ホテル|旅館|本舗|屋|堂|スタジオ|デザイン事務所)|(旅館|ホテル|料亭|民宿|割烹)[^\s　、,，:：|｜/／]{1,15}")
 
 
 def company_by_name(line: str, domain: str | None) -> tuple[str, bool] | None:
@@ -318,7 +318,7 @@ def company_in(line: str) -> str | None:
 
 _JA_TITLES = (
     "代表取締役社長|代表取締役会長|代表取締役副社長|代表取締役|取締役副社長|専務取締役|常務取締役|取締役|代表社員|代表理事|理事長|理事|社長|副社長|会長|専務|常務|執行役員|"
-    "看護部長|看護師長|師長|医長|薬局長|学長|副学長|准教授|教授|講師|助教|研究員|校長|教頭|本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|副店長|店長|総支配人|支配人|編集長|監査役|顧問|参事|主幹|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
+    "主任研究員|上席研究員|主席研究員|女将|看護部長|看護師長|師長|医長|薬局長|学長|副学長|准教授|教授|講師|助教|研究員|校長|教頭|本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|副店長|店長|総支配人|支配人|編集長|監査役|顧問|参事|主幹|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
     "シニアマネージャー|ゼネラルマネージャー|マネージャー|マネジャー|ディレクター|プロデューサー|エンジニア|コンサルタント|デザイナー|営業担当|担当|代表(?!電話|番号|取締|理事|社員|者|メール|TEL|Tel)"
 )
 _JA_TITLE = re.compile(rf"({_JA_TITLES})")

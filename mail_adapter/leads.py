@@ -94,8 +94,9 @@ def _put_address(draft: _Draft, address: cl.Address, source: str, confidence: fl
 
 def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: str, own_domains: frozenset[str], domain: str | None = None) -> None:
     confidence = 0.85
-    # "Leo Park · Principal · Park & Co. Design · +1 415 555 0107": each part is read as a line.
-    lines = [part for line in lines for part in re.split(r"\s+[|｜·•]\s+", line) if part.strip()]
+    # "Leo Park · Principal · Park & Co. Design · +1 415 555 0107" (or |, •, —): each part is
+    # read as a line.
+    lines = [part for line in lines for part in re.split(r"\s+[|｜·•—]\s+", line) if part.strip()]
     address = cl.address_in(lines)
     region = cl.region_of(address) or region
     for line in lines:
@@ -116,10 +117,13 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
             # "VP of Sales, Northwind Traders", "Raj Mehta, CEO @ TinyRocket": the company is
             # the part that is neither the title nor the person; a whole line that names the
             # company, or spells the domain, is surer than a part.
-            # Japanese lines separate company, department and title by spaces alone.
-            parts = re.split(r"\s*[|｜]\s*|,\s+|\s+(?:@|at)\s+" + (r"|[\s　]+" if has_cjk(probe) else ""), probe) if title else [probe]
+            # Japanese lines separate company, department, title and name by spaces alone.
+            if has_cjk(probe):
+                parts = re.split(r"[\s　|｜,、]+", probe)
+            else:
+                parts = re.split(r"\s*[|｜]\s*|,\s+|\s+(?:@|at)\s+", probe) if title else [probe]
             for part in parts:
-                found = None if cl.title_in(part) or (name and same_person(part, name)) else cl.company_by_name(part, domain)
+                found = None if cl.title_in(part) or (name and same_person(part, name, exact=True)) else cl.company_by_name(part, domain)
                 if found:
                     draft.put("company", found[0], SIGNATURE, (0.7 if found[1] else 0.6) - (0.05 if len(parts) > 1 else 0), line)
         if title and ", " in title:  # "Partner, Northstar Ventures": the tail is the company, not a department
@@ -221,6 +225,10 @@ def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
     _read_signature(draft, lines, display or None, region, ctx.own_domains, domain)
     if display:
         _signature_name_override(draft, lines, display)
+    company_note = re.search(r"[(（]([^()（）]{2,60})[)）]", display or "")
+    if company_note and "company" not in draft.fields:  # "Mark Davis (Pinnacle Roofing)"
+        found = cl.company_in(company_note.group(1)) or (cl.company_by_name(company_note.group(1), domain) or (None,))[0]
+        draft.put("company", found, HEADER, 0.7, display)
     if "company" not in draft.fields:
         m = _GREETING_COMPANY.search(cl.expand_abbreviations(own[:600]))
         if m:

@@ -128,7 +128,8 @@ def _squashed(text: str) -> str:
     return re.sub(r"[\s　]", "", clean_display(text)).lower()
 
 
-def same_person(a: str, b: str) -> bool:
-    """Whether a signature line names the sender (ignoring spaces and case)."""
+def same_person(a: str, b: str, *, exact: bool = False) -> bool:
+    """Whether a signature line names the sender (ignoring spaces and case); with exact, the
+    line is the name and nothing more ("Fiona Grant Consulting" is not Fiona Grant)."""
     x, y = _squashed(a), _squashed(b)
-    return bool(x) and bool(y) and (x == y or x in y or y in x)
+    return bool(x) and bool(y) and (x == y or not exact and (x in y or y in x))
