@@ -321,10 +321,10 @@ _JA_TITLES = (
     "主任研究員|上席研究員|主席研究員|女将|看護部長|看護師長|師長|医長|薬局長|学長|副学長|准教授|教授|講師|助教|研究員|校長|教頭|本部長|事業部長|部長代理|副部長|部長|事務局長|事務長|局長|院長|所長|次長|副店長|店長|総支配人|支配人|編集長|監査役|顧問|参事|主幹|課長代理|課長補佐|課長|係長|主任|主査|室長|所長|支店長|工場長|センター長|グループ長|チームリーダー|リーダー|"
     "シニアマネージャー|ゼネラルマネージャー|マネージャー|マネジャー|ディレクター|プロデューサー|エンジニア|コンサルタント|デザイナー|営業担当|担当|代表(?!電話|番号|取締|理事|社員|者|メール|TEL|Tel)"
 )
-_JA_TITLE = re.compile(rf"({_JA_TITLES})")
+_JA_TITLE = re.compile(rf"({_JA_TITLES})(?![\u30a0-\u30ff])")  # not エンジニア inside エンジニアリング
 _EN_TITLE = re.compile(
     r"\b((?:Chief [A-Z][a-z]+ Officer)|CEO|CTO|CFO|COO|CMO|CIO|CISO|CRO|(?:S|E|Senior |Executive )?VP(?:,? (?:of )?[A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:Senior |Executive |Assistant |Associate )?Vice President(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|"
-    r"(?:Co-)?Founder(?: (?:&|and) CEO)?|President|(?:[A-Z][a-z]+ ){0,3}"
+    r"(?:Co-)?Founder(?: (?:&|and) CEO)?|President|(?:(?:[A-Z][a-z]+|[A-Z]{2,4}) ){0,3}"
     r"(?:Director|Manager|Partner|Engineer|Consultant|Developer|Designer|Architect|Analyst|Specialist|Representative|Executive|Officer|Lead|Coordinator|Administrator|Head of [A-Z][\w&]*(?: [A-Z&][\w&]*)*|Owner|Principal|Associate|Advisor|Recruiter|Accountant|Attorney|Counsel|"
     r"Supervisor|Buyer|Planner|Agent|Assistant|Secretary|Treasurer|Controller|Scientist|Researcher|Technician|Strategist|Editor|Producer|Superintendent|Chair(?:man|person|woman)?)"
     r"(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*| ?, ?[A-Z][a-z]+(?: [A-Z][a-z]+)*(?= *$))?)\b"
