@@ -18,6 +18,12 @@ _REPLY_START = [re.compile(p, re.I) for p in (
     r"^\s*Le .{3,200} a écrit\s*:\s*$",
     r"^\s*Am .{3,200} schrieb .{0,200}:\s*$",
 )]
+# A reply header in other languages, or wrapped over two lines by the client ("02.04.2012 14:20
+# пользователь "bob" <" / "bob@…> написал:"): a date or time, then the verb and a colon.
+_REPLY_DATED = re.compile(
+    r"(\d{1,4}[./-]\d{1,2}[./-]\d{2,4}|\d{1,2}:\d{2}).{0,250}\b(wrote|написал\w*|schrieb|a écrit|escribió|scrisse|schreef|skrev|kirjoitti|napisał\w*)\s*:\s*$",
+    re.I,
+)
 _GMAIL_ON = re.compile(r"^\s*On\b", re.I)
 _WROTE = re.compile(r"wrote:\s*$", re.I)
 _OUTLOOK_FROM = re.compile(r"^\s*\**\s*(From|差出人|送信者)\s*\**\s*[:：]", re.I)
@@ -28,7 +34,7 @@ _FORWARD_START = re.compile(
 _SEPARATOR = re.compile(r"^\s*_{8,}\s*$")
 # One cheap test per line before the detailed ones: a line that matches none of these
 # cannot start a quote, and most lines of a body are such lines.
-_CANDIDATE = re.compile(r"^\s*(>|On\b|Le |Am |\d{4}|-{2,}|_{8,}|\**\s*(From|差出人|送信者)|Begin forwarded|転送元)|書きました|からのメッセージ", re.I)
+_CANDIDATE = re.compile(r"^\s*(>|On\b|Le |Am |\d{4}|\d{1,2}[./]\d{1,2}[./]\d{2,4}|-{2,}|_{8,}|\**\s*(From|差出人|送信者)|Begin forwarded|転送元)|書きました|からのメッセージ", re.I)
 _HEADER_LINE = re.compile(r"^\s*\**\s*(From|差出人|送信者|Sent|Date|To|Subject|Cc|送信日時|日付|宛先|件名)\s*\**\s*[:：]\s*(.*)$", re.I)
 
 
@@ -59,6 +65,9 @@ def quote_start(lines: list[str]) -> int:
             return i
         if _outlook_block_at(lines, i) or _FORWARD_START.match(line):
             return i
+        wrapped = f"{line} {lines[i + 1]}" if i + 1 < len(lines) else line
+        if _REPLY_DATED.search(line) or (_REPLY_DATED.search(wrapped) and not _REPLY_DATED.search(lines[i + 1])):
+            return i
         for pattern in _REPLY_START:
             if pattern.match(line):
                 if pattern.pattern.startswith(r"^\s*On\b.{3,200}$"):
@@ -70,10 +79,17 @@ def quote_start(lines: list[str]) -> int:
 
 def own_text(text: str) -> str:
     """The sender's own part of a body: everything before the first quoted original, with
-    stray `>` lines removed."""
+    stray `>` lines removed — or, when nothing comes before it (a bottom-posted reply, as
+    Thunderbird writes them), the unquoted lines after the quoted block."""
     lines = text.splitlines()
-    own = lines[: quote_start(lines)]
-    return "\n".join(ln for ln in own if not ln.lstrip().startswith(">"))
+    start = quote_start(lines)
+    own = [ln for ln in lines[:start] if not ln.lstrip().startswith(">")]
+    if not any(ln.strip() for ln in own) and start < len(lines):
+        rest = lines[start + 1 :]
+        while rest and (not rest[0].strip() or rest[0].lstrip().startswith(">")):
+            rest = rest[1:]
+        own = [ln for ln in rest[: quote_start(rest)] if not ln.lstrip().startswith(">")]
+    return "\n".join(own)
 
 
 def inline_forward(text: str) -> Forwarded | None:
