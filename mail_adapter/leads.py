@@ -20,6 +20,7 @@ from mail_adapter.webforms import form_fields, is_form
 
 HEADER, SIGNATURE, FORM, DOMAIN, BODY = "header", "signature", "form", "domain", "body"
 _CCTLD_REGION = {"jp": "JP", "uk": "GB", "de": "DE", "fr": "FR", "us": "US", "ca": "CA", "au": "AU", "nl": "NL", "es": "ES", "it": "IT", "ch": "CH", "at": "AT", "sg": "SG", "kr": "KR", "cn": "CN", "tw": "TW", "hk": "HK", "in": "IN", "se": "SE", "be": "BE", "ie": "IE", "nz": "NZ"}
+_CONTACT_START = re.compile(r"(?i)tel\b|tel[:：.]|phone|fax|mobile|携帯|電話|https?://|www\.|\+?\d")
 _GREETING_COMPANY = re.compile(r"((?:株式会社|有限会社|合同会社)\S{1,30}?|\S{1,30}?(?:株式会社|有限会社|合同会社|書店|商店|本舗|屋|堂))\s?の\s?\S{1,10}(です|と申します|でございます)")
 
 
@@ -132,6 +133,12 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
                 title = head
         if title and not phones and not website and len(line) < 80:
             draft.put("title", title, SIGNATURE, 0.8 if line.strip() != title else 0.85, line)
+        elif title and (phones or website):
+            # A signature flattened into one line ("株式会社○○営業部部長山田太郎TEL…"): the title
+            # is read from what comes before the contact details only.
+            head = _CONTACT_START.split(probe, maxsplit=1)[0]
+            flat_title = cl.title_in(head) if head.strip() and head != probe else None
+            draft.put("title", flat_title, SIGNATURE, 0.7, line)
         country = cl.country_in(line)
         draft.put("country", country, SIGNATURE, 0.8, line)
     if address:

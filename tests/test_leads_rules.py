@@ -94,6 +94,14 @@ class TestLines:
         assert a is not None and (a.street, a.city, a.state, a.zip_code, a.country) == ("500 Market Street", "San Francisco", "CA", "94105", "USA")
 
 
+class TestFlattened:
+    def test_a_signature_flattened_into_one_line_is_still_read(self) -> None:
+        """HTML-to-text can glue a signature into one line: company, title and phones come
+        apart at the legal form, the title word and the field labels."""
+        d = draft("お世話になっております。\n\n株式会社サンプル商事営業部部長山田太郎TEL03-1111-2222携帯090-1234-5678\n", sender="山田 太郎 <yamada@sample-shoji.co.jp>")
+        assert (d.value("company"), d.value("title"), d.value("phone"), d.value("mobile")) == ("株式会社サンプル商事", "部長", "+81311112222", "+819012345678")
+
+
 class TestWho:
     def test_free_mail_domain_is_never_the_company_or_website(self) -> None:
         d = draft("Hi", sender="Taro <taro.yamada@gmail.com>")
