@@ -98,6 +98,8 @@ def website_in(line: str) -> str | None:
         return None
     url = m.group(0).rstrip(".,;:/")
     host = re.sub(r"^https?://", "", url, flags=re.I).split("/")[0].lower()
+    if re.fullmatch(r"[\d.:]+", host):  # an intranet address, not a company's site
+        return None
     if any(s in host for s in ("linkedin.com", "twitter.com", "x.com", "facebook.com", "instagram.com", "youtube.com", "zoom.us", "teams.microsoft.com", "calendly.com", "meet.google.com", "bit.ly", "google.com", "microsoft.com", "aka.ms", "apple.com", "office.com", "outlook.com", "webex.com")):
         return None
     return url

@@ -40,6 +40,29 @@ _CONTACTISH = re.compile(
 _SOMEONE_ELSE = re.compile(r"^\s*(assistant|executive assistant|ea|secretary|pa|秘書|アシスタント|代理)\s*[:：]", re.I)
 
 
+# A sentence, not a signature line: "Please call Keith Bohn (403) 261-3388." names someone
+# else's number, and a lone link at the end of a mail is no signature either.
+_URL_ONLY = re.compile(r"^\s*(https?://|www\.)\S+\s*$", re.I)
+
+
+_FUNCTION_WORDS = frozenset("a an the to on at for in of and or me my you your our we i is are will be if please call contact let".split())
+
+
+def _prose(line: str) -> bool:
+    text = line.strip()
+    if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", text):
+        return len(text) >= 20 and text.endswith(("。", "！", "？"))
+    words = text.split()
+    # "Ventana Cloud Inc." ends with a full stop too: a sentence also has its small words,
+    # and a signature line its separators.
+    return (
+        len(words) >= 6
+        and text.endswith((".", "!", "?", ":"))
+        and not re.search(r"[|｜·•]", text)
+        and sum(1 for w in words if w.lower().strip(".,!?:") in _FUNCTION_WORDS) >= 2
+    )
+
+
 def _own(block: list[str]) -> list[str]:
     return [ln for ln in block if not _SOMEONE_ELSE.match(ln)]
 
@@ -84,7 +107,12 @@ def signature_lines(own: str) -> tuple[list[str], str]:
         while start > 0 and lines[start - 1].strip():
             start -= 1
         paragraph = [ln.strip() for ln in lines[start:end]]
-        if not paragraph or len(trailing) + len(paragraph) > MAX_LINES or any(len(ln) > 80 for ln in paragraph) or not any(_CONTACTISH.search(ln) for ln in paragraph):
+        if (
+            not paragraph
+            or len(trailing) + len(paragraph) > MAX_LINES
+            or any(len(ln) > 80 or _prose(ln) for ln in paragraph)
+            or not any(_CONTACTISH.search(ln) and not _URL_ONLY.match(ln) for ln in paragraph)
+        ):
             break
         trailing = paragraph + trailing
         end = start

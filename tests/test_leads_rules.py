@@ -102,6 +102,16 @@ class TestFlattened:
         assert (d.value("company"), d.value("title"), d.value("phone"), d.value("mobile")) == ("株式会社サンプル商事", "部長", "+81311112222", "+819012345678")
 
 
+class TestNotASignature:
+    def test_a_closing_sentence_with_someone_elses_number_gives_no_phone(self) -> None:
+        d = draft("Hi Ken,\n\nThe contract is attached.\n\nPlease call Keith Bohn at (403) 261-3388 for the details.\n", sender="Anna Lee <anna@northfield.example>")
+        assert d.value("phone") is None and d.value("mobile") is None
+
+    def test_a_lone_intranet_link_at_the_end_is_no_website(self) -> None:
+        d = draft("Status page:\n\nhttp://172.17.172.62/inf/default.html\n", sender="Anna Lee <anna@northfield.example>")
+        assert d.value("website") == "https://northfield.example"  # the domain's guess, not the link
+
+
 class TestWho:
     def test_free_mail_domain_is_never_the_company_or_website(self) -> None:
         d = draft("Hi", sender="Taro <taro.yamada@gmail.com>")
