@@ -1,5 +1,6 @@
-"""Quote detection scored on talon's standard replies (12 real clients, with talon's own
-expected answers): the sender's own text must be exactly what talon's tests expect."""
+"""Quote and signature detection on public fixtures: talon's standard replies (12 real
+clients, with talon's own expected answers: the sender's own text must be exactly that) and
+mailgun forge's messages without a signature (a signature found there is a false one)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 
 from mail_adapter.parsing import parse_message
 from mail_adapter.quotes import own_text
+from mail_adapter.signature import signature_lines
 
 REPLIES = Path(__file__).parent / "data" / "corpora" / "replies" / "talon_standard_replies"
+NO_SIGNATURE = Path(__file__).parent / "data" / "corpora" / "replies" / "forge_N"
 
 
 def _squash(text: str) -> str:
@@ -27,3 +30,10 @@ def test_own_text_of_every_standard_reply() -> None:
             misses.append(f"{eml.name}: {got[:120]!r}")
     print(f"talon standard replies: {len(messages) - len(misses)}/{len(messages)} (talon 12, zapier email-reply-parser 9, mail-parser-reply 8)")
     assert len(messages) == 12 and misses == []
+
+
+def test_few_false_signatures_on_mail_without_one() -> None:
+    bodies = sorted(NO_SIGNATURE.glob("*_body"))
+    false = [b.name for b in bodies if signature_lines(own_text(b.read_text(encoding="utf-8", errors="replace")))[0]]
+    print(f"forge N: a signature found in {len(false)} of {len(bodies)} messages without one (talon: 2)")
+    assert len(bodies) == 95 and len(false) <= 5, false
