@@ -49,7 +49,8 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     processors = [_bind_processor(session, table, c) for c in columns]
     raw = session.connection().connection.driver_connection
     assert raw is not None
-    copy_sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    copy_sql = f"COPY {quote(table.name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
     try:
         with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for i, row in enumerate(rows):
