@@ -29,7 +29,7 @@ _DISCLAIMER = re.compile(
 )
 _CONTACTISH = re.compile(
     r"(tel|phone|mobile|cell|direct|office|fax|携帯|電話|〒|https?://|www\.|@|株式会社|有限会社|合同会社|\(株\)|㈱|inc\b|llc\b|ltd|gmbh|k\.k\.|corp|"
-    r"工務店|商店|事務所|クリニック|病院|医院|薬局|"
+    r"工務店|商店|事務所|クリニック|病院|医院|薬局|建設|工業|産業|商事|物産|電機|製作所|運輸|不動産|"
     r"部長|課長|社長|manager|director|president|founder|officer|\b[se]?vp\b|head of|"
     r"\d{2,4}[-.‐－ー]\d{2,4}[-.‐－ー]\d{3,4}|\(\d{2,4}\)\s?\d{2,4}[-.\s]\d{3,4}|\+\d{1,3}[\s.-]?\(?\d)",
     re.I,

@@ -1,5 +1,5 @@
 """Field-level F1 of the lead draft over the labelled corpora: tests/data/leads (generated
-from 32 people and eight layouts) and tests/data/leads_handwritten (110 messages written one
+from 32 people and eight layouts) and tests/data/leads_handwritten (120 messages written one
 by one in the styles of real mailers, none from the generator).
 
 A wrong value counts as a false positive and a false negative; an empty prediction only as
