@@ -210,7 +210,7 @@ def address_in(lines: list[str]) -> Address | None:
     return None
 
 
-_REGION_OF_COUNTRY = {"New Zealand": "NZ", "India": "IN", "Poland": "PL", "USA": "US", "Japan": "JP", "Germany": "DE", "France": "FR", "United Kingdom": "GB", "Netherlands": "NL", "Spain": "ES", "Italy": "IT", "Canada": "CA", "Australia": "AU", "Switzerland": "CH", "Austria": "AT", "Singapore": "SG", "China": "CN", "Korea": "KR"}
+_REGION_OF_COUNTRY = {"USA": "US", "Japan": "JP", "Germany": "DE", "France": "FR", "United Kingdom": "GB", "Netherlands": "NL", "Spain": "ES", "Italy": "IT", "Canada": "CA", "Australia": "AU", "Switzerland": "CH", "Austria": "AT", "Singapore": "SG", "China": "CN", "Korea": "KR", "New Zealand": "NZ", "India": "IN", "Poland": "PL"}
 
 
 def region_of(address: Address | None) -> str | None:
@@ -253,8 +253,15 @@ _BUSINESS_NOUN = re.compile(
 )
 
 
-# Japanese businesses that carry no legal form in their name: shops, offices, clinics.
-_JA_BUSINESS = re.compile(r"[^\s　、,，:：|｜/／]{1,20}(書店|商店|商会|工務店|事務所|クリニック|病院|医院|歯科|薬局|銀行|信用金庫|大学|学園|協会|組合|研究所|ホテル|旅館|本舗|屋|堂|スタジオ|デザイン事務所|建設|工業|産業|商事|物産|電機|製作所|運輸|不動産)|(旅館|ホテル|料亭|民宿|割烹)[^\s　、,，:：|｜/／]{1,15}")
+# Japanese businesses that carry no legal form in their name: shops, offices, clinics,
+# and the usual endings of a company name (長谷川建設). The signature finder counts a line
+# with one of these as contact details; 屋 and 堂 (はなみずき屋) are too common as plain
+# characters for that, so only a whole-line name may end in them.
+JA_BUSINESS_ENDINGS = (
+    "書店|商店|商会|工務店|事務所|クリニック|病院|医院|歯科|薬局|銀行|信用金庫|大学|学園|協会|組合|研究所|ホテル|旅館|本舗|スタジオ|"
+    "建設|工業|産業|商事|物産|電機|製作所|運輸|不動産"
+)
+_JA_BUSINESS = re.compile(rf"[^\s　、,，:：|｜/／]{{1,20}}({JA_BUSINESS_ENDINGS}|屋|堂)|(旅館|ホテル|料亭|民宿|割烹)[^\s　、,，:：|｜/／]{{1,15}}")
 
 
 def company_by_name(line: str, domain: str | None) -> tuple[str, bool] | None:

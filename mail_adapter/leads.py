@@ -158,9 +158,9 @@ def _signature_name_override(draft: _Draft, lines: list[str], display: str) -> N
     the guessed split of an unspaced display name, and over a romaji display name ("Tanaka
     Yuki", "Ichiro Yamamoto"): the name a Japanese rep types is the one in kanji."""
     if not has_cjk(display):
-        candidates = {c for line in lines[:8] for c in _cjk_names(line)}
+        candidates = {name: line for line in lines[:8] for name in _cjk_names(line)}
         if len(candidates) == 1:  # two kanji names: an assistant, a colleague — do not guess
-            (found, line), = candidates
+            (found, line), = candidates.items()
             first, last = split_name(found)
             draft.put("first_name", first, SIGNATURE, 0.95, line)
             draft.put("last_name", last, SIGNATURE, 0.95, line)
@@ -168,7 +168,7 @@ def _signature_name_override(draft: _Draft, lines: list[str], display: str) -> N
     if " " in display.strip():
         return
     for line in lines[:8]:
-        for part, _line in _cjk_names(line):
+        for part in _cjk_names(line):
             if same_person(part, display):
                 first, last = split_name(part)
                 draft.put("first_name", first, SIGNATURE, 0.97, line)
@@ -176,11 +176,11 @@ def _signature_name_override(draft: _Draft, lines: list[str], display: str) -> N
                 return
 
 
-def _cjk_names(line: str) -> list[tuple[str, str]]:
-    """(spaced kanji name, its line) for each part of a signature line that is one:
-    "山本 一郎 / Ichiro Yamamoto" and "代表取締役社長　木村 誠" give 山本 一郎 and 木村 誠;
-    titles, departments, companies do not count."""
-    out: list[tuple[str, str]] = []
+def _cjk_names(line: str) -> list[str]:
+    """The spaced kanji names among the parts of a signature line: "山本 一郎 / Ichiro
+    Yamamoto" and "代表取締役社長　木村 誠" give 山本 一郎 and 木村 誠; titles, departments,
+    companies do not count."""
+    out: list[str] = []
     if not has_cjk(line):
         return out
     for part in re.split(r"[\s　]{2,}|[|｜/／]", line):
@@ -189,7 +189,7 @@ def _cjk_names(line: str) -> list[tuple[str, str]]:
             part = part.strip()[len(title) :]
         name = clean_display(part.strip().replace("　", " "))  # "木下 葵（株式会社あおい企画）" is 木下 葵
         if " " in name and has_cjk(name) and looks_like_name_line(name) and not (cl.title_in(name) or cl.department_in(name) or cl.company_in(name)):
-            out.append((name, line))
+            out.append(name)
     return out
 
 

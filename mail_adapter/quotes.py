@@ -65,9 +65,10 @@ def quote_start(lines: list[str]) -> int:
             return i
         if _outlook_block_at(lines, i) or _FORWARD_START.match(line):
             return i
-        wrapped = f"{line} {lines[i + 1]}" if i + 1 < len(lines) else line
-        if _REPLY_DATED.search(line) or (_REPLY_DATED.search(wrapped) and not _REPLY_DATED.search(lines[i + 1])):
+        if _REPLY_DATED.search(line):
             return i
+        if i + 1 < len(lines) and not _REPLY_DATED.search(lines[i + 1]) and _REPLY_DATED.search(f"{line} {lines[i + 1]}"):
+            return i  # the header wrapped onto the next line
         for pattern in _REPLY_START:
             if pattern.match(line):
                 if pattern.pattern.startswith(r"^\s*On\b.{3,200}$"):

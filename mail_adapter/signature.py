@@ -7,6 +7,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from mail_adapter.contact_lines import JA_BUSINESS_ENDINGS
+from mail_adapter.names import has_cjk
+
 MAX_LINES = 16
 
 _DELIMITER = re.compile(r"^\s*(--\s*|-{3,}.*|={3,}.*|\*{3,}.*|_{3,}.*|[━─―－ー～~＝■□◆◇☆★]{3,}.*|[-=*~]{2,}\s*[^\s=*~-].{0,60}[-=*~]{2,})\s*$")
@@ -29,7 +32,7 @@ _DISCLAIMER = re.compile(
 )
 _CONTACTISH = re.compile(
     r"(tel|phone|mobile|cell|direct|office|fax|携帯|電話|〒|https?://|www\.|@|株式会社|有限会社|合同会社|\(株\)|㈱|inc\b|llc\b|ltd|gmbh|k\.k\.|corp|"
-    r"工務店|商店|事務所|クリニック|病院|医院|薬局|建設|工業|産業|商事|物産|電機|製作所|運輸|不動産|"
+    rf"{JA_BUSINESS_ENDINGS}|"
     r"部長|課長|社長|manager|director|president|founder|officer|\b[se]?vp\b|head of|"
     r"\d{2,4}[-.‐－ー]\d{2,4}[-.‐－ー]\d{3,4}|\(\d{2,4}\)\s?\d{2,4}[-.\s]\d{3,4}|\+\d{1,3}[\s.-]?\(?\d)",
     re.I,
@@ -50,7 +53,7 @@ _FUNCTION_WORDS = frozenset("a an the to on at for in of and or me my you your o
 
 def _prose(line: str) -> bool:
     text = line.strip()
-    if re.search(r"[\u3040-\u30ff\u3400-\u9fff]", text):
+    if has_cjk(text):
         return len(text) >= 20 and text.endswith(("。", "！", "？"))
     words = text.split()
     # "Ventana Cloud Inc." ends with a full stop too: a sentence also has its small words,

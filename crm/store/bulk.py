@@ -20,9 +20,7 @@ from sqlalchemy import Table, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+from crm.store.db import is_postgres
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, returning_ids: bool = False) -> list[int]:
@@ -31,7 +29,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     if not rows:
         return []
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    if not _is_postgres(session):
+    if not is_postgres(session):
         if returning_ids:
             return list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)))
         session.execute(insert(table), list(rows))

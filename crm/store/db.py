@@ -78,11 +78,15 @@ def refresh_statistics(session: Session) -> None:
         conn.exec_driver_sql("ANALYZE leads, custom_values, campaign_members, lead_unique_keys")
 
 
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def among(session: Session, column: ColumnElement[int], ids: list[int]) -> ColumnElement[bool]:
     """`column IN ids`, as one array parameter on PostgreSQL (`= ANY(:ids)`): a list of
     thousands of separate parameters costs PostgreSQL far more to parse and plan than the
     work itself. SQLite takes the plain IN list."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
     return column.in_(ids)
 
@@ -90,14 +94,14 @@ def among(session: Session, column: ColumnElement[int], ids: list[int]) -> Colum
 def id_chunks(session: Session, ids: list[int]) -> list[list[int]]:
     """The ids in as few pieces as `among` can take: all at once on PostgreSQL (one array
     parameter, one scan), 20,000 at a time on SQLite (a parameter each; its limit is 32,766)."""
-    size = len(ids) if session.get_bind().dialect.name == "postgresql" else 20_000
+    size = len(ids) if is_postgres(session) else 20_000
     return [ids[i : i + size] for i in range(0, len(ids), max(size, 1))]
 
 
 def dialect_insert(session: Session, table: Any) -> Any:
     """The dialect's own INSERT construct, which knows ON CONFLICT (both SQLite and PostgreSQL
     have it; the generic one does not)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mailwidget {args.command}: {detail}", file=sys.stderr)
         return 2
     except OperationalError as exc:  # locked, restarting, unreachable: nothing was changed
-        reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else type(exc).__name__
+        reason = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"mailwidget {args.command}: the database is unavailable ({reason}); nothing was changed", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -119,25 +119,24 @@ def convert_lead(args: argparse.Namespace) -> int:
     return 0
 
 
+MATCHES = ("company_name", "email_domain", "company_key")
+
+
 def conversion_settings(args: argparse.Namespace) -> int:
     def run_settings(s, p):  # type: ignore[no-untyped-def]
-        if args.match is None and args.company_key_field is None:
-            return conversion.settings(s, p.organisation_id)
         current = conversion.settings(s, p.organisation_id)
-        match = {m.strip() for m in args.match.split(",") if m.strip()} if args.match is not None else None
-        if match is not None and match - {"company_name", "email_domain", "company_key"}:
-            raise UsageError(f"--match takes company_name, email_domain, company_key; not {', '.join(sorted(match - {'company_name', 'email_domain', 'company_key'}))}")
-        key_field = args.company_key_field or current.company_key_field
-        if match is not None and "company_key" not in match:
-            key_field = None
-        elif match is not None and not key_field:
+        if args.match is None and args.company_key_field is None:
+            return current
+        if args.match is None:  # only --company-key-field: keep the rest, match by that key too
+            match = {m for m, on in zip(MATCHES, (current.match_company_name, current.match_email_domain, True), strict=True) if on}
+        else:
+            match = {m.strip() for m in args.match.split(",") if m.strip()}
+        if match - set(MATCHES):
+            raise UsageError(f"--match takes {', '.join(MATCHES)}; not {', '.join(sorted(match - set(MATCHES)))}")
+        key_field = (args.company_key_field or current.company_key_field) if "company_key" in match else None
+        if "company_key" in match and not key_field:
             raise UsageError("matching by company_key needs --company-key-field")
-        return conversion.configure(
-            s, p,
-            match_company_name=("company_name" in match) if match is not None else current.match_company_name,
-            match_email_domain=("email_domain" in match) if match is not None else current.match_email_domain,
-            company_key_field=key_field,
-        )
+        return conversion.configure(s, p, match_company_name="company_name" in match, match_email_domain="email_domain" in match, company_key_field=key_field)
 
     print(json.dumps(conversion.settings_dict(_in_session(args, run_settings)), ensure_ascii=False))
     return 0
