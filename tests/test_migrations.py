@@ -14,12 +14,12 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from crm.store.db import alembic_config, migrate
-from crm.store.metadata import metadata
+from crm.store.metadata import compared_on, metadata
 
 
 def test_migrated_database_matches_the_models(engine: Engine, database_url: str) -> None:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": compared_on(conn.dialect.name)})
         diff = compare_metadata(context, metadata)
     assert diff == []
 

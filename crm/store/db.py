@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Engine, any_, bindparam, create_engine, event
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Engine, Text, any_, bindparam, cast, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -85,9 +85,12 @@ def is_postgres(session: Session) -> bool:
 def among(session: Session, column: ColumnElement[int], ids: list[int]) -> ColumnElement[bool]:
     """`column IN ids`, as one array parameter on PostgreSQL (`= ANY(:ids)`): a list of
     thousands of separate parameters costs PostgreSQL far more to parse and plan than the
-    work itself. SQLite takes the plain IN list."""
+    work itself. The array goes as its text form, joined here in one go: handed a list,
+    psycopg checks every element for quoting (0.2 s for 100,000 ids). SQLite takes the plain
+    IN list."""
     if is_postgres(session):
-        return column == any_(bindparam(None, ids, type_=ARRAY(BigInteger)))
+        text_form = "{" + ",".join(map(str, ids)) + "}"  # a bound parameter: at worst a failed cast
+        return column == any_(cast(bindparam(None, text_form, type_=Text), ARRAY(BigInteger)))
     return column.in_(ids)
 
 

@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from crm.store.base import UTCDateTime
-from crm.store.metadata import metadata
+from crm.store.metadata import compared_on, metadata
 
 config = context.config
 
@@ -21,7 +21,13 @@ def run() -> None:
     engine = create_engine(url)
     with engine.connect() as connection:
         # render_as_batch: SQLite cannot ALTER most things; batch mode rebuilds the table.
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, render_item=render_item)
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=True,
+            render_item=render_item,
+            include_object=compared_on(connection.dialect.name),
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
