@@ -27,6 +27,7 @@ FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 
 
+@functools.lru_cache(maxsize=4096)  # an import asks twice per row: for its unique key and its column
 def normalise_email(address: str) -> str | None:
     """The comparable form of an address: NFKC, trimmed, lower-cased, IDN domain as
     punycode. None when it is not an address at all.

@@ -95,7 +95,7 @@ def add_leads(
     (an existing member whose status changed, only with update_status) | "not_found"."""
     campaign = get_campaign(session, principal, campaign_id)
     target = _status(session, campaign.id, status)
-    wanted = list(dict.fromkeys(int(i) for i in lead_ids))
+    wanted = list(dict.fromkeys(map(int, lead_ids)))
     report: dict[int, str] = {}
     now = literal(utcnow(), CampaignMember.added_at.type)
     members_table = CampaignMember.__table__

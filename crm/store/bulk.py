@@ -44,7 +44,9 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
             )
         )
         columns = ["id", *columns]
-    processors = [_bind_processor(session, table, c) for c in columns]
+    data_columns = columns[1:] if returning_ids else columns
+    # The few columns whose type converts values (e.g. UTC datetimes), by position in a row.
+    converted = [(i, p) for i, c in enumerate(columns) if (p := _bind_processor(session, table, c))]
     raw = session.connection().connection.driver_connection
     assert raw is not None
     quote = session.get_bind().dialect.identifier_preparer.quote
@@ -52,8 +54,13 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     try:
         with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for i, row in enumerate(rows):
-                values = [ids[i], *(row.get(c) for c in columns[1:])] if returning_ids else [row.get(c) for c in columns]
-                copy.write_row([p(v) if p and v is not None else v for p, v in zip(processors, values, strict=True)])
+                values = [row.get(c) for c in data_columns]
+                if returning_ids:
+                    values.insert(0, ids[i])
+                for position, process in converted:
+                    if values[position] is not None:
+                        values[position] = process(values[position])
+                copy.write_row(values)
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(copy_sql, None, exc) from exc
     return ids
