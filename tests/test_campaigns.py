@@ -196,7 +196,6 @@ class TestCsvImport:
         assert run("conversion-settings", "--match", "company_key", *who).returncode == 2  # which field holds the key?
         assert run("conversion-settings", "--match", "email_domain", *who).stdout.strip() == '{"match_company_name": false, "match_email_domain": true, "company_key_field": null}'
 
-
     def test_an_import_killed_halfway_leaves_nothing_and_a_rerun_imports_each_row_once(self, runtime, member, database_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
         """The importing process dies (SIGKILL: its database connection drops) after two
         batches went in: none of them stays, and running the same file again creates each
