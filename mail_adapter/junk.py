@@ -1,25 +1,31 @@
 """Out of Junk, done right (RFC 6154 SPECIAL-USE, RFC 6851 MOVE, RFC 4315 UIDPLUS, RFC 7162).
 
 `JunkFolder(mailbox)` implements crm.domain.junk.JunkPort. Moving is made safe against a
-connection that drops at any step: every attempt first looks for the message's Message-ID
-in the inbox, so a copy that reached the server before the drop is never made twice, and
-the original is only deleted once the copy is known to exist.
+connection that drops at any step: every attempt first looks for the message in the inbox,
+so a copy that reached the server before the drop is never made twice, and the original is
+only deleted once its copy is proven present: the server's COPYUID, or an inbox message
+with the same fingerprint (size, whole header block, body digest). A Message-ID alone
+proves nothing, since the sender chooses it: an inbox message that has the Message-ID but
+not the fingerprint is a collision, reported as Conflict with nothing moved or deleted.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from imapclient import IMAPClient
 
 from crm.domain.drafts import MessageRef, ReadContext
-from crm.domain.errors import MailboxUnavailable, MessageNotFound
+from crm.domain.errors import Conflict, MailboxUnavailable, MessageNotFound
 from crm.domain.junk import Diagnosis, MoveOutcome, RescueOutcome, ScanState
 from crm.domain.rules import email_domain
 from mail_adapter.auth_results import verdict
-from mail_adapter.mailbox import Mailbox
+from mail_adapter.mailbox import Mailbox, SearchText, search
 from mail_adapter.parsing import decode_header_value, parse_addresses
 from mail_adapter.spam_headers import spam_report
 
@@ -31,6 +37,40 @@ LEGACY_NOT_JUNK, LEGACY_JUNK = b"NonJunk", b"Junk"
 FALLBACK_NAMES = ("Junk", "Spam", "Junk E-mail", "Junk Email", "Junk Mail", "迷惑メール", "[Gmail]/Spam", "INBOX/Junk", "INBOX.Junk", "INBOX/Spam", "INBOX.Spam", "Bulk Mail")
 ATTEMPTS = 3
 HEADERS_FOR_CHECK = b"BODY.PEEK[HEADER.FIELDS (FROM MESSAGE-ID AUTHENTICATION-RESULTS X-SPAM-STATUS X-SPAM-SCORE X-SPAM-FLAG X-SPAMD-RESULT X-RSPAMD-SCORE)]"
+BODY_SAMPLE = 64 * 1024  # the body digest covers this much; with the size and the header it tells copies apart
+FINGERPRINT_ITEMS = [b"RFC822.SIZE", b"BODY.PEEK[HEADER]", f"BODY.PEEK[TEXT]<0.{BODY_SAMPLE}>".encode()]
+MAX_CANDIDATES = 20  # inbox messages sharing one Message-ID compared at most
+COPYUID = re.compile(rb"\[COPYUID \d+ \d+ (\d+)\]", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What makes an inbox message the copy of a Junk message: RFC822.SIZE, a digest of the
+    whole header block (Date, From, Message-ID, Received… as the server stores them) and of
+    the first BODY_SAMPLE bytes of the body. COPY and MOVE keep a message byte for byte."""
+
+    size: int
+    header: str
+    body: str
+
+
+def _fingerprint(item: dict[bytes, object]) -> Fingerprint | None:
+    size = item.get(b"RFC822.SIZE")
+    header = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), None)
+    body = next((v for k, v in item.items() if k.startswith(b"BODY[TEXT")), b"")
+    if not isinstance(size, int) or not isinstance(header, bytes):
+        return None
+    return Fingerprint(size, hashlib.sha256(header).hexdigest(), hashlib.sha256(body if isinstance(body, bytes) else b"").hexdigest())
+
+
+@dataclass
+class _Memo:
+    """What one attempt learnt about the original, kept for the next one: after a drop that
+    followed a completed MOVE, the UID is gone and only these find and prove the copy."""
+
+    message_id: str | None
+    sender: str | None = None
+    fingerprint: Fingerprint | None = None
 
 
 def find_junk_folder(client: IMAPClient) -> str | None:
@@ -81,10 +121,30 @@ class JunkFolder:
         self.mailbox.note_selected(folder, readonly, info)
         return info
 
-    def _find(self, client: IMAPClient, message_id: str) -> int | None:
+    def _find(self, client: IMAPClient, message_id: str) -> list[int]:
+        """UIDs of the selected folder's messages with this Message-ID, newest first."""
         self.round_trips += 1
-        uids = client.search(["HEADER", "Message-ID", message_id])
-        return int(max(uids)) if uids else None
+        return sorted(search(client, ["HEADER", "Message-ID", SearchText(message_id)]), reverse=True)
+
+    def _fingerprints(self, client: IMAPClient, uids: list[int]) -> dict[int, tuple[Fingerprint, bytes]]:
+        """uid → (fingerprint, header block) of those still in the selected folder."""
+        if not uids:
+            return {}
+        fetched = self._call(client.fetch, uids[:MAX_CANDIDATES], FINGERPRINT_ITEMS)
+        out = {}
+        for uid, item in fetched.items():  # type: ignore[attr-defined]
+            found = _fingerprint(item)
+            if found is not None and int(uid) in uids:
+                out[int(uid)] = (found, next(v for k, v in item.items() if k.startswith(b"BODY[HEADER")))
+        return out
+
+    def _copy_in_inbox(self, client: IMAPClient, message_id: str, fingerprint: Fingerprint) -> tuple[int | None, bool]:
+        """(UID of the inbox copy proven by its fingerprint, whether other inbox messages
+        carry the same Message-ID). The inbox is selected."""
+        candidates = self._find(client, message_id)
+        prints = self._fingerprints(client, candidates)
+        copy = next((uid for uid in candidates if uid in prints and prints[uid][0] == fingerprint), None)
+        return copy, any(uid != copy for uid in candidates)
 
     def _retrying(self, op: Callable[[IMAPClient], MoveOutcome]) -> MoveOutcome:
         """Run a write with its own recovery: each attempt starts from what the server holds."""
@@ -99,60 +159,82 @@ class JunkFolder:
     # -- not spam ---------------------------------------------------------------------
 
     def not_spam(self, ref: MessageRef) -> MoveOutcome:
-        # What one attempt learnt (the Message-ID, the sender) survives into the next: after a
-        # drop that followed a completed MOVE, the UID is gone and only the Message-ID finds it.
-        memo: dict[str, str | None] = {"message_id": ref.message_id, "sender": None}
+        memo = _Memo(ref.message_id)
         return self._retrying(lambda c: self._not_spam(c, ref, memo))
 
-    def _not_spam(self, c: IMAPClient, ref: MessageRef, memo: dict[str, str | None]) -> MoveOutcome:
+    def _not_spam(self, c: IMAPClient, ref: MessageRef, memo: _Memo) -> MoveOutcome:
         junk = self._junk(c, ref.folder if ref.folder and ref.folder != INBOX else None)
         info = self._select(c, junk, readonly=False)
         uidvalidity = int(info.get(b"UIDVALIDITY", 0))  # type: ignore[call-overload]
-        message_id, sender, uid = memo["message_id"], memo["sender"], ref.uid
+        uid = ref.uid
         if uid is not None and ref.uidvalidity not in (None, uidvalidity):
             uid = None  # the folder was recreated: fall back on the Message-ID
-        if uid is None and message_id:
-            uid = self._find(c, message_id)
-        fetched = self._call(c.fetch, [uid], [HEADERS_FOR_CHECK]) if uid else {}
-        if uid and uid in fetched:  # type: ignore[operator]
-            headers = _headers(next(v for k, v in fetched[uid].items() if k.startswith(b"BODY")))  # type: ignore[index]
-            sender = memo["sender"] = _single_sender(headers)
-            message_id = memo["message_id"] = next((v.strip() for k, v in headers if k == "message-id"), None) or message_id
-        elif not message_id:
+        if uid is None and memo.message_id:
+            uid = next(iter(self._find(c, memo.message_id)), None)
+        original = self._fingerprints(c, [uid]).get(uid) if uid else None
+        if original is not None:
+            memo.fingerprint = original[0]
+            headers = _headers(original[1])
+            memo.sender = _single_sender(headers)
+            memo.message_id = next((v.strip() for k, v in headers if k == "message-id"), None) or memo.message_id
+        elif not memo.message_id:
             raise MessageNotFound("the message is not in the Junk folder")
         else:
             uid = None
+        message_id = memo.message_id
         if not message_id:
             raise MessageNotFound("the message has no Message-ID: it cannot be moved safely", code="no_message_id")
 
-        # Is a copy already in the inbox (moved earlier, or a copy made before a drop)?
+        # Is a copy already in the inbox (moved earlier, or copied before a drop)?
         inbox = self._select(c, INBOX, readonly=False)
         inbox_validity = int(inbox.get(b"UIDVALIDITY", 0))  # type: ignore[call-overload]
-        existing = self._find(c, message_id)
-        if existing is not None:
+        if memo.fingerprint is None:
+            # This call never saw the original, so it deletes nothing: the message is in
+            # the inbox already (moved by an earlier call), or nowhere.
+            existing = next(iter(self._find(c, message_id)), None)
+            if existing is None:
+                raise MessageNotFound("the message is neither in the Junk folder nor in the inbox")
+            self._mark_not_junk(c, existing, inbox)
+            return MoveOutcome(INBOX, existing, inbox_validity, "none", False, message_id, None)
+        copy, others = self._copy_in_inbox(c, message_id, memo.fingerprint)
+        if copy is not None:
             remains = False
-            if uid is not None:  # the copy exists; the original must go
+            if uid is not None:  # the copy is proven; the original must go
                 self._select(c, junk, readonly=False)
                 remains = self._delete(c, uid)
                 self._select(c, INBOX, readonly=False)
-            self._mark_not_junk(c, existing, inbox)
-            return MoveOutcome(INBOX, existing, inbox_validity, "none" if uid is None else "copy_expunge", remains, message_id, sender)
+            self._mark_not_junk(c, copy, inbox)
+            return MoveOutcome(INBOX, copy, inbox_validity, "none" if uid is None else "copy_expunge", remains, message_id, memo.sender)
         if uid is None:
             raise MessageNotFound("the message is neither in the Junk folder nor in the inbox")
+        if others:
+            raise Conflict(
+                "a different message with the same Message-ID is already in the inbox: nothing was moved, deleted or whitelisted",
+                field="message_id", code="message_id_collision",
+            )
 
         self._select(c, junk, readonly=False)
         if c.has_capability("MOVE"):
-            self._call(c.move, [uid], INBOX)
-            method, remains = "move", False
+            self._call(c.move, [uid], INBOX)  # atomic: nothing to prove
+            method, remains, new_uid = "move", False, None
         else:
-            self._call(c.copy, [uid], INBOX)
-            remains = self._delete(c, uid)
-            method = "copy_only" if remains else "copy_expunge"
+            answer = self._call(c.copy, [uid], INBOX)
+            new_uid = _copyuid(answer)
+            if new_uid is None:  # no UIDPLUS, no COPYUID: the fingerprint proves the copy
+                self._select(c, INBOX, readonly=False)
+                new_uid = self._copy_in_inbox(c, message_id, memo.fingerprint)[0]
+                self._select(c, junk, readonly=False)
+            if new_uid is None:
+                method, remains = "copy_only", True  # copied, unproven: the original stays untouched
+            else:
+                remains = self._delete(c, uid)
+                method = "copy_only" if remains else "copy_expunge"
         inbox = self._select(c, INBOX, readonly=False)
-        new_uid = self._find(c, message_id)
+        if new_uid is None:
+            new_uid = self._copy_in_inbox(c, message_id, memo.fingerprint)[0]
         if new_uid is not None:
             self._mark_not_junk(c, new_uid, inbox)
-        return MoveOutcome(INBOX, new_uid, int(inbox.get(b"UIDVALIDITY", 0)), method, remains, message_id, sender)  # type: ignore[call-overload]
+        return MoveOutcome(INBOX, new_uid, int(inbox.get(b"UIDVALIDITY", 0)), method, remains, message_id, memo.sender)  # type: ignore[call-overload]
 
     def _delete(self, c: IMAPClient, uid: int) -> bool:
         """Flag the original \\Deleted and expunge that UID only. Returns True when it stays
@@ -200,7 +282,10 @@ class JunkFolder:
             if not diagnosis.authenticated:
                 kept.append((sender, "not_authenticated"))
                 continue
-            moved.append(self.not_spam(MessageRef(new_state.folder or "", uid, new_state.uidvalidity, message_id)))
+            try:
+                moved.append(self.not_spam(MessageRef(new_state.folder or "", uid, new_state.uidvalidity, message_id)))
+            except Conflict as exc:  # another inbox message has its Message-ID: left in Junk, reported
+                kept.append((sender, exc.code))
         return RescueOutcome(new_state, tuple(moved), tuple(kept), self.round_trips, searched)
 
     def _scan(self, c: IMAPClient, senders: list[str], state: ScanState, ctx: ReadContext):  # type: ignore[no-untyped-def]
@@ -214,7 +299,7 @@ class JunkFolder:
             c.noop()
             uidvalidity = selected[2]
             since = state.last_uid if state.uidvalidity == uidvalidity else 0
-            new = [u for u in c.search(["UID", f"{since + 1}:*"]) if u > since]
+            new = [u for u in search(c, ["UID", f"{since + 1}:*"]) if u > since]
             new_state = ScanState(junk, uidvalidity, max(new, default=since), state.highestmodseq)
             if not new or not senders:
                 return [], new_state, False
@@ -230,7 +315,7 @@ class JunkFolder:
                 return [], new_state, False  # nothing arrived since the last scan: one round trip
             self._select(c, junk, readonly=True)
         self.round_trips += 1
-        uids = [u for u in c.search(["UID", f"{since + 1}:*", *_or_from(senders)]) if u > since]
+        uids = [u for u in search(c, ["UID", f"{since + 1}:*", *_or_from(senders)]) if u > since]
         if not uids:
             return [], new_state, True
         self.round_trips += 1
@@ -251,17 +336,19 @@ def _listed(sender: str, senders: list[str]) -> bool:
     return any(sender == s or (s.startswith("@") and (domain == s[1:] or domain.endswith("." + s[1:]))) for s in senders)
 
 
-def _or_from(senders: list[str]) -> list[object]:
-    """FROM a OR FROM b … as one IMAP search key (OR takes exactly two keys)."""
-    keys: list[list[object]] = [["FROM", s] for s in senders]
-    while len(keys) > 1:
-        paired = []
-        for i in range(0, len(keys) - 1, 2):
-            paired.append(["OR", *keys[i], *keys[i + 1]])
-        if len(keys) % 2:
-            paired.append(keys[-1])
-        keys = paired
-    return keys[0]
+def _or_from(senders: list[str]) -> list[str]:
+    """FROM a OR FROM b … as one IMAP search key, in prefix notation (OR takes exactly two
+    keys), balanced so that a long whitelist nests only log2(n) deep."""
+    if len(senders) == 1:
+        return ["FROM", SearchText(senders[0])]
+    half = len(senders) // 2
+    return ["OR", *_or_from(senders[:half]), *_or_from(senders[half:])]
+
+
+def _copyuid(answer: object) -> int | None:
+    """The new UID from a COPY's tagged answer `[COPYUID validity src dst]` (RFC 4315)."""
+    found = COPYUID.search(answer) if isinstance(answer, bytes) else None
+    return int(found[1]) if found else None
 
 
 def diagnose_headers(headers: list[tuple[str, str]], ctx: ReadContext) -> Diagnosis:

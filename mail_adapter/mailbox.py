@@ -16,13 +16,14 @@ import ipaddress
 import ssl
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import SocketTimeout
+from imapclient.response_parser import parse_message_list
 
 from crm.domain.drafts import MessageRef, ReadContext
 from crm.domain.errors import InvalidInput, MessageNotFound
@@ -35,6 +36,48 @@ from mail_adapter.structure import MAX_TEXT_BYTES, is_calendar_part, wanted_part
 T = TypeVar("T")
 SECURITIES = ("ssl", "starttls", "plain")
 AUTHS = ("password", "xoauth2")
+
+
+class SearchText(str):
+    """A value inside a SEARCH key (a Message-ID, an address), as opposed to the keys and
+    sequence sets around it, which are atoms."""
+
+
+def search(client: IMAPClient, criteria: Sequence[str | int]) -> list[int]:
+    """UID SEARCH with `criteria`: every search the adapter sends is built here.
+
+    Values (SearchText) are always sent as quoted strings: imapclient leaves `(`, `%` or
+    `{5}` bare, which turns a Message-ID into broken syntax or into a literal the server
+    waits for. A value that is not ASCII goes as a literal under CHARSET UTF-8 (RFC 3501
+    §6.4.4); a server that refuses that charset makes it an InvalidInput, not a 5xx.
+    Criteria are flat: OR is prefix notation (RFC 3501 search-key), no groups needed.
+    """
+    args = [_search_arg(item) for item in criteria]
+    utf8 = any(not a.isascii() for a in args)
+    if utf8:
+        args = [b"CHARSET", b"UTF-8", *args]
+    try:
+        # imapclient's public search() re-quotes what it is given; its raw command sends
+        # our quoted strings as they are and 8-bit values as literals.
+        data = client._raw_command_untagged(b"SEARCH", args)
+    except IMAPClientError as exc:
+        if isinstance(exc, CONNECTION_ERRORS) or not utf8:
+            raise
+        raise InvalidInput("the mail server cannot search for text that is not ASCII", code="search_charset") from None
+    return [int(uid) for uid in parse_message_list(data)]
+
+
+def _search_arg(item: str | int) -> bytes:
+    if isinstance(item, int):
+        return str(item).encode()
+    if not isinstance(item, SearchText):
+        return item.encode("ascii")  # a key or a sequence set: ours, always ASCII
+    data = item.encode("utf-8", "replace")  # a lone surrogate cannot match anything anyway
+    if any(ch in data for ch in b"\r\n\0"):
+        raise InvalidInput("a search value must be a single line", code="invalid_search")
+    if not data.isascii():
+        return data  # sent as a literal
+    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
 
 def is_loopback(host: str) -> bool:
@@ -223,7 +266,7 @@ class Mailbox:
             validity = int(info.get(b"UIDVALIDITY", 0))
             since = since_uid if uidvalidity == validity else 0
             self._selected = (folder, True, validity)
-            uids = [u for u in c.search(["UID", f"{since + 1}:*"]) if u > since]
+            uids = [u for u in search(c, ["UID", f"{since + 1}:*"]) if u > since]
             if not uids:
                 return validity, since, []
             found = []
@@ -242,7 +285,7 @@ class Mailbox:
         mid = message_id.strip()
         if not mid.startswith("<"):
             mid = f"<{mid}>"
-        uids = c.search(["HEADER", "Message-ID", mid])
+        uids = search(c, ["HEADER", "Message-ID", SearchText(mid)])
         if not uids:
             raise MessageNotFound(f"no message with Message-ID {mid}")
         return int(max(uids))

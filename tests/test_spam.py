@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from crm.domain.drafts import MessageRef, ReadContext
-from crm.store.whitelist import SpamAudit
+from crm.domain.errors import Conflict
+from crm.store.whitelist import SpamAudit, WhitelistEntry
 from mail_adapter.auth_results import verdict
 from mail_adapter.junk import JunkFolder, find_junk_folder
 from mail_adapter.mailbox import Mailbox, MailboxSettings
@@ -134,6 +135,90 @@ class TestDrops:
         assert folder_mids(server, user, "INBOX") == ["<m1@customer.co.jp>"]
         assert folder_mids(server, user, "Junk") == ["<bystander@x.example>"]
         assert outcome.uid is not None
+
+
+LEGIT = mail(sender="Real Customer <buyer@customer.co.jp>", mid="<m1@customer.co.jp>")
+SPOOF = mail(sender="Attacker <evil@attacker.example>", mid="<m1@customer.co.jp>").replace(b"Please ship 10 units.", b"Click here.")
+COLLISION_STEPS = [(rb"UID SEARCH", "after_forward"), (rb"UID FETCH", "after_reply"), (rb"SELECT", "after_reply"), (rb"UID SEARCH", "after_reply")]
+
+
+def junk_state(server, user):  # type: ignore[no-untyped-def]
+    """(Message-IDs and sizes in the inbox, the Junk messages with their flags)."""
+    with server.imap(user.name) as c:
+        c.select_folder("INBOX", readonly=True)
+        inbox = sorted((v[b"RFC822.SIZE"], v[b"BODY[TEXT]"]) for v in c.fetch(c.search(["ALL"]), ["RFC822.SIZE", "BODY.PEEK[TEXT]"]).values())
+        c.select_folder("Junk", readonly=True)
+        junk = sorted((v[b"BODY[TEXT]"], tuple(sorted(set(v[b"FLAGS"]) - {b"\\Recent"}))) for v in c.fetch(c.search(["ALL"]), ["FLAGS", "BODY.PEEK[TEXT]"]).values())
+    return inbox, junk
+
+
+class TestCollision:
+    """A Junk message whose Message-ID equals an inbox message's (a spoofer chooses it) is
+    never taken for its copy: reported, nothing moved, deleted or flagged."""
+
+    @pytest.mark.parametrize("fixture", ["dovecot", "dovecot_nomove", "dovecot_nouidplus"])
+    def test_the_junk_message_stays_and_the_inbox_is_untouched(self, request, fixture: str) -> None:  # type: ignore[no-untyped-def]
+        server = request.getfixturevalue(fixture)
+        user = server.add_user()
+        server.append(user.name, "INBOX", LEGIT)
+        uid = server.append(user.name, "Junk", SPOOF, flags=(b"$Junk",))
+        before = junk_state(server, user)
+        with pytest.raises(Conflict) as caught:
+            JunkFolder(box(server, user)).not_spam(MessageRef("Junk", uid))
+        assert caught.value.code == "message_id_collision"
+        assert junk_state(server, user) == before
+
+    @pytest.mark.parametrize("fixture", ["dovecot", "dovecot_nomove", "dovecot_nouidplus"])
+    @pytest.mark.parametrize(("command", "when"), COLLISION_STEPS, ids=[f"{c.decode()}-{w}" for c, w in COLLISION_STEPS])
+    def test_a_drop_midway_still_reports_and_changes_nothing(self, request, fault_proxy, fixture: str, command: bytes, when: str) -> None:  # type: ignore[no-untyped-def]
+        server = request.getfixturevalue(fixture)
+        user = server.add_user()
+        server.append(user.name, "INBOX", LEGIT)
+        uid = server.append(user.name, "Junk", SPOOF)
+        before = junk_state(server, user)
+        proxy = fault_proxy(server)
+        proxy.cut_on(command, when=when, times=1)
+        with pytest.raises(Conflict):
+            JunkFolder(Mailbox(MailboxSettings("127.0.0.1", proxy.port, "plain", user.name, user.password, timeout=5))).not_spam(MessageRef("Junk", uid))
+        assert proxy.cuts == 1
+        assert junk_state(server, user) == before
+
+    @pytest.mark.parametrize("fixture", ["dovecot_nomove", "dovecot_nouidplus"])
+    def test_a_copy_made_before_a_drop_is_recognised_among_a_collision(self, request, fault_proxy, fixture: str) -> None:  # type: ignore[no-untyped-def]
+        """The COPY reached the server, the answer did not: the next attempt finds the true
+        copy by its fingerprint even though the spoof shares its Message-ID."""
+        server = request.getfixturevalue(fixture)
+        user = server.add_user()
+        uid = server.append(user.name, "Junk", LEGIT)
+        proxy = fault_proxy(server)
+        proxy.cut_on(rb"UID COPY", when="after_forward", times=1)
+        outcome = JunkFolder(Mailbox(MailboxSettings("127.0.0.1", proxy.port, "plain", user.name, user.password, timeout=5))).not_spam(MessageRef("Junk", uid))
+        assert proxy.cuts == 1 and outcome.uid is not None and outcome.sender == "buyer@customer.co.jp"
+        assert folder_mids(server, user, "INBOX") == ["<m1@customer.co.jp>"] and folder_mids(server, user, "Junk") == []
+
+    def test_api_answers_409_and_whitelists_nobody(self, client, member, dovecot, imap_user, runtime) -> None:  # type: ignore[no-untyped-def]
+        dovecot.append(imap_user.name, "INBOX", LEGIT)
+        uid = dovecot.append(imap_user.name, "Junk", SPOOF)
+        connect_mailbox(client, member, imap_user)
+        response = client.post("/api/v1/spam/not-spam", json={"folder": "Junk", "uid": uid}, headers=member.headers)
+        assert response.status_code == 409, response.text
+        assert response.json()["type"] == "message_id_collision" and response.json()["detail"]
+        with runtime.sessions() as s:
+            assert s.scalars(select(WhitelistEntry)).all() == []
+            assert [a.action for a in s.scalars(select(SpamAudit))] == []
+        assert folder_mids(dovecot, imap_user, "Junk") == ["<m1@customer.co.jp>"]
+
+    def test_rescue_keeps_a_colliding_message_and_moves_the_rest(self, dovecot) -> None:  # type: ignore[no-untyped-def]
+        from crm.domain.junk import ScanState
+
+        user = dovecot.add_user()
+        dovecot.append(user.name, "INBOX", mail(mid="<taken@customer.co.jp>", extra="X-Original: yes\r\n"))
+        dovecot.append(user.name, "Junk", mail(mid="<taken@customer.co.jp>"))
+        dovecot.append(user.name, "Junk", mail(mid="<fine@customer.co.jp>"))
+        outcome = JunkFolder(box(dovecot, user)).rescue(["@customer.co.jp"], ScanState(), ReadContext(trusted_authserv_ids=frozenset({MX})))
+        assert [m.message_id for m in outcome.moved] == ["<fine@customer.co.jp>"]
+        assert outcome.kept == (("buyer@customer.co.jp", "message_id_collision"),)
+        assert folder_mids(dovecot, user, "Junk") == ["<taken@customer.co.jp>"]
 
 
 class TestAuthentication:
