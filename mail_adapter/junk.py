@@ -11,8 +11,6 @@ not the fingerprint is a collision, reported as Conflict with nothing moved or d
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import re
 from collections.abc import Callable
@@ -26,7 +24,7 @@ from crm.domain.junk import Diagnosis, MoveOutcome, RescueOutcome, ScanState
 from crm.domain.rules import email_domain
 from mail_adapter.auth_results import verdict
 from mail_adapter.mailbox import Mailbox, SearchText, search
-from mail_adapter.parsing import decode_header_value, parse_addresses
+from mail_adapter.parsing import parse_addresses, parse_header_block
 from mail_adapter.spam_headers import spam_report
 
 JUNK = b"\\Junk"
@@ -87,8 +85,7 @@ def find_junk_folder(client: IMAPClient) -> str | None:
 
 
 def _headers(raw: bytes) -> list[tuple[str, str]]:
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    return [(k.lower(), decode_header_value(str(v))) for k, v in msg.items()]
+    return list(parse_header_block(raw))
 
 
 def _single_sender(headers: list[tuple[str, str]]) -> str | None:

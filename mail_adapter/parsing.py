@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from email.feedparser import BytesFeedParser
 from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
@@ -23,6 +24,12 @@ from mail_adapter.html_text import html_to_text
 
 MAX_DEPTH = 20  # nested multiparts read; deeper ones are skipped, not an error
 MAX_PARTS = 200  # leaf parts looked at in one message
+# What the MIME parser itself builds: deeper parts are kept as opaque bodies (the stdlib
+# parser recurses once per level and fails near 1000), and the rest of a message is not
+# parsed once this many parts were made (a 50 MB message can hold a million of them).
+MAX_PARSE_DEPTH = MAX_DEPTH + 2
+MAX_PARSE_PARTS = 5 * MAX_PARTS
+PARSE_CHUNK = 64 * 1024
 MAX_HEADER_CHARS = 64 * 1024  # a header value longer than this is truncated
 MAX_TEXT_CHARS = 512 * 1024  # body text kept for extraction
 CALENDAR_TYPES = ("text/calendar", "application/ics", "text/x-vcalendar")
@@ -169,6 +176,11 @@ def _headers(msg: Message) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def parse_header_block(raw: bytes) -> tuple[tuple[str, str], ...]:
+    """Every header of a header block as (lower-case name, decoded value), topmost first."""
+    return _headers(email.message_from_bytes(raw.replace(b"\x00", b""), policy=email.policy.compat32))
+
+
 def _date(msg: Message) -> datetime | None:
     raw = msg.get("Date")
     if not raw:
@@ -180,10 +192,10 @@ def _date(msg: Message) -> datetime | None:
 
 
 def _message_id(msg: Message) -> str | None:
-    raw = msg.get("Message-ID")
+    raw = next(iter(_all(msg, "Message-ID")), None)  # raw: an RFC 6532 UTF-8 id stays readable
     if not raw:
         return None
-    value = clean_line(str(raw))
+    value = clean_line(_raw_to_text(raw))
     m = re.search(r"<[^<>\s]+>", value)
     return m.group(0) if m else (f"<{value}>" if value and " " not in value else None)
 
@@ -336,15 +348,51 @@ def _all(msg: Message, name: str) -> list[str]:
     return [v if isinstance(v, str) else str(v) for k, v in msg.raw_items() if k.lower() == name]
 
 
+class _Part(Message):
+    """A part the parser reached too deep: its declared type is ignored, so the parser
+    takes its body as bytes instead of descending into it."""
+
+    opaque = False
+
+    def get_content_type(self) -> str:
+        return "application/octet-stream" if self.opaque else super().get_content_type()
+
+
+class _BoundedParser(BytesFeedParser):
+    """The stdlib's MIME parser with MAX_PARSE_DEPTH enforced where it creates each part
+    (the one step every nesting level goes through), counting the parts it made."""
+
+    def __init__(self) -> None:
+        super().__init__(_factory=_Part, policy=email.policy.compat32)
+        self.parts = 0
+
+    def _new_message(self) -> None:
+        super()._new_message()  # type: ignore[misc]
+        stack: list[_Part] = self._msgstack  # type: ignore[attr-defined]
+        self.parts += 1
+        if len(stack) > MAX_PARSE_DEPTH:
+            stack[-1].opaque = True
+
+
+def mime_tree(raw: bytes) -> Message:
+    """A whole message parsed into its MIME tree, bounded in depth, and read only up to the
+    chunk in which MAX_PARSE_PARTS parts were made. Never raises."""
+    parser = _BoundedParser()
+    data = memoryview(raw.replace(b"\x00", b""))
+    for start in range(0, len(data), PARSE_CHUNK):
+        parser.feed(bytes(data[start : start + PARSE_CHUNK]))
+        if parser.parts > MAX_PARSE_PARTS:
+            break
+    return parser.close()
+
+
 def _parse_message(msg: Message, *, depth: int = 0) -> ParsedMessage:
     return _assemble(msg, _walk(msg), depth=depth)
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
     """A whole message (RFC 5322 bytes) to a ParsedMessage. Never raises."""
-    raw = raw.replace(b"\x00", b"")
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    return _parse_message(msg)
+    return _parse_message(mime_tree(raw))
 
 
 def parse_fetched(header: bytes, parts: Iterable[BodyPart], nested_headers: dict[str, bytes] | None = None) -> ParsedMessage:

@@ -88,6 +88,39 @@ class TestHostileInput:
         msg = parse_message(mail(head, body))  # must not recurse without bound
         assert msg.from_[0].email == "a@example.com"
 
+    @pytest.mark.parametrize("levels", [950, 5000])
+    def test_multipart_nested_past_the_interpreter_recursion_limit(self, levels: int) -> None:
+        opening = b"".join(b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i - 1, i) for i in range(1, levels))
+        closing = b"".join(b"\r\n--b%d--\r\n" % i for i in reversed(range(levels)))
+        head = "From: a@example.com\nSubject: deep\nContent-Type: multipart/mixed; boundary=b0\n"
+        top = b"--b0\r\nContent-Type: text/plain\r\n\r\nvisible text\r\n"
+        msg = parse_message(mail(head, top + opening + b"--b%d\r\nContent-Type: text/plain\r\n\r\nbottom\r\n" % (levels - 1) + closing))
+        assert msg.subject == "deep" and "visible text" in msg.text and "bottom" not in msg.text
+
+    def test_a_message_rfc822_chain_past_the_recursion_limit(self) -> None:
+        inner = b"From: last@example.com\r\nSubject: last\r\n\r\nend\r\n"
+        for i in range(2000):
+            inner = b"From: f%d@example.com\r\nContent-Type: message/rfc822\r\n\r\n" % i + inner
+        msg = parse_message(b"Subject: top\r\n" + inner)
+        assert msg.subject == "top"
+
+    def test_three_hundred_thousand_parts_are_not_all_parsed(self) -> None:
+        from mail_adapter import parsing
+
+        parts = b"".join(b"--z\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i for i in range(300_000))
+        raw = mail("From: a@example.com\nContent-Type: multipart/mixed; boundary=z\n", parts + b"--z--\r\n")
+        parser_parts = []
+        original = parsing._BoundedParser._new_message
+
+        def counting(self):  # type: ignore[no-untyped-def]
+            original(self)
+            parser_parts.append(1)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parsing._BoundedParser, "_new_message", counting)
+            msg = parse_message(raw)
+        assert msg.text.startswith("part 0\npart 1\n") and len(parser_parts) < 2 * parsing.MAX_PARSE_PARTS
+
     def test_nul_bytes(self) -> None:
         msg = parse_message(mail("From: a@exa\x00mple.com\nSubject: x\x00y\n", b"te\x00xt"))
         assert "\x00" not in msg.text and "\x00" not in msg.subject

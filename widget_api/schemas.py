@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crm.domain.errors import InvalidInput
 from crm.domain.rules import checked_email
+
+# Every id and count the API takes: SQLite's INTEGER and PostgreSQL's BIGINT hold 64 bits,
+# and a larger number would reach the driver as an OverflowError instead of a 422.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Offset = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 Short = Field(default=None, max_length=100)
 Medium = Field(default=None, max_length=255)
@@ -68,7 +74,7 @@ class MessageRefIn(BaseModel):
     uid: int | None = Field(default=None, ge=1, le=2**32 - 1)
     uidvalidity: int | None = Field(default=None, ge=1, le=2**32 - 1)
     message_id: str | None = Field(default=None, max_length=998)
-    mailbox_id: int | None = None
+    mailbox_id: Id | None = None
 
     @field_validator("folder", "message_id")
     @classmethod
@@ -89,7 +95,7 @@ class LeadCreate(LeadFields):
     if the sender is already a lead."""
 
     message: MessageRefIn | None = None
-    update_existing_id: int | None = Field(default=None, description="fill this lead's empty fields instead of creating one")
+    update_existing_id: Id | None = Field(default=None, description="fill this lead's empty fields instead of creating one")
     custom: dict[str, object] | None = Field(default=None, description="custom field values by key")
 
 

@@ -163,11 +163,15 @@ def set_member_status(session: Session, principal: Principal, campaign_id: int, 
     return member
 
 
-def history(session: Session, principal: Principal, campaign_id: int, lead_id: int) -> list[MemberStatusChange]:
+def history(session: Session, principal: Principal, campaign_id: int, lead_id: int) -> list[dict[str, object]]:
+    """A member's status changes, oldest first, with the status names. Nothing of the
+    campaign is read before it is known to be the organisation's."""
     campaign = get_campaign(session, principal, campaign_id)
     if session.get(CampaignMember, (campaign.id, lead_id)) is None:
         raise NotFound(f"lead {lead_id} is not a member of this campaign")
-    return list(session.scalars(select(MemberStatusChange).where(MemberStatusChange.campaign_id == campaign.id, MemberStatusChange.lead_id == lead_id).order_by(MemberStatusChange.id)))
+    names = {s.id: s.name for s in statuses(session, campaign.id)}
+    changes = session.scalars(select(MemberStatusChange).where(MemberStatusChange.campaign_id == campaign.id, MemberStatusChange.lead_id == lead_id).order_by(MemberStatusChange.id))
+    return [{"from": names.get(h.from_status_id or 0), "to": names.get(h.to_status_id), "user_id": h.user_id, "at": h.changed_at.isoformat()} for h in changes]
 
 
 def summary(session: Session, principal: Principal, campaign_id: int, *, limit: int = 100, offset: int = 0) -> dict[str, object]:

@@ -4,6 +4,7 @@ unique custom field uses the same database-enforced keys as the standard ones
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -50,9 +51,12 @@ def fields(session: Session, principal: Principal) -> dict[str, CustomField]:
 def typed_value(field: CustomField, value: object) -> tuple[str | None, float | None, date | None]:
     if field.type == "number":
         try:
-            return None, float(str(value)), None
+            number = float(str(value))
         except ValueError:
             raise InvalidInput(f"{field.key}: not a number") from None
+        if not math.isfinite(number):  # "nan", "inf", 1e999: no database or JSON answer holds them
+            raise InvalidInput(f"{field.key}: not a finite number")
+        return None, number, None
     if field.type == "date":
         try:
             return None, None, date.fromisoformat(str(value))

@@ -21,7 +21,7 @@ from mail_adapter.junk import diagnose_headers
 from mail_adapter.mailbox import is_loopback
 from mail_adapter.parsing import parse_addresses
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
-from widget_api.schemas import MessageRefIn
+from widget_api.schemas import Id, MessageRefIn
 
 router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
 
@@ -137,7 +137,7 @@ def events(
 
 
 @router.post("/scan")
-def scan(principal: CurrentUser, runtime: RuntimeDep, mailbox_id: int | None = None) -> dict[str, int]:
+def scan(principal: CurrentUser, runtime: RuntimeDep, mailbox_id: Id | None = None) -> dict[str, int]:
     """Apply the invitation updates and cancellations that arrived in the inbox since the last scan."""
     from widget_api.calendar_scan import scan_inbox
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import campaigns
 from widget_api.deps import CurrentUser, SessionDep
+from widget_api.schemas import Id, Offset
 
 router = APIRouter(tags=["campaigns"])
 BASE = "/api/v1/campaigns"
@@ -31,7 +32,7 @@ class CampaignIn(BaseModel):
 
 class MembersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lead_ids: list[int] = Field(min_length=1, max_length=200_000)
+    lead_ids: list[Id] = Field(min_length=1, max_length=200_000)
     status: str | None = Field(default=None, max_length=100, description="default: the campaign's default status")
     update_status: bool = Field(default=False, description="change the status of leads already members")
 
@@ -56,14 +57,14 @@ def list_campaigns(session: SessionDep, principal: CurrentUser) -> list[dict[str
 
 @router.get(BASE + "/{campaign_id}")
 def read(
-    campaign_id: int, session: SessionDep, principal: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+    campaign_id: Id, session: SessionDep, principal: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Offset = 0,
 ) -> dict[str, object]:
     return campaigns.summary(session, principal, campaign_id, limit=limit, offset=offset)
 
 
 @router.post(BASE + "/{campaign_id}/members")
-def add_members(campaign_id: int, body: MembersIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+def add_members(campaign_id: Id, body: MembersIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     report = campaigns.add_leads(session, principal, campaign_id, body.lead_ids, status=body.status, update_status=body.update_status)
     counts: dict[str, int] = {}
     for outcome in report.values():
@@ -72,28 +73,24 @@ def add_members(campaign_id: int, body: MembersIn, session: SessionDep, principa
 
 
 @router.put(BASE + "/{campaign_id}/members/{lead_id}")
-def change_status(campaign_id: int, lead_id: int, body: StatusChangeIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+def change_status(campaign_id: Id, lead_id: Id, body: StatusChangeIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     campaigns.set_member_status(session, principal, campaign_id, lead_id, body.status)
     return {"history": history(campaign_id, lead_id, session, principal)}
 
 
 @router.get(BASE + "/{campaign_id}/members/{lead_id}/history")
-def history(campaign_id: int, lead_id: int, session: SessionDep, principal: CurrentUser) -> list[dict[str, object]]:
-    names = {s.id: s.name for s in campaigns.statuses(session, campaign_id)}
-    return [
-        {"from": names.get(h.from_status_id or 0), "to": names.get(h.to_status_id), "user_id": h.user_id, "at": h.changed_at.isoformat()}
-        for h in campaigns.history(session, principal, campaign_id, lead_id)
-    ]
+def history(campaign_id: Id, lead_id: Id, session: SessionDep, principal: CurrentUser) -> list[dict[str, object]]:
+    return campaigns.history(session, principal, campaign_id, lead_id)
 
 
 class LeadCampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    campaign_id: int
+    campaign_id: Id
     status: str | None = Field(default=None, max_length=100)
 
 
 @router.post("/api/v1/leads/{lead_id}/campaigns")
-def add_from_lead(lead_id: int, body: LeadCampaignIn, session: SessionDep, principal: CurrentUser) -> dict[str, str]:
+def add_from_lead(lead_id: Id, body: LeadCampaignIn, session: SessionDep, principal: CurrentUser) -> dict[str, str]:
     """From the lead's page: add this lead to a campaign."""
     report = campaigns.add_leads(session, principal, body.campaign_id, [lead_id], status=body.status)
     return {"outcome": report[lead_id]}

@@ -8,25 +8,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import conversion
 from widget_api.deps import AdminUser, CurrentUser, SessionDep
+from widget_api.schemas import Id
 
 router = APIRouter(prefix="/api/v1", tags=["conversion"])
 
 
 class ConvertIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    account_id: int | None = Field(default=None, description="link the contact to this existing account (from the preview)")
+    account_id: Id | None = Field(default=None, description="link the contact to this existing account (from the preview)")
     create_deal: bool = False
     deal_name: str | None = Field(default=None, max_length=255)
-    deal_amount: float | None = Field(default=None, ge=0)
+    deal_amount: float | None = Field(default=None, ge=0, lt=10**12, allow_inf_nan=False, description="stored as NUMERIC(14, 2)")
 
 
 @router.get("/leads/{lead_id}/conversion")
-def preview(lead_id: int, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+def preview(lead_id: Id, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     return conversion.preview(session, principal, lead_id)
 
 
 @router.post("/leads/{lead_id}/conversion", status_code=201)
-def convert(lead_id: int, body: ConvertIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+def convert(lead_id: Id, body: ConvertIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     done = conversion.convert(session, principal, lead_id, account_id=body.account_id, create_deal=body.create_deal, deal_name=body.deal_name, deal_amount=body.deal_amount)
     return {"lead_id": done.lead_id, "account_id": done.account_id, "contact_id": done.contact_id, "deal_id": done.deal_id}
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import custom_fields
 from widget_api.deps import AdminUser, CurrentUser, SessionDep
+from widget_api.schemas import Id
 
 router = APIRouter(prefix="/api/v1", tags=["custom fields"])
 
@@ -35,12 +36,12 @@ def list_fields(session: SessionDep, principal: CurrentUser) -> list[dict[str, o
 
 
 @router.put("/leads/{lead_id}/custom")
-def set_values(lead_id: int, body: dict[str, object], session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+def set_values(lead_id: Id, body: dict[str, object], session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     return custom_fields.set_values(session, principal, lead_id, body)
 
 
 @router.get("/leads/{lead_id}/custom")
-def get_values(lead_id: int, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+def get_values(lead_id: Id, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
     from crm.services.leads import get_lead
 
     return custom_fields.values_of(session, principal, get_lead(session, principal, lead_id).id)

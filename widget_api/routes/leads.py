@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from crm.services import custom_fields, leads
 from widget_api.deps import CurrentUser, SessionDep
-from widget_api.schemas import LeadCreate, LeadPage, LeadRead, LeadSaved, LeadUpdate
+from widget_api.schemas import Id, LeadCreate, LeadPage, LeadRead, LeadSaved, LeadUpdate, Offset
 
 router = APIRouter(prefix="/api/v1/leads", tags=["leads"])
 
@@ -33,7 +33,7 @@ def list_leads(
     session: SessionDep,
     principal: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     email: Annotated[str | None, Query(max_length=320)] = None,
 ) -> LeadPage:
     rows, total = leads.list_leads(session, principal, limit=limit, offset=offset, email=email)
@@ -41,10 +41,10 @@ def list_leads(
 
 
 @router.get("/{lead_id}")
-def read(lead_id: int, session: SessionDep, principal: CurrentUser) -> LeadRead:
+def read(lead_id: Id, session: SessionDep, principal: CurrentUser) -> LeadRead:
     return LeadRead.model_validate(leads.get_lead(session, principal, lead_id))
 
 
 @router.patch("/{lead_id}")
-def update(lead_id: int, body: LeadUpdate, session: SessionDep, principal: CurrentUser) -> LeadRead:
+def update(lead_id: Id, body: LeadUpdate, session: SessionDep, principal: CurrentUser) -> LeadRead:
     return LeadRead.model_validate(leads.update_lead(session, principal, lead_id, body.model_dump(exclude_unset=True)))

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from crm.services import mailboxes
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
-from widget_api.schemas import MailboxIn, MailboxRead
+from widget_api.schemas import Id, MailboxIn, MailboxRead
 
 router = APIRouter(prefix="/api/v1/mailboxes", tags=["mailboxes"])
 
@@ -30,12 +30,12 @@ def list_mailboxes(session: SessionDep, principal: CurrentUser) -> list[MailboxR
 
 
 @router.post("/{mailbox_id}/test")
-def test_mailbox(mailbox_id: int, session: SessionDep, principal: CurrentUser, runtime: RuntimeDep) -> MailboxRead:
+def test_mailbox(mailbox_id: Id, session: SessionDep, principal: CurrentUser, runtime: RuntimeDep) -> MailboxRead:
     account = mailboxes.get_account(session, principal, mailbox_id)
     folders = runtime.mailbox(session, principal, mailbox_id).check()
     return MailboxRead.model_validate(account).model_copy(update={"folders": folders})
 
 
 @router.delete("/{mailbox_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove(mailbox_id: int, session: SessionDep, principal: CurrentUser) -> None:
+def remove(mailbox_id: Id, session: SessionDep, principal: CurrentUser) -> None:
     mailboxes.delete_account(session, principal, mailbox_id)

@@ -14,7 +14,7 @@ from mail_adapter.junk import JunkFolder
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
 from widget_api.errors import language_of
 from widget_api.explain import explain
-from widget_api.schemas import MessageRefIn
+from widget_api.schemas import Id, MessageRefIn
 
 router = APIRouter(prefix="/api/v1/spam", tags=["spam"])
 
@@ -95,12 +95,12 @@ def add_whitelist(body: WhitelistIn, session: SessionDep, principal: CurrentUser
 
 
 @router.delete("/whitelist/{entry_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_whitelist(entry_id: int, session: SessionDep, principal: CurrentUser) -> None:
+def remove_whitelist(entry_id: Id, session: SessionDep, principal: CurrentUser) -> None:
     spam.remove_entry(session, principal, entry_id)
 
 
 @router.post("/rescue")
-def rescue(session: SessionDep, principal: CurrentUser, runtime: RuntimeDep, mailbox_id: int | None = None) -> RescueOut:
+def rescue(session: SessionDep, principal: CurrentUser, runtime: RuntimeDep, mailbox_id: Id | None = None) -> RescueOut:
     account = mailboxes.get_account(session, principal, mailbox_id)
     junk = JunkFolder(runtime.mailbox(session, principal, account.id))
     outcome = spam.rescue(session, principal, account.id, junk, mailboxes.read_context(session, principal))

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import views
 from widget_api.deps import CurrentUser, SessionDep
-from widget_api.schemas import LeadRead
+from widget_api.schemas import Id, LeadRead, Offset
 
 router = APIRouter(prefix="/api/v1/views", tags=["views"])
 
@@ -38,8 +38,8 @@ def list_views(session: SessionDep, principal: CurrentUser) -> list[dict[str, ob
 
 @router.get("/{view_id}/leads")
 def view_leads(
-    view_id: int, session: SessionDep, principal: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    view_id: Id, session: SessionDep, principal: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0,
 ) -> dict[str, object]:
     view = views.get_view(session, principal, view_id)
     rows, total = views.query_leads(session, principal, view.filters or None, view.sort, limit=limit, offset=offset)
