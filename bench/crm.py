@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 
+from crm.domain.filters import FILTER  # noqa: E402
 from crm.domain.principal import Principal  # noqa: E402
 from crm.services import campaigns, custom_fields, organisations, views  # noqa: E402
 from crm.store.base import utcnow  # noqa: E402
@@ -88,11 +89,11 @@ def run(db: str, url: str, leads: int) -> None:
     naive = (time.perf_counter() - start) * len(sample) / 10_000
 
     times = []
-    filters = {"field": "custom:company_key", "op": "equals", "value": "K42"}
+    filters = FILTER.validate_python({"field": "custom:company_key", "op": "equals", "value": "K42"})
     for _ in range(20):
         start = time.perf_counter()
         with sessions() as s:
-            rows, total = views.query_leads(s, principal, filters, [{"field": "created_at", "desc": True}], limit=50)
+            rows, total = views.query_leads(s, principal, filters, limit=50)
         times.append((time.perf_counter() - start) * 1000)
 
     tmp = Path(tempfile.mkdtemp())

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from crm.store.campaigns import CampaignMember
@@ -270,7 +271,63 @@ class TestCustomFieldsAndViews:
         assert {i["id"] for i in client.get(f"/api/v1/views/{empty['id']}/leads", headers=member.headers).json()["items"]} == {b, c}
         private = client.post("/api/v1/views", json={"name": "mine", "filters": {"field": "company", "op": "contains", "value": "cm"}}, headers=member.headers).json()
         assert client.get(f"/api/v1/views/{private['id']}/leads", headers=admin.headers).status_code == 404
-        assert client.post("/api/v1/views", json={"name": "bad", "filters": {"field": "salary", "op": "equals", "value": 1}}, headers=member.headers).status_code == 400
+        assert client.post("/api/v1/views", json={"name": "bad", "filters": {"field": "salary", "op": "equals", "value": "1"}}, headers=member.headers).status_code == 422
+        assert client.post("/api/v1/views", json={"name": "bad", "filters": {"field": "custom:salary", "op": "equals", "value": 1}}, headers=member.headers).status_code == 400
+
+
+WRONG_FILTERS = [
+    {"field": 123, "op": "equals", "value": "x"},
+    {"op": "and", "conditions": "abc"},
+    {"field": "company", "op": "equals", "value": {"a": 1}},
+    {"field": "company", "op": "equals", "value": 1e30},
+    {"field": "company", "op": "between", "value": [1, 2]},
+    {"field": "custom:employees", "op": "in", "value": [{"x": 1}]},
+    {"field": "custom:employees", "op": "equals", "value": True},
+    {"field": "company", "op": "like", "value": "x"},
+    {"field": "company", "op": "in", "value": []},
+    {"field": "company", "op": "between", "value": ["a"]},
+    {"op": "and", "conditions": []},
+    {"op": "xor", "conditions": [{"field": "company", "op": "is_empty"}]},
+    {"field": "company", "op": "equals", "value": "x", "extra": 1},
+    {"op": "and", "conditions": [{"op": "and", "conditions": [{"op": "and", "conditions": [{"op": "and", "conditions": [{"op": "and", "conditions": [{"op": "and", "conditions": [{"field": "company", "op": "is_empty"}]}]}]}]}]}]},
+    [],
+    "company = x",
+]
+
+
+class TestViewFilters:
+    @pytest.mark.parametrize("filters", WRONG_FILTERS, ids=range(len(WRONG_FILTERS)))
+    def test_a_filter_of_the_wrong_shape_or_type_is_a_422(self, client, member, filters) -> None:  # type: ignore[no-untyped-def]
+        response = client.post("/api/v1/views", json={"name": "bad", "filters": filters}, headers=member.headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == "validation_error"
+
+    def test_values_must_suit_the_custom_field_type(self, client, admin, member) -> None:  # type: ignore[no-untyped-def]
+        for key, kind in (("employees", "number"), ("met_on", "date"), ("tier", "text")):
+            client.post("/api/v1/custom-fields", json={"key": key, "type": kind}, headers=admin.headers)
+        for node in (
+            {"field": "custom:employees", "op": "contains", "value": "1"},
+            {"field": "custom:employees", "op": "equals", "value": "many"},
+            {"field": "custom:met_on", "op": "between", "value": [1, 2]},
+            {"field": "custom:met_on", "op": "equals", "value": "yesterday"},
+            {"field": "custom:tier", "op": "equals", "value": 5},
+        ):
+            response = client.post("/api/v1/views", json={"name": "bad", "filters": node}, headers=member.headers)
+            assert response.status_code == 400, (node, response.text)
+        good = client.post("/api/v1/views", json={"name": "ok", "filters": {"field": "custom:employees", "op": "between", "value": [1, 1e30]}, "sort": [{"field": "company", "desc": True}]}, headers=member.headers)
+        assert good.status_code == 201 and good.json()["sort"] == [{"field": "company", "desc": True}]
+        assert client.get(f"/api/v1/views/{good.json()['id']}/leads", headers=member.headers).status_code == 200
+        assert client.post("/api/v1/views", json={"name": "all", "filters": {}}, headers=member.headers).status_code == 201
+
+    def test_a_stored_view_that_no_longer_reads_is_a_clear_error(self, client, member, runtime) -> None:  # type: ignore[no-untyped-def]
+        from crm.store.custom_fields import SavedView
+
+        view = client.post("/api/v1/views", json={"name": "v", "filters": {"field": "company", "op": "is_empty"}}, headers=member.headers).json()
+        with runtime.sessions.begin() as s:
+            s.get(SavedView, view["id"]).filters = {"field": "company", "op": "equals", "value": {"nested": 1}}  # as saved before the language was typed
+        response = client.get(f"/api/v1/views/{view['id']}/leads", headers=member.headers)
+        assert response.status_code == 400 and response.json()["type"] == "invalid_view"
+        assert client.get("/api/v1/views", headers=member.headers).status_code == 200
 
 
 def test_a_required_custom_field_refuses_a_lead_without_it(client, admin, member, session) -> None:  # type: ignore[no-untyped-def]

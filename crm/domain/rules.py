@@ -24,6 +24,9 @@ FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
     """.split()
 )
 
+# A custom lead field's key: lower-case letters, digits and _, starting with a letter.
+CUSTOM_FIELD_KEY = r"[a-z][a-z0-9_]{0,63}"
+
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 
 

@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 
 from crm.domain.errors import Conflict, InvalidInput
 from crm.domain.principal import Principal
-from crm.domain.rules import normalise_unique_value
+from crm.domain.rules import CUSTOM_FIELD_KEY, normalise_unique_value
 from crm.services.leads import get_lead, lead_summary
 from crm.services.organisations import require_admin
 from crm.store.custom_fields import CustomField, CustomValue
 from crm.store.models import Lead, LeadUniqueKey
 
 TYPES = ("text", "number", "date", "picklist")
-_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_KEY = re.compile(rf"^{CUSTOM_FIELD_KEY}$")
 
 
 def define(

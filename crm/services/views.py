@@ -1,120 +1,128 @@
 """Custom views: saved filters over standard and custom lead fields, sorted and paged,
-private or shared. A filter is a tree:
-
-    {"op": "and" | "or", "conditions": [
-        {"field": "company" | "custom:<key>", "op": "equals" | "contains" | "starts_with" |
-         "is_empty" | "in" | "between", "value": …},
-        {"op": "or", "conditions": [...]}]}
-
-It becomes one SQL WHERE clause; a custom field is an IN over its indexed typed column.
+private or shared. The filter language is crm.domain.filters; here a filter becomes one SQL
+WHERE clause, a custom field an IN over its indexed typed column.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from crm.domain.drafts import LEAD_FIELDS
+from crm.domain import filters as f
 from crm.domain.errors import InvalidInput, NotFound
 from crm.domain.principal import Principal
 from crm.services.custom_fields import fields as custom_fields
 from crm.store.custom_fields import CustomField, CustomValue, SavedView
 from crm.store.models import Lead
 
-OPERATORS = ("equals", "contains", "starts_with", "is_empty", "in", "between")
-SORTABLE = (*LEAD_FIELDS, "created_at", "updated_at", "id")
-MAX_DEPTH = 5
-
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
-    if op == "equals":
-        return column == value
-    if op == "contains":
-        return column.like(f"%{_escape(str(value))}%", escape="\\")
-    if op == "starts_with":
-        return column.like(f"{_escape(str(value))}%", escape="\\")
-    if op == "in":
-        if not isinstance(value, list) or not value or len(value) > 1000:
-            raise InvalidInput("'in' takes a list of 1 to 1000 values")
-        return column.in_(value)
-    if op == "between":
-        if not isinstance(value, list) or len(value) != 2:
-            raise InvalidInput("'between' takes [low, high]")
-        return column.between(value[0], value[1])
-    raise InvalidInput(f"operator must be one of {', '.join(OPERATORS)}")
+def _compare(column: Any, node: f.Condition, values: list[Any]) -> ColumnElement[bool]:
+    if isinstance(node, f.Equals):
+        return column == values[0]
+    if isinstance(node, f.Contains):
+        return column.like(f"%{_escape(values[0])}%", escape="\\")
+    if isinstance(node, f.StartsWith):
+        return column.like(f"{_escape(values[0])}%", escape="\\")
+    if isinstance(node, f.In):
+        return column.in_(values)
+    assert isinstance(node, f.Between)
+    return column.between(values[0], values[1])
 
 
-def _typed_value(field: CustomField, value: Any) -> Any:
-    convert = {"number": float, "date": date.fromisoformat}.get(field.type, str)
-    try:
-        return [convert(v) for v in value] if isinstance(value, list) else (None if value is None else convert(value))
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{field.key}: bad value {value!r}") from None
+def _typed_values(field: CustomField, node: f.Condition) -> list[Any]:
+    """The condition's values as the custom field's column holds them."""
+    if field.type in ("number", "date") and isinstance(node, (f.Contains, f.StartsWith)):
+        raise InvalidInput(f"{field.key}: {node.op} applies to text fields only")
+    out: list[Any] = []
+    for value in node.values():
+        if field.type == "number":
+            try:
+                out.append(float(value))
+            except ValueError:
+                raise InvalidInput(f"{field.key}: {value!r} is not a number") from None
+        elif not isinstance(value, str):
+            raise InvalidInput(f"{field.key} holds {'dates' if field.type == 'date' else 'text'}: {value!r} is not a string")
+        elif field.type == "date":
+            try:
+                out.append(date.fromisoformat(value))
+            except ValueError:
+                raise InvalidInput(f"{field.key}: {value!r} is not a date (YYYY-MM-DD)") from None
+        else:
+            out.append(value)
+    return out
 
 
-def _condition(node: dict[str, Any], custom: dict[str, CustomField], depth: int) -> ColumnElement[bool]:
-    if depth > MAX_DEPTH:
-        raise InvalidInput("filters nest at most 5 levels")
-    if "conditions" in node:
-        parts = [_condition(c, custom, depth + 1) for c in node.get("conditions") or []]
-        if not parts:
-            raise InvalidInput("a group needs conditions")
-        return and_(*parts) if node.get("op", "and") == "and" else or_(*parts)
-    name, op, value = node.get("field", ""), node.get("op", ""), node.get("value")
-    if op not in OPERATORS:
-        raise InvalidInput(f"operator must be one of {', '.join(OPERATORS)}")
-    if name.startswith("custom:"):
-        field = custom.get(name[7:])
+def _condition(node: f.Filter, custom: dict[str, CustomField]) -> ColumnElement[bool]:
+    if isinstance(node, f.Group):
+        parts = [_condition(child, custom) for child in node.conditions]
+        return and_(*parts) if node.op == "and" else or_(*parts)
+    key = node.custom_key
+    if key is not None:
+        field = custom.get(key)
         if field is None:
-            raise InvalidInput(f"unknown custom field {name[7:]!r}")
-        column = {"number": CustomValue.number_value, "date": CustomValue.date_value}.get(field.type, CustomValue.text_value)
-        if op == "is_empty":
+            raise InvalidInput(f"unknown custom field {key!r}")
+        if isinstance(node, f.IsEmpty):
             return ~exists().where(CustomValue.lead_id == Lead.id, CustomValue.field_id == field.id)
+        column = {"number": CustomValue.number_value, "date": CustomValue.date_value}.get(field.type, CustomValue.text_value)
         # IN over the (field, value, lead) index: the matching leads come from the index, not
         # from probing every lead of the organisation.
-        return Lead.id.in_(select(CustomValue.lead_id).where(CustomValue.field_id == field.id, _compare(column, op, _typed_value(field, value))))
-    if name not in LEAD_FIELDS:
-        raise InvalidInput(f"unknown field {name!r}")
-    column = getattr(Lead, name)
-    if op == "is_empty":
+        return Lead.id.in_(select(CustomValue.lead_id).where(CustomValue.field_id == field.id, _compare(column, node, _typed_values(field, node))))
+    column = getattr(Lead, node.field)
+    if isinstance(node, f.IsEmpty):
         return or_(column.is_(None), column == "")
-    return _compare(column, op, value)
+    return _compare(column, node, node.values())
 
 
 def query_leads(
-    session: Session, principal: Principal, filters: dict[str, Any] | None, sort: list[dict[str, Any]] | None, *, limit: int = 50, offset: int = 0
+    session: Session, principal: Principal, filters: f.Filter | None, sort: Sequence[f.SortKey] = f.DEFAULT_SORT, *, limit: int = 50, offset: int = 0
 ) -> tuple[list[Lead], int | None]:
     """A page of the organisation's leads matching `filters`; the total only for the first page
     (counting a million matches on every page turn is the slow part of a list)."""
     custom = custom_fields(session, principal)
     where = [Lead.organisation_id == principal.organisation_id]
-    if filters:
-        where.append(_condition(filters, custom, 0))
-    order = []
-    for s in sort or [{"field": "created_at", "desc": True}]:
-        if s.get("field") not in SORTABLE:
-            raise InvalidInput(f"cannot sort by {s.get('field')!r}")
-        column = getattr(Lead, s["field"])
-        order.append(column.desc() if s.get("desc") else column.asc())
+    if filters is not None:
+        where.append(_condition(filters, custom))
+    order = [getattr(Lead, s.field).desc() if s.desc else getattr(Lead, s.field).asc() for s in sort or f.DEFAULT_SORT]
     order.append(Lead.id.desc())
     rows = list(session.scalars(select(Lead).where(*where).order_by(*order).limit(limit).offset(offset)))
     total = session.scalar(select(func.count()).select_from(Lead).where(*where)) if offset == 0 else None
     return rows, total
 
 
-def save_view(session: Session, principal: Principal, name: str, filters: dict[str, Any], sort: list[dict[str, Any]], shared: bool) -> SavedView:
+def stored_query(view: SavedView) -> tuple[f.Filter | None, list[f.SortKey]]:
+    """A saved view's filter and sort, read back through the language's types. A row saved
+    before the language was typed that no longer reads is reported, never a 5xx."""
+    try:
+        filters = f.FILTER.validate_python(view.filters) if view.filters else None
+        return filters, f.SORT.validate_python(view.sort or [])
+    except ValidationError:
+        raise InvalidInput(f"the filter of view {view.id} is not valid any more: save the view again", code="invalid_view") from None
+
+
+def save_view(session: Session, principal: Principal, name: str, filters: f.Filter | None, sort: Sequence[f.SortKey], shared: bool) -> SavedView:
     query_leads(session, principal, filters, sort, limit=1)  # refuse a view that cannot run
-    view = SavedView(organisation_id=principal.organisation_id, owner_id=principal.user_id, name=name.strip() or "view", shared=shared, filters=filters, sort=sort)
+    view = SavedView(
+        organisation_id=principal.organisation_id, owner_id=principal.user_id, name=name.strip() or "view", shared=shared,
+        filters=f.FILTER.dump_python(filters, mode="json") if filters is not None else {}, sort=f.SORT.dump_python(list(sort), mode="json"),
+    )
     session.add(view)
     session.flush()
     return view
+
+
+def view_leads(session: Session, principal: Principal, view_id: int, *, limit: int = 50, offset: int = 0) -> tuple[list[Lead], int | None]:
+    """A page of a saved view's leads."""
+    filters, sort = stored_query(get_view(session, principal, view_id))
+    return query_leads(session, principal, filters, sort, limit=limit, offset=offset)
 
 
 def get_view(session: Session, principal: Principal, view_id: int) -> SavedView:

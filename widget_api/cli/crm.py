@@ -144,8 +144,7 @@ def conversion_settings(args: argparse.Namespace) -> int:
 
 def view_leads(args: argparse.Namespace) -> int:
     def run_view(s, p):  # type: ignore[no-untyped-def]
-        view = views.get_view(s, p, args.view)
-        return views.query_leads(s, p, view.filters or None, view.sort, limit=args.limit)[0]
+        return views.view_leads(s, p, args.view, limit=args.limit)[0]
 
     for lead in _in_session(args, run_view):
         print(json.dumps({"id": lead.id, "last_name": lead.last_name, "first_name": lead.first_name, "company": lead.company, "email": lead.email}, ensure_ascii=False))

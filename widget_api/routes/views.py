@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from crm.domain.filters import Filter, SortKey
 from crm.services import views
 from widget_api.deps import CurrentUser, SessionDep
 from widget_api.schemas import Id, LeadRead, Offset
@@ -17,9 +18,14 @@ router = APIRouter(prefix="/api/v1/views", tags=["views"])
 class ViewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=255)
-    filters: dict[str, Any] = Field(default_factory=dict)
-    sort: list[dict[str, Any]] = Field(default_factory=list, max_length=5)
+    filters: Filter | None = Field(default=None, description="the filter language of crm.domain.filters; none: every lead")
+    sort: list[SortKey] = Field(default_factory=list, max_length=5)
     shared: bool = False
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def empty_means_none(cls, value: object) -> object:
+        return None if value == {} else value  # what clients sent for "no filter" before the language was typed
 
 
 def _view(v: Any) -> dict[str, object]:
@@ -28,7 +34,7 @@ def _view(v: Any) -> dict[str, object]:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create(body: ViewIn, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
-    return _view(views.save_view(session, principal, body.name, body.filters or {}, body.sort, body.shared))
+    return _view(views.save_view(session, principal, body.name, body.filters, body.sort, body.shared))
 
 
 @router.get("")
@@ -41,6 +47,5 @@ def view_leads(
     view_id: Id, session: SessionDep, principal: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0,
 ) -> dict[str, object]:
-    view = views.get_view(session, principal, view_id)
-    rows, total = views.query_leads(session, principal, view.filters or None, view.sort, limit=limit, offset=offset)
+    rows, total = views.view_leads(session, principal, view_id, limit=limit, offset=offset)
     return {"items": [LeadRead.model_validate(r).model_dump(mode="json") for r in rows], "total": total, "limit": limit, "offset": offset}
