@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from email_validator import EmailNotValidError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import InvalidInput
-from crm.domain.rules import checked_email
+from crm.domain.leads import MAX_LENGTHS, value_problem
 
 # Every id and count the API takes: SQLite's INTEGER and PostgreSQL's BIGINT hold 64 bits,
 # and a larger number would reach the driver as an OverflowError instead of a 422.
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Offset = Annotated[int, Field(ge=0, le=MAX_ID)]
-
-Short = Field(default=None, max_length=100)
-Medium = Field(default=None, max_length=255)
 
 
 def _no_controls(value: str | None) -> str | None:
@@ -29,41 +26,47 @@ def _no_controls(value: str | None) -> str | None:
     return value.strip() or None
 
 
-class LeadFields(BaseModel):
-    """The editable lead fields; every one optional, single-line except description."""
+class LeadData(BaseModel):
+    """The standard lead fields, as stored."""
 
-    model_config = ConfigDict(extra="forbid")
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    company: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    mobile: str | None = None
+    website: str | None = None
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+    country: str | None = None
+    description: str | None = None
 
-    first_name: str | None = Short
-    last_name: str | None = Short
-    email: str | None = Field(default=None, max_length=320)
-    company: str | None = Medium
-    title: str | None = Field(default=None, max_length=128)
-    phone: str | None = Field(default=None, max_length=40)
-    mobile: str | None = Field(default=None, max_length=40)
-    website: str | None = Medium
-    street: str | None = Medium
-    city: str | None = Short
-    state: str | None = Short
-    zip_code: str | None = Field(default=None, max_length=20)
-    country: str | None = Short
-    description: str | None = Field(default=None, max_length=32000)
 
-    @field_validator("first_name", "last_name", "company", "title", "phone", "mobile", "website", "street", "city", "state", "zip_code", "country")
+def _document_limits(schema: dict[str, Any]) -> None:
+    for name, limit in MAX_LENGTHS.items():
+        prop = schema.get("properties", {}).get(name, {})
+        for option in prop.get("anyOf", [prop]):
+            if option.get("type") == "string":
+                option["maxLength"] = limit
+
+
+class LeadFields(LeadData):
+    """The editable lead fields, every one optional; what each may hold is crm.domain.leads
+    (the check every writer passes), applied here too so the API answers 422 per field."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_limits)
+
+    @field_validator(*LEAD_FIELDS)
     @classmethod
-    def single_line(cls, value: str | None) -> str | None:
-        return _no_controls(value)
-
-    @field_validator("email")
-    @classmethod
-    def valid_email(cls, value: str | None) -> str | None:
-        value = _no_controls(value)
-        if value is None:
-            return None
-        try:
-            return checked_email(value)
-        except EmailNotValidError as exc:
-            raise ValueError(str(exc)) from None
+    def storable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        text = value.strip() if value is not None else ""
+        problem = value_problem(info.field_name or "", text) if text else None
+        if problem:
+            raise ValueError(problem)
+        return text or None
 
 
 class MessageRefIn(BaseModel):
@@ -103,7 +106,9 @@ class LeadUpdate(LeadFields):
     pass
 
 
-class LeadRead(LeadFields):
+class LeadRead(LeadData):
+    """A lead as stored: never re-validated, so a value stored under older rules still reads."""
+
     model_config = ConfigDict(from_attributes=True, extra="ignore")
 
     id: int
@@ -112,11 +117,6 @@ class LeadRead(LeadFields):
     owner_id: int | None
     created_at: datetime
     updated_at: datetime
-
-    @field_validator("email")
-    @classmethod
-    def valid_email(cls, value: str | None) -> str | None:  # stored values are shown as stored
-        return value
 
 
 class LeadSaved(BaseModel):

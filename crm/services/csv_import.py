@@ -14,15 +14,16 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from email_validator import EmailNotValidError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm.domain.csv_export import csv_text
 from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import InvalidInput
 from crm.domain.principal import Principal
-from crm.domain.rules import checked_email, normalise_email, normalise_unique_value
+from crm.domain.rules import normalise_email, normalise_unique_value
 from crm.services import custom_fields
 from crm.services.leads import clean_values, fill_empty_fields, unique_fields
 from crm.store import bulk
@@ -31,7 +32,6 @@ from crm.store.custom_fields import CustomField
 from crm.store.models import Lead, LeadUniqueKey
 
 BATCH = 1000
-MAX_LENGTHS = {"first_name": 100, "last_name": 100, "email": 320, "company": 255, "title": 128, "phone": 40, "mobile": 40, "website": 255, "street": 255, "city": 100, "state": 100, "zip_code": 20, "country": 100}
 # Header names people use, in both languages, for each lead field.
 HEADER_ALIASES = {
     "first_name": ("first name", "firstname", "given name", "名"), "last_name": ("last name", "lastname", "surname", "姓"),
@@ -55,11 +55,7 @@ class ImportReport:
         return {"created": self.created, "merged": self.merged, "skipped": self.skipped, "rejected": len(self.rejected), "committed": self.committed}
 
     def errors_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["line", "reason"])
-        writer.writerows(self.rejected)
-        return out.getvalue()
+        return csv_text([("line", "reason"), *self.rejected])
 
 
 def decode(data: bytes) -> str:
@@ -94,14 +90,28 @@ def header_mapping(header: list[str], explicit: Mapping[str, str] | None = None)
 def rows(text: str, explicit: Mapping[str, str] | None = None) -> Iterator[tuple[int, dict[str, str | None]]]:
     """(line number, lead values) per data row."""
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    header = next(_parsed(reader), None)
     if header is None:
         raise InvalidInput("the file is empty", code="empty_file")
     mapping = header_mapping(header, explicit)
-    for row in reader:
+    for row in _parsed(reader):
         if not any(cell.strip() for cell in row):
             continue
         yield reader.line_num, {name: (row[i] if i < len(row) else None) for i, name in mapping.items()}
+
+
+def _parsed(reader: Any) -> Iterator[list[str]]:
+    """The reader's rows; a file the csv module cannot read (a field over its 131,072
+    characters, a quote left open) is refused whole with its line: after such an error the
+    reader may be inside a quoted field, so no later row could be trusted."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidInput(f"line {reader.line_num}: not readable as CSV ({exc})", code="bad_csv") from None
+        yield row
 
 
 def _check_custom(custom: dict[str, str], defined: Mapping[str, CustomField]) -> str | None:
@@ -120,17 +130,9 @@ def _check_custom(custom: dict[str, str], defined: Mapping[str, CustomField]) ->
 
 
 def _check(values: dict[str, str | None]) -> str | None:
-    """Why a row cannot be a lead, or None."""
+    """Why a row of checked values cannot be a lead, or None."""
     if not any(values.get(f) for f in ("last_name", "first_name", "email", "company")):
         return "a lead needs at least a name, an email or a company"
-    for name, limit in MAX_LENGTHS.items():
-        if values.get(name) and len(values[name] or "") > limit:
-            return f"{name} is longer than {limit} characters"
-    if values.get("email"):
-        try:
-            values["email"] = checked_email(values["email"] or "")
-        except EmailNotValidError as exc:
-            return f"email: {exc}"
     return None
 
 
@@ -181,9 +183,12 @@ def import_leads(
     custom_later: list[tuple[int, dict[str, str]]] = []  # (index in batch, custom values)
 
     for line, raw in rows_in:
-        values = clean_values({k: v for k, v in raw.items() if k in LEAD_FIELDS})
         custom = {k[7:]: (v or "").strip() for k, v in raw.items() if k.startswith("custom:") and (v or "").strip()}
-        reason = _check(values) or _check_custom(custom, defined)
+        try:  # the same check as every other way a lead is written
+            values = clean_values({k: v for k, v in raw.items() if k in LEAD_FIELDS})
+            reason = _check(values) or _check_custom(custom, defined)
+        except InvalidInput as exc:
+            values, reason = {}, exc.detail
         if reason:
             report.rejected.append((line, reason))
         else:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import Conflict, InvalidInput, NotFound
+from crm.domain.leads import checked_values
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email, normalise_unique_value
 from crm.store.models import Contact, FieldSetting, Lead, LeadUniqueKey, MessageCapture
@@ -46,16 +47,9 @@ def lead_summary(lead: Lead) -> dict[str, object]:
 
 
 def clean_values(values: Mapping[str, object]) -> dict[str, str | None]:
-    """Only known fields; strings trimmed; blanks become None (a blank never clashes)."""
-    unknown = set(values) - set(LEAD_FIELDS)
-    if unknown:
-        raise InvalidInput(f"unknown lead fields: {', '.join(sorted(unknown))}")
-    out: dict[str, str | None] = {}
-    for name in LEAD_FIELDS:
-        value = values.get(name)
-        text = str(value).strip() if value is not None else ""
-        out[name] = text or None
-    return out
+    """Only known fields, each passing crm.domain.leads (InvalidInput otherwise); strings
+    trimmed; blanks become None (a blank never clashes). Every writer of leads calls this."""
+    return checked_values(values)
 
 
 def unique_fields(session: Session, organisation_id: int) -> frozenset[str]:
