@@ -279,3 +279,66 @@ def test_the_inbox_scan_applies_updates_that_arrive_later(client, receiver, dove
     assert second == {"messages": 1, "applied": 1, "last_uid": 3}
     assert occurrences(client, receiver)[0][0] == "2022-03-16T05:00:00+00:00"
     assert client.post("/api/v1/calendar/scan", headers=receiver.headers).json()["messages"] == 0
+
+
+def _request(uid: str, start: str, end: str) -> bytes:
+    return (
+        f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20220301T000000Z\r\nDTSTART{start}\r\n"
+        f"DTEND{end}\r\nORGANIZER:mailto:o@example.com\r\nATTENDEE:mailto:receiver@example.com\r\nSUMMARY:{uid}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+
+EXTREME = [
+    (":99991231T230000Z", ":99991231T235900Z"), (":00010101T000000Z", ":00010101T010000Z"), (";VALUE=DATE:99991231", ";VALUE=DATE:99991231"),
+    (";VALUE=DATE:00010101", ";VALUE=DATE:00010102"), (":99991231T230000", ":99991231T235900"), (";TZID=Asia/Tokyo:00010101T000000", ";TZID=Asia/Tokyo:00010101T010000"),
+    (":20220316T110000Z", ":99991231T235900Z"),
+]
+
+
+class TestDatesOutOfRange:
+    """Year 9999 or 0001 in an invitation: refused on the way in; a row stored before that
+    rule never breaks a read."""
+
+    @pytest.mark.parametrize(("start", "end"), EXTREME)
+    def test_such_an_event_is_unreadable_not_an_error(self, start: str, end: str) -> None:
+        invites, warnings = read_invites([CalendarObject(_request("far", start, end))])
+        assert invites == [] and warnings and warnings[0].startswith("unreadable_event:0:")
+
+    def test_no_invitation_can_be_made_with_one(self) -> None:
+        from datetime import UTC, datetime
+
+        from crm.domain.invites import DateOutOfRange, InviteDraft
+
+        with pytest.raises(DateOutOfRange):
+            InviteDraft(method="REQUEST", uid="x", sequence=0, dtstamp=None, start=datetime(9999, 12, 31, tzinfo=UTC))
+
+    def test_answering_one_through_the_api_is_a_404_and_the_calendar_still_reads(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        raw = b"From: o@example.com\r\nTo: receiver@example.com\r\nSubject: far\r\nMessage-ID: <far@example.com>\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\n"
+        uid = deliver(dovecot, imap_user, raw + _request("far", ":99991231T230000Z", ":99991231T235900Z"))
+        assert client.get("/api/v1/calendar/invitation", params={"uid": uid}, headers=receiver.headers).json()["invitations"] == []
+        answered = client.post("/api/v1/calendar/answer", json={"uid": uid, "partstat": "ACCEPTED"}, headers=receiver.headers)
+        assert answered.status_code == 404 and answered.json()["type"] == "no_invitation"
+        assert client.get("/api/v1/calendar/events", params=MARCH, headers=receiver.headers).status_code == 200
+
+    @pytest.mark.parametrize(("start", "end"), [("9999-12-31T00:00:00Z", "9999-12-31T23:59:59Z"), ("0001-01-01T00:00:00", "0001-01-02T00:00:00")])
+    def test_a_window_at_the_ends_of_time_is_a_400(self, client, receiver, start: str, end: str) -> None:  # type: ignore[no-untyped-def]
+        response = client.get("/api/v1/calendar/events", params={"start": start, "end": end}, headers=receiver.headers)
+        assert response.status_code == 400 and response.json()["type"] == "date_out_of_range"
+
+    def test_a_row_stored_with_year_9999_leaves_the_other_events_readable(self, client, receiver, runtime) -> None:  # type: ignore[no-untyped-def]
+        from datetime import UTC, datetime
+
+        from crm.domain.principal import Principal
+        from crm.store.calendar import CalendarEvent
+
+        principal = Principal(receiver.id, receiver.organisation_id, receiver.email)
+        with runtime.sessions.begin() as s:
+            calendar.answer(s, principal, read_invites([CalendarObject(_request("fine", ":20220316T110000Z", ":20220316T120000Z"))])[0][0], "ACCEPTED")
+            far = _request("far", ":99991231T230000Z", ":99991231T235900Z").decode()
+            s.add(CalendarEvent(  # as an earlier version stored it
+                organisation_id=receiver.organisation_id, user_id=receiver.id, uid="far", instance="", own_partstat="ACCEPTED", in_calendar=True, expanded=False,
+                start_utc=datetime(9999, 12, 31, 23, tzinfo=UTC), end_utc=datetime(9999, 12, 31, 23, 59, tzinfo=UTC), ics=far,
+            ))
+        events = client.get("/api/v1/calendar/events", params=MARCH, headers=receiver.headers)
+        assert events.status_code == 200 and [e["uid"] for e in events.json()] == ["fine"]
+        assert client.get("/api/v1/calendar/events", params=MARCH, headers=receiver.headers).json() == events.json()

@@ -6,8 +6,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from crm.domain.errors import InvalidInput
+
 INVITE_METHODS = ("REQUEST", "CANCEL", "REPLY", "ADD", "COUNTER", "DECLINECOUNTER", "REFRESH")
 PARTSTATS = ("ACCEPTED", "TENTATIVE", "DECLINED")
+# The years an event may have: far inside what datetime and the databases hold, so that the
+# calendar's expansion (three years ahead), its margins and any time zone stay computable.
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2199, 12, 31)
+
+
+class DateOutOfRange(InvalidInput):
+    code = "date_out_of_range"
+
+
+def in_range(value: date | datetime | None) -> bool:
+    """True for None and for dates and instants within EARLIEST..LATEST, read as written
+    (converting year 1 or 9999 to another zone is what overflows)."""
+    if value is None:
+        return True
+    return EARLIEST <= (value.date() if isinstance(value, datetime) else value) <= LATEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +75,13 @@ class InviteDraft:
     online_url: str | None = None
     ics: str = ""
     warnings: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # Bounded where every invitation is made: a stored event can then never hold a date
+        # that breaks a later read of the calendar.
+        for name in ("start", "end", "recurrence_id", "dtstamp"):
+            if not in_range(getattr(self, name)):
+                raise DateOutOfRange(f"the invitation's {name} is outside {EARLIEST.year}–{LATEST.year}")
 
     def attendee(self, email: str | None) -> Attendee | None:
         if not email:

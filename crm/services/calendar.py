@@ -9,6 +9,7 @@ tracked.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from crm.domain.errors import InvalidInput, NotFound
-from crm.domain.invites import PARTSTATS, InviteDraft
+from crm.domain.invites import EARLIEST, LATEST, PARTSTATS, InviteDraft, in_range
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email
 from crm.store.calendar import CalendarEvent, CalendarSetting, EventAttendee, EventOccurrence
@@ -27,6 +28,7 @@ from crm.store.models import Contact, Lead
 
 DESTINATIONS = ("crm", "none")
 MIN = datetime.min.replace(tzinfo=UTC)
+log = logging.getLogger("mailwidget.calendar")
 
 
 @dataclass
@@ -360,7 +362,15 @@ def refresh_occurrences(session: Session, principal: Principal) -> int:
     """Materialise the series changed since their last expansion; returns how many."""
     uids = session.scalars(select(CalendarEvent.uid).where(CalendarEvent.user_id == principal.user_id, CalendarEvent.expanded.is_(False)).distinct()).all()
     for uid in uids:
-        rebuild_occurrences(session, principal, uid)
+        try:
+            with session.begin_nested():
+                rebuild_occurrences(session, principal, uid)
+        except (OverflowError, ValueError, TypeError) as exc:
+            # A row stored before dates were bounded (year 9999…) must not break the user's
+            # calendar: that series shows no occurrences, the others do.
+            log.warning("series of event rows %s cannot be expanded: %s", [r.id for r in _rows(session, principal, uid)], type(exc).__name__)
+            for row in _rows(session, principal, uid):
+                row.expanded = True
     session.flush()
     return len(uids)
 
@@ -370,6 +380,8 @@ def list_occurrences(session: Session, principal: Principal, start: datetime, en
     materialised occurrences; all-day and floating ones compared by wall time)."""
     if end <= start:
         raise InvalidInput("end must be after start")
+    if not (in_range(start) and in_range(end)):
+        raise InvalidInput(f"the window must lie within the years {EARLIEST.year}–{LATEST.year}", code="date_out_of_range")
     refresh_occurrences(session, principal)
     zone = ZoneInfo(principal.time_zone)
     margin = timedelta(hours=14)  # wall times of all-day/floating events, in any zone
