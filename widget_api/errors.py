@@ -42,6 +42,9 @@ def body(request: Request, code: str, detail: str, **extra: object) -> dict[str,
     lang = language_of(request)
     out: dict[str, object] = {"type": code, "detail": translate(code, lang, default=detail, field=extra.get("field") or ""), "reason": detail}
     out.update({k: v for k, v in extra.items() if v is not None})
+    request_id = getattr(request.state, "request_id", None)  # set by widget_api.request_ids
+    if request_id:
+        out["request_id"] = request_id
     return out
 
 
@@ -81,9 +84,5 @@ def install(app: FastAPI) -> None:
         log.warning("database unavailable on %s %s", request.method, request.url.path)
         return JSONResponse(body(request, "database_unavailable", "the database is unavailable"), status_code=503, headers={"Retry-After": "5"})
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The transaction was rolled back by the session dependency; log the type only, since
-        # an exception's text may carry user data or a secret.
-        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
-        return JSONResponse(body(request, "internal_error", "internal error"), status_code=500)
+    # Any other exception: widget_api.request_ids answers 500 (the transaction was rolled
+    # back by the session dependency) and logs its type and the request id only.

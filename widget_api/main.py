@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from widget_api import errors, routes
 from widget_api.config import Settings
 from widget_api.deps import Runtime
+from widget_api.request_ids import RequestIds
 
 VERSION = "0.1.0"
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(title="Mail widget CRM backend", version=VERSION, lifespan=lifespan, docs_url="/docs")
     app.state.runtime = runtime
     errors.install(app)
+    app.add_middleware(RequestIds)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

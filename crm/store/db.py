@@ -16,9 +16,11 @@ def make_engine(url: str) -> Engine:
 
     SQLite gets WAL and a busy timeout so that concurrent saves wait for the writer instead of
     failing with "database is locked", and foreign keys on (off by default in SQLite).
+    Errors never carry the statement's parameters (`hide_parameters`): they are user data,
+    and an error's text may reach a log.
     """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -42,7 +44,7 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -18,7 +18,7 @@ def render_item(type_, obj, autogen_context):  # type: ignore[no-untyped-def]
 
 def run() -> None:
     url = config.get_main_option("sqlalchemy.url")
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)
     with engine.connect() as connection:
         # render_as_batch: SQLite cannot ALTER most things; batch mode rebuilds the table.
         context.configure(
