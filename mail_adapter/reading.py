@@ -29,10 +29,20 @@ def read_raw(raw: bytes, ctx: ReadContext, ref: MessageRef | None = None) -> Ope
     return read_parsed(parsed, ref or MessageRef(folder="", message_id=parsed.message_id), ctx, len(raw))
 
 
+# How much of the header block is judged: far more than real headers (long Received and
+# DKIM chains run to tens of kilobytes), still a bounded look at a 50 MB upload.
+HEADER_WINDOW = 1024 * 1024
+
+
 def looks_like_mail(raw: bytes) -> bool:
     """True when the bytes start with a header block (at least one `Name: value` line before
-    the blank line): `inspect` and the upload refuse anything else with a clear error."""
-    head = raw[:8192].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    the blank line): `inspect` and the upload refuse anything else with a clear error.
+    Only whole lines are judged: a window that ends inside the header block cuts its last
+    line, which says nothing about the message."""
+    window = raw[:HEADER_WINDOW].replace(b"\r\n", b"\n")
+    head, blank, _body = window.partition(b"\n\n")
+    if not blank and len(raw) > HEADER_WINDOW:
+        head = head.rpartition(b"\n")[0]
     lines = [ln for ln in head.split(b"\n") if ln and not ln[:1].isspace()]
     if not lines or b"\x00" in head[:512]:
         return False

@@ -154,3 +154,20 @@ class TestHtmlLines:
 
         markup = "<p>本日はありがとうございました。</p><table><tr><td>さくらソフト株式会社</td></tr><tr><td>小野 英樹</td></tr></table><p>以上</p>"
         assert html_to_text(markup) == "本日はありがとうございました。\n\nさくらソフト株式会社\n小野 英樹\n\n以上"
+
+
+class TestLooksLikeMail:
+    def test_headers_longer_than_eight_kilobytes(self) -> None:
+        from mail_adapter.reading import looks_like_mail
+
+        received = "".join(f"Received: from relay{i}.example.net (relay{i}.example.net [192.0.2.{i % 250}])\n\tby mx.example.com with ESMTPS id {i:08x}\n\tfor <rep@acme.example>; Mon, 2 Dec 2024 10:00:{i % 60:02d} +0900\n" for i in range(120))
+        raw = mail(received + "From: a@example.com\nSubject: hi\nDKIM-Signature: v=1; b=" + "A" * 5000 + "\n", b"body")
+        assert len(raw) > 8192 * 2 and looks_like_mail(raw)
+
+    def test_other_bytes_are_not_mail(self) -> None:
+        from mail_adapter.reading import looks_like_mail
+
+        assert not looks_like_mail(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+        assert not looks_like_mail(b"just some text\nwith lines\n\nand more")
+        assert not looks_like_mail(b"From: a@example.com\nthis line is no header\n\nbody")
+        assert looks_like_mail(b"From: a@example.com\nSubject: no body")
