@@ -112,11 +112,9 @@ class JunkFolder:
 
     def _select(self, client: IMAPClient, folder: str, readonly: bool) -> dict[bytes, object]:
         self.round_trips += 1
-        info: dict[bytes, object] = client.select_folder(folder, readonly=readonly)
-        # Tell the mailbox what is selected now, so it neither reuses a stale selection nor
-        # forgets to leave this one before a STATUS.
-        self.mailbox.note_selected(folder, readonly, info)
-        return info
+        # Through the mailbox, so it neither reuses a stale selection nor forgets to leave
+        # this one before a STATUS.
+        return self.mailbox.select_anew(client, folder, readonly=readonly)
 
     def _find(self, client: IMAPClient, message_id: str) -> list[int]:
         """UIDs of the selected folder's messages with this Message-ID, newest first."""

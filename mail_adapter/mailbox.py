@@ -188,19 +188,20 @@ class Mailbox:
         """Select `folder` (EXAMINE when readonly) unless it already is; returns UIDVALIDITY."""
         if self._selected and self._selected[0] == folder and (readonly or not self._selected[1]):
             return self._selected[2]
+        return int(self.select_anew(client, folder, readonly=readonly).get(b"UIDVALIDITY", 0))  # type: ignore[call-overload,no-any-return]
+
+    def select_anew(self, client: IMAPClient, folder: str, *, readonly: bool) -> dict[bytes, object]:
+        """SELECT (or EXAMINE) `folder` whatever is selected; returns the server's answer.
+        A folder that does not exist is MessageNotFound."""
+        self._selected = None  # a SELECT that fails leaves no folder selected (RFC 3501 §6.3.1)
         try:
-            info = client.select_folder(folder, readonly=readonly)
+            info: dict[bytes, object] = client.select_folder(folder, readonly=readonly)
         except IMAPClientError as exc:
             if isinstance(exc, CONNECTION_ERRORS):
                 raise
             raise MessageNotFound(f"folder {folder!r} does not exist", code="folder_not_found") from None
-        uidvalidity = int(info.get(b"UIDVALIDITY", 0))
-        self._selected = (folder, readonly, uidvalidity)
-        return uidvalidity
-
-    def note_selected(self, folder: str, readonly: bool, info: dict[bytes, object]) -> None:
-        """Called by writers that selected a folder themselves (they own the connection then)."""
         self._selected = (folder, readonly, int(info.get(b"UIDVALIDITY", 0)))  # type: ignore[call-overload]
+        return info
 
     @property
     def selection(self) -> tuple[str, bool, int] | None:
@@ -261,11 +262,8 @@ class Mailbox:
         UIDVALIDITY starts the scan over."""
 
         def op(c: IMAPClient) -> tuple[int, int, list[int]]:
-            self._selected = None
-            info = c.select_folder(folder, readonly=True)
-            validity = int(info.get(b"UIDVALIDITY", 0))
+            validity = int(self.select_anew(c, folder, readonly=True).get(b"UIDVALIDITY", 0))  # type: ignore[call-overload]
             since = since_uid if uidvalidity == validity else 0
-            self._selected = (folder, True, validity)
             uids = [u for u in search(c, ["UID", f"{since + 1}:*"]) if u > since]
             if not uids:
                 return validity, since, []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crm.domain.drafts import MessageRef, ReadContext
-from crm.domain.errors import MailboxAuthError, MailboxUnavailable
+from crm.domain.errors import MailboxAuthError, MailboxUnavailable, MessageNotFound
 from mail_adapter.mailbox import Mailbox, MailboxPool, MailboxSettings
 from tests.mails import business_mail
 
@@ -52,6 +52,26 @@ class TestDroppedConnection:
         assert proxy.cuts == 2
         proxy.reset()  # the server is back: the next read works without any restart
         assert box.open_message(MessageRef("INBOX", uid), CTX).ref.uid == uid
+
+
+class TestSelection:
+    def test_a_folder_that_does_not_exist_leaves_no_stale_selection(self, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        uid = dovecot.append(imap_user.name, "INBOX", business_mail())
+        box = Mailbox(settings(imap_user, imap_user.port))
+        assert box.open_message(MessageRef("INBOX", uid), ReadContext()).ref.uid == uid
+        with pytest.raises(MessageNotFound):
+            box.open_message(MessageRef("No such folder", 1), ReadContext())
+        assert box.open_message(MessageRef("INBOX", uid), ReadContext()).ref.uid == uid  # the failed SELECT left none selected
+
+    @pytest.mark.parametrize("message_id", ["<日本語@例え.jp>", "<a{5}(b)%c@x.example>", '<quote"back\\slash@x.example>'])
+    def test_any_message_id_is_searched_safely(self, dovecot, imap_user, message_id: str) -> None:  # type: ignore[no-untyped-def]
+        raw = f"From: a@x.example\r\nSubject: s\r\nMessage-ID: {message_id}\r\n\r\nhello\r\n".encode()
+        uid = dovecot.append(imap_user.name, "INBOX", raw)
+        box = Mailbox(settings(imap_user, imap_user.port))
+        opened = box.open_message(MessageRef("INBOX", message_id=message_id), ReadContext())
+        assert opened.ref.uid == uid and opened.message_id == message_id
+        with pytest.raises(MessageNotFound):
+            box.open_message(MessageRef("INBOX", message_id=message_id.replace("@", "-missing@")), ReadContext())
 
 
 class TestPool:

@@ -4,10 +4,12 @@ language. The domain → HTTP table lives here and only here."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,6 +30,7 @@ STATUS: list[tuple[type[e.DomainError], int]] = [
     (e.PermissionDenied, 403),
 ]
 UNAUTHENTICATED = {"invalid_token", "missing_token"}
+CODE_STATUS = {"payload_too_large": 413}  # codes more precise than their class
 HTTP_TYPES = {400: "bad_request", 401: "missing_token", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 
 
@@ -51,7 +54,54 @@ def body(request: Request, code: str, detail: str, **extra: object) -> dict[str,
 def status_of(exc: e.DomainError) -> int:
     if exc.code in UNAUTHENTICATED:
         return 401
+    if exc.code in CODE_STATUS:
+        return CODE_STATUS[exc.code]
     return next((status for cls, status in STATUS if isinstance(exc, cls)), 400)
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    message: str
+    kind: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer. `type` is a stable code, `detail` says it in the
+    user's language, `reason` in the server's English; the rest depends on the error."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    detail: str
+    reason: str | None = None
+    request_id: str | None = None
+    field: str | None = None
+    existing_id: int | None = None
+    existing: dict[str, Any] | None = None
+    errors: list[FieldErrorOut] | None = None
+
+
+MEANING = {
+    400: "the request makes no sense here, or the mail server refused the login",
+    401: "no API token, or one that is invalid or revoked",
+    403: "the user may not do this (administrators only)",
+    404: "not found in the user's organisation or mailbox",
+    409: "a unique rule or the stored state refuses it; nothing was written",
+    413: "the upload is too large",
+    422: "the request does not match the schema (`errors` says where)",
+    429: "too many requests with this token: wait for Retry-After seconds",
+    502: "the mail server could not be reached or refused the request",
+    503: "the database is unavailable: send the same request again after Retry-After seconds",
+}
+BEHIND_A_TOKEN = (401, 422, 503)
+
+
+def responses(*codes: int, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The error answers of a router's operations, for its `responses=`: the codes named
+    and, behind a token, 401, 422 and 503. One table, so the OpenAPI document and generated
+    clients know every error body."""
+    wanted = sorted(set(codes) | (set(BEHIND_A_TOKEN) if authenticated else set()))
+    return {code: {"model": ErrorOut, "description": MEANING[code]} for code in wanted}
 
 
 def install(app: FastAPI) -> None:

@@ -10,12 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import InvalidInput
 from crm.domain.leads import MAX_LENGTHS, value_problem
+from crm.store.base import MAX_COUNT, MAX_ID
 
-# Every id and count the API takes: SQLite's INTEGER and PostgreSQL's BIGINT hold 64 bits,
-# and a larger number would reach the driver as an OverflowError instead of a 422.
-MAX_ID = 2**63 - 1
+# Every id and count the API takes, bounded by what the database columns hold: a larger
+# number would reach the driver as an OverflowError (SQLite) or a DataError (PostgreSQL)
+# instead of being refused as a 422.
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Offset = Annotated[int, Field(ge=0, le=MAX_ID)]
+Offset = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 def _no_controls(value: str | None) -> str | None:

@@ -8,6 +8,12 @@ from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
+# Every id column is INTEGER: 32 bits signed on PostgreSQL (64 on SQLite). No row can
+# have a larger id, and PostgreSQL refuses a larger one in a query (DataError).
+MAX_ID = 2**31 - 1
+# OFFSET and LIMIT take BIGINT on both.
+MAX_COUNT = 2**63 - 1
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

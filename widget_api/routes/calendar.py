@@ -21,9 +21,10 @@ from mail_adapter.junk import diagnose_headers
 from mail_adapter.mailbox import is_loopback
 from mail_adapter.parsing import parse_addresses
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
+from widget_api.errors import responses
 from widget_api.schemas import Id, MessageRefIn
 
-router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
+router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"], responses=responses(400, 404, 502))
 
 
 class AnswerIn(MessageRefIn):

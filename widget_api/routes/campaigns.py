@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import campaigns
 from widget_api.deps import CurrentUser, SessionDep
+from widget_api.errors import responses
 from widget_api.schemas import Id, Offset
 
-router = APIRouter(tags=["campaigns"])
+router = APIRouter(tags=["campaigns"], responses=responses(400, 404, 409))
 BASE = "/api/v1/campaigns"
 
 

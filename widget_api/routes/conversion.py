@@ -8,9 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import conversion
 from widget_api.deps import AdminUser, CurrentUser, SessionDep
+from widget_api.errors import responses
 from widget_api.schemas import Id
 
-router = APIRouter(prefix="/api/v1", tags=["conversion"])
+router = APIRouter(prefix="/api/v1", tags=["conversion"], responses=responses(400, 403, 404, 409))
 
 
 class ConvertIn(BaseModel):

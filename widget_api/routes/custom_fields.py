@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import custom_fields
 from widget_api.deps import AdminUser, CurrentUser, SessionDep
+from widget_api.errors import responses
 from widget_api.schemas import Id
 
-router = APIRouter(prefix="/api/v1", tags=["custom fields"])
+router = APIRouter(prefix="/api/v1", tags=["custom fields"], responses=responses(400, 403, 404, 409))
 
 
 class FieldIn(BaseModel):

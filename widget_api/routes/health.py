@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from widget_api.deps import RuntimeDep
+from widget_api.errors import responses
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=responses(503, authenticated=False))
 
 
 @router.get("/api/v1/health")

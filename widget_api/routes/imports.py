@@ -10,8 +10,9 @@ from crm.domain.errors import InvalidInput
 from crm.services import csv_import
 from crm.store.db import refresh_statistics
 from widget_api.deps import CurrentUser, SessionDep
+from widget_api.errors import responses
 
-router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
+router = APIRouter(prefix="/api/v1/imports", tags=["imports"], responses=responses(400, 413, 429))
 MAX_BYTES = 100 * 1024 * 1024
 
 

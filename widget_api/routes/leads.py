@@ -8,14 +8,15 @@ from fastapi import APIRouter, Query, Response, status
 
 from crm.services import custom_fields, leads
 from widget_api.deps import CurrentUser, SessionDep
+from widget_api.errors import responses
 from widget_api.schemas import Id, LeadCreate, LeadPage, LeadRead, LeadSaved, LeadUpdate, Offset
 
-router = APIRouter(prefix="/api/v1/leads", tags=["leads"])
+router = APIRouter(prefix="/api/v1/leads", tags=["leads"], responses=responses(400, 404, 409))
 
 FIELDS_ONLY = {"message", "update_existing_id", "custom"}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={200: {"model": LeadSaved, "description": "already captured, or an existing lead updated"}, 409: {"description": "duplicate: nothing written"}})
+@router.post("", status_code=status.HTTP_201_CREATED, responses={200: {"model": LeadSaved, "description": "already captured, or an existing lead updated"}})
 def save(body: LeadCreate, response: Response, session: SessionDep, principal: CurrentUser) -> LeadSaved:
     values = body.model_dump(exclude=FIELDS_ONLY)
     key = body.message.key() if body.message else None

@@ -6,9 +6,10 @@ from fastapi import APIRouter, status
 
 from crm.services import mailboxes
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
+from widget_api.errors import responses
 from widget_api.schemas import Id, MailboxIn, MailboxRead
 
-router = APIRouter(prefix="/api/v1/mailboxes", tags=["mailboxes"])
+router = APIRouter(prefix="/api/v1/mailboxes", tags=["mailboxes"], responses=responses(400, 404, 429, 502))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -15,11 +15,11 @@ from crm.domain.principal import Principal
 from crm.services import leads, mailboxes
 from mail_adapter.reading import looks_like_mail, read_raw
 from widget_api.deps import CurrentUser, RuntimeDep
-from widget_api.errors import language_of
+from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
 from widget_api.schemas import DraftFieldOut, DraftOut, LeadRead, MessageOut, MessageRefIn, WarningOut
 
-router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
+router = APIRouter(prefix="/api/v1/messages", tags=["messages"], responses=responses(400, 404, 413, 429, 502))
 
 MAX_RAW_BYTES = 50 * 1024 * 1024
 

@@ -7,9 +7,10 @@ from fastapi import APIRouter
 from crm.domain.drafts import LEAD_FIELDS
 from crm.services import leads
 from widget_api.deps import AdminUser, CurrentUser, SessionDep
+from widget_api.errors import responses
 from widget_api.schemas import UniqueFieldIn
 
-router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
+router = APIRouter(prefix="/api/v1/settings", tags=["settings"], responses=responses(400, 403, 409))
 
 
 @router.get("/unique-fields")

@@ -12,11 +12,11 @@ from crm.domain.drafts import MessageRef
 from crm.services import mailboxes, spam
 from mail_adapter.junk import JunkFolder
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
-from widget_api.errors import language_of
+from widget_api.errors import language_of, responses
 from widget_api.explain import explain
 from widget_api.schemas import Id, MessageRefIn
 
-router = APIRouter(prefix="/api/v1/spam", tags=["spam"])
+router = APIRouter(prefix="/api/v1/spam", tags=["spam"], responses=responses(400, 403, 404, 409, 502))
 
 
 class WhitelistIn(BaseModel):

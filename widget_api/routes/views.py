@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from crm.domain.filters import Filter, SortKey
 from crm.services import views
 from widget_api.deps import CurrentUser, SessionDep
+from widget_api.errors import responses
 from widget_api.schemas import Id, LeadRead, Offset
 
-router = APIRouter(prefix="/api/v1/views", tags=["views"])
+router = APIRouter(prefix="/api/v1/views", tags=["views"], responses=responses(400, 404))
 
 
 class ViewIn(BaseModel):
