@@ -91,6 +91,8 @@ def walk_structure(bs: Any, section: str = "", nested: int = 0, depth: int = 0) 
         for i, child in enumerate(bs[0]):
             yield from walk_structure(child, f"{section}.{i + 1}".lstrip("."), nested, depth + 1)
         return
+    if len(bs) < 2:
+        return  # not even a type and subtype: a broken server's answer, nothing to fetch
     here = section or "1"
     ctype = f"{_s(bs[0]).lower()}/{_s(bs[1]).lower()}"
     params = _params(bs[2]) if len(bs) > 2 else {}

@@ -51,3 +51,10 @@ class TestWanted:
     def test_garbage_gives_nothing(self) -> None:
         assert wanted_parts(None) == ([], [])
         assert wanted_parts(()) == ([], [])
+
+
+def test_a_broken_bodystructure_gives_nothing_to_fetch() -> None:
+    from mail_adapter.structure import wanted_parts
+
+    for broken in ([None], [b"TEXT"], [[[b"TEXT"]], b"MIXED"], [[], b"MIXED"], [[None, [b"TEXT"]]]):
+        assert wanted_parts(broken) == ([], [])
