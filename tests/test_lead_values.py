@@ -122,3 +122,29 @@ class TestCsvExport:
             report = csv_import.import_leads(s, principal_of(member), csv_import.rows("会社名\n山田商事\n"), all_or_nothing=False)
         rows = list(csv.reader(io.StringIO(report.errors_csv())))
         assert rows[1][0] == "2" and rows[1][1].startswith("'=HYPERLINK")
+
+
+class TestNoNulIsStored:
+    """PostgreSQL cannot hold a NUL in text; the store refuses it for every statement, on
+    both databases, as the user's bad input."""
+
+    def test_any_text_with_nul_is_a_400(self, client, admin, member) -> None:  # type: ignore[no-untyped-def]
+        lead_id = client.post("/api/v1/leads", json={"last_name": "山田", "company": "山田商事"}, headers=member.headers).json()["lead"]["id"]
+        client.post("/api/v1/custom-fields", json={"key": "note", "type": "text"}, headers=admin.headers)
+        for method, url, body in [
+            ("POST", "/api/v1/campaigns", {"name": "秋\x00"}),
+            ("POST", "/api/v1/views", {"name": "v\x00"}),
+            ("PUT", f"/api/v1/leads/{lead_id}/custom", {"note": "a\x00b"}),
+            ("POST", f"/api/v1/leads/{lead_id}/conversion", {"create_deal": True, "deal_name": "案件\x00"}),
+        ]:
+            response = client.request(method, url, json=body, headers=member.headers)
+            assert response.status_code == 400 and response.json()["type"] == "nul_character", (url, response.text)
+        assert client.get("/api/v1/leads", params={"email": "a\x00@x.example"}, headers=member.headers).status_code == 400
+        assert client.get(f"/api/v1/leads/{lead_id}/conversion", headers=member.headers).json()["converted"] is None
+
+    def test_a_csv_custom_value_with_nul_is_a_rejected_row(self, runtime, admin, member) -> None:  # type: ignore[no-untyped-def]
+        with runtime.sessions.begin() as s:
+            custom_fields.define(s, Principal(admin.id, admin.organisation_id, admin.email, "admin"), "note", "Note", "text")
+        with runtime.sessions.begin() as s:
+            report = csv_import.import_leads(s, principal_of(member), csv_import.rows('会社名,備考欄\n山田商事,"a\x00b"\n高橋商事,ok\n', {"備考欄": "custom:note"}), all_or_nothing=False)
+        assert report.created == 1 and report.rejected[0][0] == 2

@@ -63,6 +63,8 @@ def typed_value(field: CustomField, value: object) -> tuple[str | None, float | 
         except ValueError:
             raise InvalidInput(f"{field.key}: not a date (YYYY-MM-DD)") from None
     text = str(value).strip()[:1000]
+    if "\x00" in text:  # refused by the store anyway; here a CSV row gets it as its reason
+        raise InvalidInput(f"{field.key}: text with a NUL character cannot be stored", code="nul_character")
     if field.type == "picklist" and text not in field.options:
         raise InvalidInput(f"{field.key}: {text!r} is not one of the options")
     return text, None, None

@@ -8,7 +8,20 @@ from typing import Any
 from sqlalchemy import ARRAY, BigInteger, ColumnElement, Engine, Text, any_, bindparam, cast, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm.domain.errors import InvalidInput
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _refuse_nul(_conn, _cursor, _statement, parameters, _context, _executemany):  # type: ignore[no-untyped-def]
+    """No text with a NUL character is ever stored: PostgreSQL cannot hold one (the driver
+    fails mid-request), and in SQLite it would break every export. Checked here, where every
+    statement of every writer passes, it is the user's bad input (400), not a 500."""
+    rows = parameters if isinstance(parameters, (list, tuple)) and parameters and isinstance(parameters[0], (dict, list, tuple)) else [parameters]
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row or ()
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise InvalidInput("text with a NUL character cannot be stored", code="nul_character")
 
 
 def make_engine(url: str) -> Engine:
@@ -43,8 +56,10 @@ def make_engine(url: str) -> Engine:
             # committed; this one waits its turn (busy_timeout) instead.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
