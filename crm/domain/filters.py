@@ -70,16 +70,10 @@ class Equals(_Condition):
         return [self.value]
 
 
-class Contains(_Condition):
-    op: Literal["contains"]
-    value: Text
+class TextMatch(_Condition):
+    """contains / starts_with: a text pattern, matched literally (no wildcards)."""
 
-    def values(self) -> list[str | float]:
-        return [self.value]
-
-
-class StartsWith(_Condition):
-    op: Literal["starts_with"]
+    op: Literal["contains", "starts_with"]
     value: Text
 
     def values(self) -> list[str | float]:
@@ -118,8 +112,8 @@ class Group(_Node):
         return self
 
 
-Condition = Equals | Contains | StartsWith | IsEmpty | In | Between
-Filter = Annotated[Group | Equals | Contains | StartsWith | IsEmpty | In | Between, Field(discriminator="op")]
+Condition = Equals | TextMatch | IsEmpty | In | Between
+Filter = Annotated[Group | Equals | TextMatch | IsEmpty | In | Between, Field(discriminator="op")]
 Group.model_rebuild()
 
 

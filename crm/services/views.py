@@ -28,10 +28,8 @@ def _escape(text: str) -> str:
 def _compare(column: Any, node: f.Condition, values: list[Any]) -> ColumnElement[bool]:
     if isinstance(node, f.Equals):
         return column == values[0]
-    if isinstance(node, f.Contains):
-        return column.like(f"%{_escape(values[0])}%", escape="\\")
-    if isinstance(node, f.StartsWith):
-        return column.like(f"{_escape(values[0])}%", escape="\\")
+    if isinstance(node, f.TextMatch):
+        return column.like(f"{'%' if node.op == 'contains' else ''}{_escape(values[0])}%", escape="\\")
     if isinstance(node, f.In):
         return column.in_(values)
     assert isinstance(node, f.Between)
@@ -40,7 +38,7 @@ def _compare(column: Any, node: f.Condition, values: list[Any]) -> ColumnElement
 
 def _typed_values(field: CustomField, node: f.Condition) -> list[Any]:
     """The condition's values as the custom field's column holds them."""
-    if field.type in ("number", "date") and isinstance(node, (f.Contains, f.StartsWith)):
+    if field.type in ("number", "date") and isinstance(node, f.TextMatch):
         raise InvalidInput(f"{field.key}: {node.op} applies to text fields only")
     out: list[Any] = []
     for value in node.values():
