@@ -262,11 +262,11 @@ def test_a_billion_occurrence_rrule_is_bounded(runtime, org) -> None:  # type: i
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:b\r\nDTSTAMP:20220301T000000Z\r\nDTSTART:20220301T000000Z\r\n"
         "DTEND:20220301T000001Z\r\nRRULE:FREQ=SECONDLY;COUNT=1000000000\r\nORGANIZER:mailto:o@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     )
-    start = time.perf_counter()
+    start = time.process_time()  # CPU, not wall time: a machine shared with other runs does not make it fail
     with runtime.sessions.begin() as s:
         calendar.answer(s, principal, read_invites([CalendarObject(ics.encode())])[0][0], "ACCEPTED")
         got = calendar.list_occurrences(s, principal, datetime(2022, 3, 1, tzinfo=UTC), datetime(2023, 3, 1, tzinfo=UTC))
-    assert len(got) == calendar.MAX_OCCURRENCES and time.perf_counter() - start < 10
+    assert len(got) == calendar.MAX_OCCURRENCES and time.process_time() - start < 10
 
 
 def test_the_inbox_scan_applies_updates_that_arrive_later(client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]

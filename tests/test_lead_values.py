@@ -96,7 +96,7 @@ class TestReadsTolerateStoredRows:
             s.execute(
                 insert(Lead),
                 [{"organisation_id": member.organisation_id, "owner_id": member.id, "source": "csv_import", "status": "open", "company": "改行\nあり",
-                  "title": "t" * 500, "email": "not an address", "created_at": now, "updated_at": now}],
+                  "description": "d" * 40000, "email": "not an address", "created_at": now, "updated_at": now}],
             )
         listed = client.get("/api/v1/leads", headers=member.headers)
         assert listed.status_code == 200 and listed.json()["items"][0]["company"] == "改行\nあり"
