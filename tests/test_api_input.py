@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import event
 
 from tests.factories import connect_mailbox, make_org, make_user
+from tests.test_parsing import long_headers
 from tests.test_spam import mail
 
 HUGE = [2**31, 2**63, 2**64 + 1, 10**30]
@@ -83,11 +84,11 @@ def _deep(levels: int) -> bytes:
     return head + b"--b0\r\nContent-Type: text/plain\r\n\r\nYamada\r\n" + opening + b"--b%d\r\nContent-Type: text/plain\r\n\r\nx\r\n" % (levels - 1) + closing
 
 
-@pytest.mark.parametrize("raw", [_deep(950), _deep(3000), b"Received: from x\r\n\tby y; " + b"z" * 20000 + b"\r\nFrom: a@customer.co.jp\r\nSubject: long\r\n\r\nbody"], ids=["950-deep", "3000-deep", "long-headers"])
+@pytest.mark.parametrize("raw", [_deep(950), _deep(3000), long_headers(8189)], ids=["950-deep", "3000-deep", "long-headers"])
 def test_the_raw_upload_reads_hostile_mime(client, member, raw: bytes) -> None:  # type: ignore[no-untyped-def]
     response = client.post("/api/v1/messages/draft/raw", content=raw, headers={**member.headers, "Content-Type": "message/rfc822"})
     assert response.status_code == 200, response.text
-    assert response.json()["message"]["subject"] in ("deep", "long")
+    assert response.json()["message"]["subject"] in ("deep", "long headers")
 
 
 def test_the_openapi_document_lists_every_error_answer(client) -> None:  # type: ignore[no-untyped-def]
