@@ -7,15 +7,17 @@ person of a web form), then their fields from the headers and their signature.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
 
-from crm.domain.drafts import DraftField, LeadDraft, ReadContext
+from crm.domain.drafts import FORWARDED, QUOTED, SENDER, DraftField, DraftPerson, LeadDraft, ReadContext
 from crm.domain.rules import email_domain, is_free_mail, normalise_email
 from mail_adapter import contact_lines as cl
 from mail_adapter.automated import automated_reasons, is_noreply
 from mail_adapter.names import clean_display, family_first, from_local_part, has_cjk, looks_like_name_line, same_person, split_name
-from mail_adapter.parsing import ParsedMessage, parse_addresses
-from mail_adapter.quotes import inline_forward, own_text
+from mail_adapter.parsing import ParsedMessage
 from mail_adapter.signature import signature_lines
+from mail_adapter.zones import FORWARDED as FORWARDED_ZONE
+from mail_adapter.zones import OWN, Segment, own_of, segments
 from mail_adapter.webforms import form_fields, is_form
 
 HEADER, SIGNATURE, FORM, DOMAIN, BODY = "header", "signature", "form", "domain", "body"
@@ -45,22 +47,6 @@ def _region(email: str | None, ctx: ReadContext) -> str:
         if tld in _CCTLD_REGION:
             return _CCTLD_REGION[tld]
     return ctx.default_region
-
-
-def _person_from_forward(msg: ParsedMessage, ctx: ReadContext) -> tuple[str, str, str] | None:
-    """(display name, email, text) of a forwarded original when a colleague forwarded it."""
-    sender = msg.from_[0].email if msg.from_ else ""
-    if not sender or email_domain(sender) not in ctx.own_domains:
-        return None
-    for inner in msg.forwarded:
-        if inner.from_ and email_domain(inner.from_[0].email) not in ctx.own_domains:
-            return inner.from_[0].name, inner.from_[0].email, inner.text
-    forward = inline_forward(msg.text)
-    if forward:
-        addresses = parse_addresses([forward.from_value])
-        if addresses and addresses[0].email and email_domain(addresses[0].email) not in ctx.own_domains:
-            return addresses[0].name, addresses[0].email, forward.text
-    return None
 
 
 def _read_form(draft: _Draft, fields: dict[str, str], region: str) -> None:
@@ -193,30 +179,111 @@ def _cjk_names(line: str) -> list[str]:
     return out
 
 
+_FORWARD_SUBJECT = re.compile(r"^\s*(?:(?:re|aw|sv)\s*:\s*)*(?:fw|fwd|fwd?\.|tr|wg|rv|転送|転送\s*:)\s*[:：]?", re.I)
+_SHORT_NOTE_WORDS = 12  # "FYI", "Please handle", "Per my voicemail." — not a message of one's own
+MAX_ALTERNATIVES = 3
+FORM = "form"
+
+
+@dataclass(frozen=True)
+class _Person:
+    """Someone a draft can be about: their header name and address, their own text (the
+    zone under their header), and the texts of their earlier messages quoted further down."""
+
+    role: str
+    display: str
+    email: str
+    text: str
+    line: str | None
+    evidence: tuple[str, ...]
+    earlier: tuple[str, ...] = ()
+
+
+def own_domain(email: str | None, ctx: ReadContext) -> bool:
+    """Whether an address is the reader's organisation's (a subdomain counts: ect.enron.com)."""
+    if not email:
+        return False
+    domain = email_domain(email)
+    return any(domain == d or domain.endswith("." + d) for d in ctx.own_domains if d)
+
+
+def _words(text: str, sender: _Person) -> int:
+    """Words of a forwarder's note, not counting their name signed under it."""
+    names = {w.lower() for w in re.split(r"[\s,]+", sender.display) if w} | {sender.email.split("@")[0].lower()}
+    return sum(1 for w in re.findall(r"[^\W\d_]+", text) if w.lower() not in names)
+
+
+def _people(msg: ParsedMessage, segs: list[Segment], sender_email: str) -> list[_Person]:
+    """The other people of the message with an address, in order: the senders of attached
+    originals, then of each quoted or forwarded zone; one entry per address, their later
+    zones kept as `earlier` texts."""
+    found: dict[str, _Person] = {}
+    for inner in msg.forwarded:
+        if inner.from_ and inner.from_[0].email and inner.from_[0].email != sender_email:
+            a = inner.from_[0]
+            found.setdefault(a.email, _Person(FORWARDED, a.name, a.email, own_of(segments(inner.text)), f"From: {a.name} <{a.email}>" if a.name else f"From: {a.email}", ("forwarded_message",)))
+    for seg in segs:
+        if seg.kind == OWN or seg.person is None or not seg.person.email:
+            continue
+        email = normalise_email(seg.person.email) or ""
+        if not email:
+            continue
+        if email in found:
+            old = found[email]
+            found[email] = _Person(old.role, old.display or seg.person.name, email, old.text, old.line, old.evidence, (*old.earlier, seg.body))
+            continue
+        role = FORWARDED if seg.kind == FORWARDED_ZONE else QUOTED
+        found[email] = _Person(role, seg.person.name, email, seg.body, seg.person.line, ("forwarded_message",) if role == FORWARDED else ("quoted_reply",))
+    return [p for e, p in found.items() if e != sender_email]
+
+
 def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
-    draft = _Draft()
-    warnings: list[str] = []
-    display, email, text = "", "", msg.text
-    if msg.from_:
-        display, email = msg.from_[0].name, msg.from_[0].email
-    forwarded = _person_from_forward(msg, ctx)
-    if forwarded:
-        display, email, text = forwarded
-    region = _region(email, ctx)
-    own = own_text(text)
+    """The draft of the person the message is about, with the other people of the message
+    as alternatives. Every field of a draft comes from one person: their header and the
+    zone of the body under it (or their own earlier messages quoted below)."""
+    forward_hint = bool(_FORWARD_SUBJECT.match(msg.subject or ""))
+    segs = segments(msg.text, forward_hint=forward_hint)
+    own = own_of(segs)
+    display, email = (msg.from_[0].name, msg.from_[0].email) if msg.from_ else ("", "")
 
     form = form_fields(own)
-    if not forwarded and is_form(form) and (is_noreply(email) or automated_reasons(msg) or normalise_email(form.get("email", "")) != email):
-        _read_form(draft, form, region)
-        return LeadDraft(fields=draft.fields, warnings=())
+    if is_form(form) and (is_noreply(email) or automated_reasons(msg) or normalise_email(form.get("email", "")) != email):
+        draft = _Draft()
+        _read_form(draft, form, _region(normalise_email(form.get("email", "")), ctx))
+        submitter = DraftPerson(FORM, form.get("name") or None, draft.fields["email"].value if "email" in draft.fields else None, ("form_submitter",), None)
+        return LeadDraft(fields=draft.fields, warnings=(), person=submitter)
 
-    reasons = automated_reasons(msg)
-    if reasons:
-        warnings.append("automated_sender")
-    if not email:
-        warnings.append("no_sender")
-    else:
-        draft.put("email", email, HEADER, 1.0, f"From: {display} <{email}>" if display else f"From: {email}")
+    sender_line = (f"From: {display} <{email}>" if display else f"From: {email}") if email else None
+    earlier = tuple(s.body for s in segs if s.kind != OWN and s.person and s.person.email and normalise_email(s.person.email) == email)
+    sender = _Person(SENDER, display, email, own, sender_line, ("from_header",), earlier)
+    others = _people(msg, segs, email)
+    chosen, alternatives = sender, others
+    forwarded = msg.forwarded or forward_hint or any(s.kind == FORWARDED_ZONE for s in segs)
+    if email and own_domain(email, ctx) and forwarded and _words(own, sender) <= _SHORT_NOTE_WORDS:
+        # A colleague's forward of someone else's mail with no message of their own: the
+        # lead a rep wants is the forwarded person, never the colleague.
+        original = next((p for p in others if p.role == FORWARDED and not own_domain(p.email, ctx)), None)
+        if original is not None:
+            chosen = _Person(FORWARDED, original.display, original.email, original.text, original.line,
+                             ("sender_in_own_domain", "forwarded_message", "short_note", "forwarded_from_outside"), original.earlier)
+            alternatives = [sender, *[p for p in others if p is not original]]
+    draft = _read_person(chosen, msg, ctx)
+    alts = tuple(_read_person(p, msg, ctx) for p in alternatives if p.email and p.email != ctx.user_email and not (p.role != SENDER and own_domain(p.email, ctx)))
+    return replace(draft, alternatives=alts[:MAX_ALTERNATIVES])
+
+
+def _read_person(person: _Person, msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
+    draft = _Draft()
+    warnings: list[str] = []
+    display, email = person.display, person.email
+    region = _region(email, ctx)
+    if person.role == SENDER:
+        if automated_reasons(msg):
+            warnings.append("automated_sender")
+        if not email:
+            warnings.append("no_sender")
+    if email:
+        draft.put("email", email, HEADER, 1.0, person.line)
     first, last = split_name(display) if display else (None, None)
     first, last = family_first(first, last, email) if email else (first, last)
     if not first and not last and email:
@@ -227,19 +294,42 @@ def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
         draft.put("first_name", first, HEADER, 0.9, display)
         draft.put("last_name", last, HEADER, 0.9, display)
 
-    lines, _how = signature_lines(own)
     domain = email_domain(email) if email and not is_free_mail(email) else None
+    lines, _how = signature_lines(person.text)
     _read_signature(draft, lines, display or None, region, ctx.own_domains, domain)
     if display:
         _signature_name_override(draft, lines, display)
+    for text in person.earlier:
+        # Their own earlier message quoted below: its signature fills what this one lacks.
+        earlier = _Draft()
+        earlier_lines, _ = signature_lines(text)
+        _read_signature(earlier, earlier_lines, display or None, region, ctx.own_domains, domain)
+        for name, value in earlier.fields.items():
+            if name not in draft.fields and name not in ("first_name", "last_name"):
+                draft.fields[name] = DraftField(value.value, value.source, round(value.confidence - 0.1, 2), value.line)
     company_note = re.search(r"[(（]([^()（）]{2,60})[)）]", display or "")
     if company_note and "company" not in draft.fields:  # "Mark Davis (Pinnacle Roofing)"
         found = cl.company_in(company_note.group(1)) or (cl.company_by_name(company_note.group(1), domain) or (None,))[0]
         draft.put("company", found, HEADER, 0.7, display)
     if "company" not in draft.fields:
-        m = _GREETING_COMPANY.search(cl.expand_abbreviations(own[:600]))
+        m = _GREETING_COMPANY.search(cl.expand_abbreviations(person.text[:600]))
         if m:
             draft.put("company", m.group(1), BODY, 0.75, m.group(0))
-    if email and not is_free_mail(email) and email_domain(email) not in ctx.own_domains:
-        draft.put("website", f"https://{email_domain(email)}", DOMAIN, 0.5, email)
-    return LeadDraft(fields=draft.fields, warnings=tuple(warnings))
+    if email and not is_free_mail(email) and not own_domain(email, ctx):
+        site = site_of(email_domain(email))
+        draft.put("website", f"https://{site}", DOMAIN, 0.5, email)
+    who = DraftPerson(person.role, clean_display(display) or None, email or None, person.evidence, person.line)
+    return LeadDraft(fields=draft.fields, warnings=tuple(warnings), person=who)
+
+
+# Second-level labels under which a country's registrations sit (example.co.jp, x.com.au).
+_SECOND_LEVEL = frozenset("co com ac ne or go gov edu net org lg ad ed gr mil nom ltd plc sch".split())
+
+
+def site_of(domain: str) -> str:
+    """The organisation's site for a mail domain: mail hosts under it dropped
+    (ms1.lga2.nytimes.com → nytimes.com, zia.stanford.edu → stanford.edu), a country's
+    second level kept (example.co.jp)."""
+    labels = domain.lower().split(".")
+    keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL else 2
+    return ".".join(labels[-keep:])

@@ -9,6 +9,7 @@ import unicodedata
 
 from mail_adapter.contact_lines import JA_BUSINESS_ENDINGS
 from mail_adapter.names import has_cjk
+from mail_adapter.zones import own_text
 
 MAX_LINES = 16
 
@@ -77,9 +78,11 @@ def _cut_footer_and_disclaimer(lines: list[str]) -> list[str]:
     return lines
 
 
-def signature_lines(own: str) -> tuple[list[str], str]:
+def signature_lines(text: str) -> tuple[list[str], str]:
     """The signature's lines (trimmed, blank lines dropped) and how it was found:
-    "delimiter", "signoff", "trailing" or "" when no block was found."""
+    "delimiter", "signoff", "trailing" or "" when no block was found. Only the writer's own
+    zone of `text` is read (zones.own_text): nothing under a quoted or forwarded header."""
+    own = own_text(text)
     lines = [unicodedata.normalize("NFC", ln.rstrip()) for ln in own.splitlines()]
     lines = _cut_footer_and_disclaimer(lines)
     while lines and not lines[-1].strip():

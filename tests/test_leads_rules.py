@@ -9,7 +9,7 @@ from mail_adapter import contact_lines as cl
 from mail_adapter.leads import extract_lead
 from mail_adapter.names import split_name
 from mail_adapter.parsing import parse_message
-from mail_adapter.quotes import own_text
+from mail_adapter.zones import own_text
 from mail_adapter.signature import signature_lines
 
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from mail_adapter.parsing import parse_message
-from mail_adapter.quotes import own_text
+from mail_adapter.zones import own_text
 from mail_adapter.signature import signature_lines
 
 REPLIES = Path(__file__).parent / "data" / "corpora" / "replies" / "talon_standard_replies"
