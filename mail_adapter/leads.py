@@ -275,7 +275,7 @@ def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
 def _read_person(person: _Person, msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
     draft = _Draft()
     warnings: list[str] = []
-    display, email = person.display, person.email
+    display, email = _person_name(person.display, person.email), person.email
     region = _region(email, ctx)
     if person.role == SENDER:
         if automated_reasons(msg):
@@ -295,10 +295,19 @@ def _read_person(person: _Person, msg: ParsedMessage, ctx: ReadContext) -> LeadD
         draft.put("last_name", last, HEADER, 0.9, display)
 
     domain = email_domain(email) if email and not is_free_mail(email) else None
-    lines, _how = signature_lines(person.text)
+    header_name = display or " ".join(p for p in from_local_part(email) if p) if email else display
+    lines, _how = signature_lines(person.text, header_name)
+    if _someone_elses(lines, header_name, email):
+        lines = []
     _read_signature(draft, lines, display or None, region, ctx.own_domains, domain)
     if display:
         _signature_name_override(draft, lines, display)
+    _fuller_signed_name(draft, lines)
+    if "first_name" not in draft.fields:
+        first, family, line = _signed_name(person.text)
+        draft.put("first_name", first, SIGNATURE, 0.5, line)
+        if "last_name" not in draft.fields:
+            draft.put("last_name", family, SIGNATURE, 0.5, line)
     for text in person.earlier:
         # Their own earlier message quoted below: its signature fills what this one lacks.
         earlier = _Draft()
@@ -315,11 +324,85 @@ def _read_person(person: _Person, msg: ParsedMessage, ctx: ReadContext) -> LeadD
         m = _GREETING_COMPANY.search(cl.expand_abbreviations(person.text[:600]))
         if m:
             draft.put("company", m.group(1), BODY, 0.75, m.group(0))
-    if email and not is_free_mail(email) and not own_domain(email, ctx):
-        site = site_of(email_domain(email))
-        draft.put("website", f"https://{site}", DOMAIN, 0.5, email)
+    if email and not is_free_mail(email) and not own_domain(email, ctx) and _site_is_theirs(email, draft):
+        draft.put("website", f"https://{site_of(email_domain(email))}", DOMAIN, 0.5, email)
     who = DraftPerson(person.role, clean_display(display) or None, email or None, person.evidence, person.line)
     return LeadDraft(fields=draft.fields, warnings=tuple(warnings), person=who)
+
+
+def _person_name(display: str, email: str) -> str:
+    """The header's display name when it names a person: not the address's local part
+    again ("JBennett" <jbennett@…>, "vkaminski"), not initials ("MBD")."""
+    text = clean_display(display) if display else ""
+    if not text:
+        return ""
+    squashed = re.sub(r"[^a-z]", "", text.lower())
+    local = re.sub(r"[^a-z]", "", email.split("@")[0].lower()) if email else ""
+    if " " not in text.strip() and "," not in text and (squashed == local or (text.isupper() and len(text) <= 4)):
+        return ""
+    return display
+
+
+def _someone_elses(lines: list[str], name: str, email: str) -> bool:
+    """A block of someone else's details pasted as the text ("JOSEPH KOOTHRAPPALLY / (713)
+    853-6819 / jkoothr@…"): it names another address and opens with another person's name."""
+    if not lines or not email:
+        return False
+    local = email.split("@")[0].lower()
+    others = [a for ln in lines for a in re.findall(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", ln) if a.split("@")[0].lower() != local]
+    first = lines[0]
+    return bool(others) and looks_like_name_line(first.title() if first.isupper() else first) and not (name and same_person(first, name))
+
+
+def _fuller_signed_name(draft: _Draft, lines: list[str]) -> None:
+    """ "Daniel M. Wall" signed under "Wall, Dan": the signature's fuller form of the same
+    first name wins over the header's short one (never a different person's name)."""
+    first, last = draft.fields.get("first_name"), draft.fields.get("last_name")
+    if not first or not last or first.source != HEADER:
+        return
+    for line in lines[:4]:
+        candidate = re.split(r"\s*[|｜,]\s*", line)[0]
+        if not looks_like_name_line(candidate):
+            continue
+        f, l = split_name(candidate)
+        if f and l and l.lower() == last.value.lower() and f.lower() != first.value.lower() and len(f) > len(first.value) and f[0].lower() == first.value[0].lower():
+            draft.put("first_name", f, SIGNATURE, 0.92, line)
+            return
+
+
+_LONE_NAME = re.compile(r"^\s*([A-Z][a-z]{1,14})\s*$")
+
+
+def _signed_name(text: str) -> tuple[str | None, str | None, str]:
+    """(first, last, line) of a name alone on the last line of the writer's text ("Jeanne
+    Bennett", "Rob"), when neither the header nor the signature gave a name."""
+    last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")
+    m = _LONE_NAME.match(last)
+    if m:
+        return (m.group(1), None, last) if m.group(1).lower() not in _NOT_NAMES else (None, None, last)
+    if 2 <= len(last.split()) <= 3 and looks_like_name_line(last) and not cl.company_by_name(last, None) and not cl.title_in(last):
+        first, family = split_name(last)
+        return first, family, last
+    return None, None, last
+
+
+_NOT_NAMES = frozenset("thanks thank cheers regards best yes no ok okay fyi sorry hi hello dear all team".split())
+
+
+def _site_is_theirs(email: str, draft: _Draft) -> bool:
+    """Whether the mail domain is the person's organisation's site: not a mailbox service
+    ("…mail…" in its name: onlinemailbox.net), and not contradicted by the company their
+    signature names ("Edson + Modisette" writing from ns.net)."""
+    label = site_of(email_domain(email)).split(".")[0]
+    if "mail" in label:
+        return False
+    company = draft.fields.get("company")
+    if company is None or company.source != SIGNATURE or has_cjk(company.value):
+        return True  # a kanji name says nothing about a romanised domain
+    squashed = re.sub(r"[^a-z0-9]", "", company.value.lower().replace("&", "and"))
+    initials = "".join(w[0] for w in re.findall(r"[A-Za-z]+", company.value)).lower()
+    parts = [p for p in label.split("-") if len(p) >= 3]
+    return len(label) < 3 or any(p[:5] in squashed for p in parts) or label in initials or initials.startswith(label)
 
 
 # Second-level labels under which a country's registrations sit (example.co.jp, x.com.au).

@@ -71,17 +71,79 @@ def _own(block: list[str]) -> list[str]:
     return [ln for ln in block if not _SOMEONE_ELSE.match(ln)]
 
 
+# The list of attachments a client writes under the text ("(See attached file: a.doc)",
+# " - a.doc", "<<a.doc>>"): never a signature line.
+_ATTACHMENT = re.compile(r"^\s*(?:\(See attached file:.*\)?|-\s+\S.{0,120}\.\w{2,5}(?:\s*<<.*)?|<<[^<>]+>>(?:\s*<<[^<>]+>>)*|\[IMAGE\](?:\s*\[IMAGE\])*)\s*$", re.I)
+
+
 def _cut_footer_and_disclaimer(lines: list[str]) -> list[str]:
+    lines = [ln for ln in lines if not _ATTACHMENT.match(ln)]
     for i, line in enumerate(lines):
         if _FOOTER.match(line) or (_DISCLAIMER.match(line) and i > 0):
             return lines[:i]
     return lines
 
 
-def signature_lines(text: str) -> tuple[list[str], str]:
+def _names_line(line: str, name: str) -> bool:
+    """Whether a line is the writer's name as they sign ("Joel L. Greene" for Joel Greene,
+    "Kevin" for Kevin Scott): the whole line, a middle initial allowed, or the first name."""
+    words = [w.strip(".,").lower() for w in line.split() if w.strip(".,")]
+    given = [w.strip(".,").lower() for w in name.replace(",", " ").split() if len(w.strip(".,")) > 1]
+    if not words or not given or len(line) > 40 or any(ch.isdigit() for ch in line):
+        return False
+    if len(words) == 1:
+        return words[0] in given
+    core = [w for w in words if len(w) > 1]
+    return len(core) >= 2 and core[0] in given and core[-1] in given
+
+
+def _signed_block(lines: list[str], name: str) -> list[str]:
+    """The writer's name line followed by contact lines, wherever it stands (a signature
+    with pasted articles under it): the last such name line in the text wins."""
+    n = len(lines)
+    for i in range(n - 1, 0, -1):
+        if not _names_line(lines[i].strip(), name):
+            continue
+        block: list[str] = []
+        # The company and title lines written above the name belong to the block too.
+        k = i
+        while k > 0 and i - k < 4 and lines[k - 1].strip() and len(lines[k - 1].strip()) <= 60 and not _prose(lines[k - 1]) and not lines[k - 1].strip().endswith((".", ",", "!", "?", ":")):
+            k -= 1
+        block.extend(ln.strip() for ln in lines[k:i])
+        for line in lines[i : i + MAX_LINES]:
+            if not line.strip():
+                if len(block) > 1:
+                    break
+                continue
+            if len(line.strip()) > 80 or _prose(line):
+                break
+            block.append(line.strip())
+        after = block[i - k + 1 : i - k + 3]
+        if len(block) > 1 and any(_CONTACTISH.search(ln) and not _URL_ONLY.match(ln) for ln in after):
+            return block
+    return []
+
+
+def _trailing_run(lines: list[str]) -> list[str]:
+    """The short, non-prose lines that end the text, when a signature follows the last
+    sentence without a blank line ("…the best,\nNXE Energy\nDavid Taylor, CSO\nTel …")."""
+    run: list[str] = []
+    for line in reversed(lines):
+        text = line.strip()
+        if not text or len(text) > 80 or _prose(line) or text.endswith((",", ";")) and len(text.split()) > 3:
+            break
+        run.insert(0, text)
+        if len(run) >= MAX_LINES:
+            break
+    return run if len(run) >= 2 and any(_CONTACTISH.search(ln) and not _URL_ONLY.match(ln) for ln in run) else []
+
+
+def signature_lines(text: str, name: str = "") -> tuple[list[str], str]:
     """The signature's lines (trimmed, blank lines dropped) and how it was found:
-    "delimiter", "signoff", "trailing" or "" when no block was found. Only the writer's own
-    zone of `text` is read (zones.own_text): nothing under a quoted or forwarded header."""
+    "delimiter", "signoff", "signed" (the writer's name line and contact lines under it,
+    anywhere in the text), "trailing" or "" when no block was found. Only the writer's own
+    zone of `text` is read (zones.own_text): nothing under a quoted or forwarded header.
+    name: the writer's name as the header gives it, to find where they signed."""
     own = own_text(text)
     lines = [unicodedata.normalize("NFC", ln.rstrip()) for ln in own.splitlines()]
     lines = _cut_footer_and_disclaimer(lines)
@@ -122,4 +184,10 @@ def signature_lines(text: str) -> tuple[list[str], str]:
             break
         trailing = paragraph + trailing
         end = start
+    if trailing:
+        return _own(trailing), "trailing"
+    signed = _signed_block(lines, name) if name else []
+    if signed:
+        return _own(signed), "signed"
+    trailing = _trailing_run(lines)
     return (_own(trailing), "trailing") if trailing else ([], "")
