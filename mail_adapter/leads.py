@@ -13,7 +13,7 @@ from crm.domain.drafts import FORWARDED, QUOTED, SENDER, DraftField, DraftPerson
 from crm.domain.rules import email_domain, is_free_mail, normalise_email
 from mail_adapter import contact_lines as cl
 from mail_adapter.automated import automated_reasons, is_noreply
-from mail_adapter.names import clean_display, family_first, from_local_part, has_cjk, looks_like_name_line, same_person, split_name
+from mail_adapter.names import clean_display, family_first, from_local_part, has_cjk, looks_like_name_line, same_person, signs_as, split_name
 from mail_adapter.parsing import ParsedMessage
 from mail_adapter.signature import signature_lines
 from mail_adapter.zones import FORWARDED as FORWARDED_ZONE
@@ -81,9 +81,7 @@ def _put_address(draft: _Draft, address: cl.Address, source: str, confidence: fl
 
 def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: str, own_domains: frozenset[str], domain: str | None = None) -> None:
     confidence = 0.85
-    # "Leo Park · Principal · Park & Co. Design · +1 415 555 0107" (or |, •, —): each part is
-    # read as a line.
-    lines = [part for line in lines for part in re.split(r"\s+[|｜·•—]\s+", line) if part.strip()]
+    lines = _signature_parts(lines)
     address = cl.address_in(lines)
     region = cl.region_of(address) or region
     for line in lines:
@@ -93,6 +91,8 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
                 continue
             draft.put(phone.kind, phone.e164, SIGNATURE, confidence if phone.labelled else 0.6, line)
         website = cl.website_in(line)
+        if website and (domain is None or site_of(_host(website)) != site_of(domain)) and not _SITE_LINE.match(line):
+            website = None  # another site named in a sentence ("go to http://www.sjmercury.com")
         draft.put("website", website, SIGNATURE, 0.8, line)
         company = cl.company_in(line)
         if company and not any(d.split(".")[0] in company.lower() for d in own_domains if d):
@@ -129,6 +129,8 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
         draft.put("country", country, SIGNATURE, 0.8, line)
     if address:
         _put_address(draft, address, SIGNATURE, 0.8)
+    if "company" not in draft.fields:
+        _company_by_place(draft, lines, name, domain)
     if not name:
         for line in lines[:6]:
             candidate = re.split(r"\s*[|｜,、]\s*", line)[0]
@@ -137,6 +139,57 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
                 draft.put("first_name", first, SIGNATURE, 0.75, line)
                 draft.put("last_name", last, SIGNATURE, 0.75, line)
                 break
+
+
+# A signature line that gives a site: the address alone, or after a label.
+_SITE_LINE = re.compile(r"^\s*(?:(?:web(?:site| site| page)?|www|url|home ?page|world-wide web page|homepage|site|🌐)\s*[:：]?\s*)?(?:https?://|www\.)\S+\s*$", re.I)
+
+
+def _host(url: str) -> str:
+    return re.sub(r"^https?://", "", url, flags=re.I).split("/")[0].lower()
+
+
+def _signature_parts(lines: list[str]) -> list[str]:
+    """Signature lines as units to read: "Leo Park · Principal · Park & Co. Design" (or |, •,
+    —) and two-column layouts ("Department of Economics      Phone: 650-723-3944") split
+    into parts; a name wrapped after "&" ("Preston Gates Ellis &" / "Rouvelas Meeds LLP")
+    joined again."""
+    joined: list[str] = []
+    for line in lines:
+        if joined and joined[-1].rstrip().endswith(("&", " and")) and line.strip():
+            joined[-1] = f"{joined[-1].rstrip()} {line.strip()}"
+        else:
+            joined.append(line)
+    return [part for line in joined for part in re.split(r"\s+[|｜·•—]\s+|\s{3,}|\t+", line.strip()) if part.strip()]
+
+
+_COMPANY_WORD = re.compile(r"^(?:[A-Z][\w'.-]*|&|\+|and|of|the|for|de|du)$")
+
+
+def _company_by_place(draft: _Draft, lines: list[str], name: str | None, domain: str | None) -> None:
+    """A company written without a legal form where signatures put it: the line right under
+    the name or the title line ("Daniel M. Wall" / "Latham & Watkins"). Offered below the
+    prefill threshold: the place is a sign, not proof."""
+    for i, line in enumerate(lines[:-1]):
+        is_name = signs_as(line, name) if name else (i == 0 and looks_like_name_line(line))
+        is_title = cl.title_in(line) == line.strip()
+        if not (is_name or is_title):
+            continue
+        below = lines[i + 1].strip()
+        words = below.split()
+        if (
+            1 <= len(words) <= 5
+            and all(_COMPANY_WORD.match(w) for w in words)
+            and not any(ch.isdigit() for ch in below)
+            and not cl.title_in(below)
+            and not cl.department_in(below)
+            and not cl.country_in(below)
+            and not (name and same_person(below, name))
+            and not re.search(r"\b(Department|Dept|Division|Office|Group|Team|Street|Avenue|Suite|Floor|Building|E-?mail|Phone|Fax|Tel|Mobile|Cell|Web|Address|Contact)\b", below, re.I)
+            and not (len(words) <= 3 and looks_like_name_line(below) and not re.search(r"[&+]", below))
+        ):
+            draft.put("company", below, SIGNATURE, 0.55, below)
+            return
 
 
 def _signature_name_override(draft: _Draft, lines: list[str], display: str) -> None:
@@ -213,6 +266,15 @@ def _words(text: str, sender: _Person) -> int:
     return sum(1 for w in re.findall(r"[^\W\d_]+", text) if w.lower() not in names)
 
 
+def _same(other_email: str | None, other_name: str, email: str, display: str) -> bool:
+    """Whether a quoted header names the same person: the same address, or — for a header
+    with a name only (Outlook's "Brassfield, Morris", a Notes name) — the same full name."""
+    if other_email:
+        return normalise_email(other_email) == email
+    a, b = split_name(other_name) if other_name else (None, None), split_name(display) if display else (None, None)
+    return bool(a[0] and a[1] and a == b)
+
+
 def _people(msg: ParsedMessage, segs: list[Segment], sender_email: str) -> list[_Person]:
     """The other people of the message with an address, in order: the senders of attached
     originals, then of each quoted or forwarded zone; one entry per address, their later
@@ -254,7 +316,7 @@ def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
         return LeadDraft(fields=draft.fields, warnings=(), person=submitter)
 
     sender_line = (f"From: {display} <{email}>" if display else f"From: {email}") if email else None
-    earlier = tuple(s.body for s in segs if s.kind != OWN and s.person and s.person.email and normalise_email(s.person.email) == email)
+    earlier = tuple(s.body for s in segs if s.kind != OWN and s.person and _same(s.person.email, s.person.name, email, display))
     sender = _Person(SENDER, display, email, own, sender_line, ("from_header",), earlier)
     others = _people(msg, segs, email)
     chosen, alternatives = sender, others

@@ -155,3 +155,21 @@ def same_person(a: str, b: str, *, exact: bool = False) -> bool:
     line is the name and nothing more ("Fiona Grant Consulting" is not Fiona Grant)."""
     x, y = _squashed(a), _squashed(b)
     return bool(x) and bool(y) and (x == y or not exact and (x in y or y in x))
+
+
+def signs_as(line: str, name: str) -> bool:
+    """Whether a signature line is the person's name as they sign it: their first name
+    alone ("Kevin"), or first and last name with or without middle initials, suffixes or a
+    fuller first name ("Joel L. Greene", "Donald A. Kaplan, Esq." for "Kaplan, Don")."""
+    text = line.strip()
+    if not text or not name or len(text) > 40 or any(ch.isdigit() for ch in text):
+        return False
+    first, last = split_name(name)
+    if not first:
+        return False
+    words = text.strip(".,").split()
+    if len(words) == 1:
+        return words[0].lower() == first.lower()
+    f, l = split_name(re.split(r",\s*(?!Esq|Jr|Sr)", text)[0])
+    return bool(f and l and last and l.lower() == last.lower() and f[:1].lower() == first[:1].lower())
+

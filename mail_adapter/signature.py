@@ -8,7 +8,7 @@ import re
 import unicodedata
 
 from mail_adapter.contact_lines import JA_BUSINESS_ENDINGS
-from mail_adapter.names import has_cjk
+from mail_adapter.names import has_cjk, signs_as
 from mail_adapter.zones import own_text
 
 MAX_LINES = 16
@@ -49,7 +49,7 @@ _SOMEONE_ELSE = re.compile(r"^\s*(assistant|executive assistant|ea|secretary|pa|
 _URL_ONLY = re.compile(r"^\s*(https?://|www\.)\S+\s*$", re.I)
 
 
-_FUNCTION_WORDS = frozenset("a an the to on at for in of and or me my you your our we i is are will be if please call contact let".split())
+_FUNCTION_WORDS = frozenset("a an the to on at for in of and or me my you your our we i is are will be if please call contact let her his she he it its they them this that with from by as would like can could here there".split())
 
 
 def _prose(line: str) -> bool:
@@ -73,7 +73,7 @@ def _own(block: list[str]) -> list[str]:
 
 # The list of attachments a client writes under the text ("(See attached file: a.doc)",
 # " - a.doc", "<<a.doc>>"): never a signature line.
-_ATTACHMENT = re.compile(r"^\s*(?:\(See attached file:.*\)?|-\s+\S.{0,120}\.\w{2,5}(?:\s*<<.*)?|<<[^<>]+>>(?:\s*<<[^<>]+>>)*|\[IMAGE\](?:\s*\[IMAGE\])*)\s*$", re.I)
+_ATTACHMENT = re.compile(r"^\s*(?:.*\(See attached file:.*|[^()]{0,80}\.\w{2,5}\)(?:\s*\(See attached file:.*)?|-\s+\S.{0,120}\.\w{2,5}(?:\s*<<.*)?|<<[^<>]+>>(?:\s*<<[^<>]+>>)*|\[IMAGE\](?:\s*\[IMAGE\])*)\s*$", re.I)
 
 
 def _cut_footer_and_disclaimer(lines: list[str]) -> list[str]:
@@ -84,25 +84,12 @@ def _cut_footer_and_disclaimer(lines: list[str]) -> list[str]:
     return lines
 
 
-def _names_line(line: str, name: str) -> bool:
-    """Whether a line is the writer's name as they sign ("Joel L. Greene" for Joel Greene,
-    "Kevin" for Kevin Scott): the whole line, a middle initial allowed, or the first name."""
-    words = [w.strip(".,").lower() for w in line.split() if w.strip(".,")]
-    given = [w.strip(".,").lower() for w in name.replace(",", " ").split() if len(w.strip(".,")) > 1]
-    if not words or not given or len(line) > 40 or any(ch.isdigit() for ch in line):
-        return False
-    if len(words) == 1:
-        return words[0] in given
-    core = [w for w in words if len(w) > 1]
-    return len(core) >= 2 and core[0] in given and core[-1] in given
-
-
 def _signed_block(lines: list[str], name: str) -> list[str]:
     """The writer's name line followed by contact lines, wherever it stands (a signature
     with pasted articles under it): the last such name line in the text wins."""
     n = len(lines)
     for i in range(n - 1, 0, -1):
-        if not _names_line(lines[i].strip(), name):
+        if not signs_as(lines[i], name):
             continue
         block: list[str] = []
         # The company and title lines written above the name belong to the block too.

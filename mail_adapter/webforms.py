@@ -48,6 +48,8 @@ def form_fields(text: str) -> dict[str, str]:
         field = _field(m.group("label"))
         if not field or field in found:
             continue
+        if m.re is _LABEL_ONLY and m.group("label")[:1].islower():
+            continue  # "company" alone on a line is a wrapped sentence, not a form label
         value = (m.groupdict().get("value") or "").strip()
         if not value and m.re is _LABEL_ONLY and i + 1 < len(lines) and lines[i + 1]:
             following = _LINE.match(lines[i + 1]) or _LABEL_ONLY.match(lines[i + 1])
