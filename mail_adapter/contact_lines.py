@@ -247,6 +247,7 @@ _JA_COMPANY = re.compile(
     rf"|(?:{_LATIN_WORDS} ){{0,3}}[^\s　、,，()（）|｜/／:：]+?\s?(?:{_JA_FORMS}))"
 )
 _EN_COMPANY = re.compile(rf"([A-Z0-9&][\w&'.\-]*(?:[ ,]+[A-Z0-9&][\w&'.\-]*){{0,5}},?\s+{_EN_FORMS})(?![\w])")
+_EN_FORM_AT_END = re.compile(_EN_FORMS + r"\W*$")
 _DEPARTMENT = re.compile(r".*(部|課|室|局|グループ|チーム|センター|本部|事業部|支店|営業所|Division|Department|Dept\.?|Team|Group)", re.I)
 
 
@@ -310,7 +311,7 @@ def company_in(line: str) -> str | None:
         return company.strip()
     text = unicodedata.normalize("NFKC", line)
     m = _EN_COMPANY.search(text)
-    if m and not re.search(r"[A-Za-z]{2}", re.sub(_EN_FORMS + r"\W*$", "", m.group(1))):
+    if m and not re.search(r"[A-Za-z]{2}", _EN_FORM_AT_END.sub("", m.group(1))):
         m = None  # "calpxsubpoena1 AG 10-3-00.doc": no name before the legal form
     if m:
         company = m.group(1).strip()

@@ -164,6 +164,7 @@ def _signature_parts(lines: list[str]) -> list[str]:
 
 
 _COMPANY_WORD = re.compile(r"^(?:[A-Z][\w'.-]*|&|\+|and|of|the|for|de|du)$")
+_COMPANY_LINE = re.compile(r"^[A-Z][\w'.-]*(?:\s+(?:[A-Z][\w'.-]*|&|\+|and|of|the|for|de|du)){0,4}$")
 
 
 def _company_by_place(draft: _Draft, lines: list[str], name: str | None, domain: str | None) -> None:
@@ -171,11 +172,12 @@ def _company_by_place(draft: _Draft, lines: list[str], name: str | None, domain:
     the name or the title line ("Daniel M. Wall" / "Latham & Watkins"). Offered below the
     prefill threshold: the place is a sign, not proof."""
     for i, line in enumerate(lines[:-1]):
-        is_name = signs_as(line, name) if name else (i == 0 and looks_like_name_line(line))
-        is_title = cl.title_in(line) == line.strip()
-        if not (is_name or is_title):
-            continue
         below = lines[i + 1].strip()
+        if not _COMPANY_LINE.match(below):
+            continue  # most lines under a name or title are no company line: test that first
+        is_name = signs_as(line, name) if name else (i == 0 and looks_like_name_line(line))
+        if not (is_name or cl.title_in(line) == line.strip()):
+            continue
         words = below.split()
         if (
             1 <= len(words) <= 5
@@ -358,7 +360,7 @@ def _read_person(person: _Person, msg: ParsedMessage, ctx: ReadContext) -> LeadD
 
     domain = email_domain(email) if email and not is_free_mail(email) else None
     header_name = display or " ".join(p for p in from_local_part(email) if p) if email else display
-    lines, _how = signature_lines(person.text, header_name)
+    lines, _how = signature_lines(person.text, header_name, whole_body=False)
     if _someone_elses(lines, header_name, email):
         lines = []
     _read_signature(draft, lines, display or None, region, ctx.own_domains, domain)
@@ -371,9 +373,11 @@ def _read_person(person: _Person, msg: ParsedMessage, ctx: ReadContext) -> LeadD
         if "last_name" not in draft.fields:
             draft.put("last_name", family, SIGNATURE, 0.5, line)
     for text in person.earlier:
+        if all(f in draft.fields for f in ("phone", "company", "title")):
+            break
         # Their own earlier message quoted below: its signature fills what this one lacks.
         earlier = _Draft()
-        earlier_lines, _ = signature_lines(text)
+        earlier_lines, _ = signature_lines(text, header_name, whole_body=False)
         _read_signature(earlier, earlier_lines, display or None, region, ctx.own_domains, domain)
         for name, value in earlier.fields.items():
             if name not in draft.fields and name not in ("first_name", "last_name"):
@@ -422,7 +426,10 @@ def _fuller_signed_name(draft: _Draft, lines: list[str]) -> None:
     first, last = draft.fields.get("first_name"), draft.fields.get("last_name")
     if not first or not last or first.source != HEADER:
         return
+    family = last.value.lower()
     for line in lines[:4]:
+        if family not in line.lower():
+            continue
         candidate = re.split(r"\s*[|｜,]\s*", line)[0]
         if not looks_like_name_line(candidate):
             continue

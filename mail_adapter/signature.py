@@ -125,13 +125,14 @@ def _trailing_run(lines: list[str]) -> list[str]:
     return run if len(run) >= 2 and any(_CONTACTISH.search(ln) and not _URL_ONLY.match(ln) for ln in run) else []
 
 
-def signature_lines(text: str, name: str = "") -> tuple[list[str], str]:
+def signature_lines(text: str, name: str = "", *, whole_body: bool = True) -> tuple[list[str], str]:
     """The signature's lines (trimmed, blank lines dropped) and how it was found:
     "delimiter", "signoff", "signed" (the writer's name line and contact lines under it,
     anywhere in the text), "trailing" or "" when no block was found. Only the writer's own
     zone of `text` is read (zones.own_text): nothing under a quoted or forwarded header.
-    name: the writer's name as the header gives it, to find where they signed."""
-    own = own_text(text)
+    name: the writer's name as the header gives it, to find where they signed.
+    whole_body: False when `text` already is one zone's text (a Segment's body)."""
+    own = own_text(text) if whole_body else text
     lines = [unicodedata.normalize("NFC", ln.rstrip()) for ln in own.splitlines()]
     lines = _cut_footer_and_disclaimer(lines)
     while lines and not lines[-1].strip():

@@ -169,7 +169,7 @@ def _to_follows(lines: list[str], i: int, within: int = 4) -> bool:
 _NOTES_ORG = re.compile(r"@[A-Za-z_&][\w&-]*(?:\s+\w+)?$")  # "Karen Denne@ENRON", "Jeff Dasovich@EES"
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=128)  # the same header value recurs down a thread
 def person_of(value: str) -> HeaderPerson | None:
     """The person a header value names: `"Name" <addr>`, `Name [mailto:addr]`, `addr
     (Name)`, Notes `Name/OU/ORG@ORG`, `"Frank A. Wolak" <wolak@…>@ENRON`, Outlook's
