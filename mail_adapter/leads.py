@@ -84,7 +84,7 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
     lines = _signature_parts(lines)
     address = cl.address_in(lines)
     region = cl.region_of(address) or region
-    for line in lines:
+    for i, line in enumerate(lines):
         phones = cl.phones_in(line, region)
         for phone in phones:
             if phone.kind == "fax":
@@ -118,7 +118,10 @@ def _read_signature(draft: _Draft, lines: list[str], name: str | None, region: s
             if cl.company_by_name(tail, domain) or cl.company_in(tail):
                 title = head
         if title and not phones and not website and len(line) < 80:
-            draft.put("title", title, SIGNATURE, 0.8 if line.strip() != title else 0.85, line)
+            whole = line.strip() == title
+            if whole and i + 1 < len(lines) and _title_continues(lines[i + 1], domain):
+                title = _joined_title(title, lines[i + 1].strip())  # "Director" / "Global Supply Operations"
+            draft.put("title", title, SIGNATURE, 0.85 if whole else 0.8, line)
         elif title and (phones or website):
             # A signature flattened into one line ("株式会社○○営業部部長山田太郎TEL…"): the title
             # is read from what comes before the contact details only.
@@ -147,6 +150,39 @@ _SITE_LINE = re.compile(r"^\s*(?:(?:web(?:site| site| page)?|www|url|home ?page|
 
 def _host(url: str) -> str:
     return re.sub(r"^https?://", "", url, flags=re.I).split("/")[0].lower()
+
+
+# What the second line of a two-line title names: a function, an area or a region.
+_TITLE_AREA = re.compile(
+    r"\b(Operations|Sales|Marketing|Supply|Procurement|Purchasing|Research|Engineering|Development|Finance|Accounting|Relations|Affairs|"
+    r"Strategy|Strategies|Technology|Products?|Human Resources|Legal|Business|Logistics|Manufacturing|Quality|Compliance|Risk|Trading|"
+    r"Origination|Analytics|Planning|Design|Communications|Policy|Regulatory|Services|Support|Administration|Management|Programs?|"
+    r"Partnerships|Alliances|Innovation|Infrastructure|Security|IT|HR|Customer|Client|Public|Government|Investor|Corporate|Global|"
+    r"Regional|International|Americas|North America|EMEA|APAC|Asia Pacific|Europe)\b"
+)
+
+
+def _title_continues(line: str, domain: str | None) -> bool:
+    """Whether a signature line carries on the title above it rather than naming the
+    company: a short line of a function or area, no legal form, no contact details."""
+    text = line.strip()
+    words = text.split()
+    return (
+        1 <= len(words) <= 6
+        and bool(_TITLE_AREA.search(text) or text.lower().startswith(("of ", "for ", "& ", "and ")))
+        and not any(ch.isdigit() for ch in text)
+        and "@" not in text
+        and not cl.company_in(text)
+        and not (domain and (found := cl.company_by_name(text, domain)) and found[1])
+        and not cl.title_in(text)
+        and not cl.department_in(text)  # "IT Infrastructure Department" is a line of its own
+    )
+
+
+def _joined_title(first: str, second: str) -> str:
+    if second.lower().startswith(("of ", "for ", "& ", "and ")) or first.lower().endswith((" of", " for", " and", "&")):
+        return f"{first} {second}"
+    return f"{first}, {second}"
 
 
 def _signature_parts(lines: list[str]) -> list[str]:
