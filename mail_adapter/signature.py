@@ -57,14 +57,19 @@ def _prose(line: str) -> bool:
     if has_cjk(text):
         return len(text) >= 20 and text.endswith(("。", "！", "？"))
     words = text.split()
+    if len(words) >= 3 and _LIST_ITEM.match(text):
+        return True  # "1) Call Bruce Webster w/ Hunter Oil." is a to-do list, not a signature
     # "Ventana Cloud Inc." ends with a full stop too: a sentence also has its small words,
-    # and a signature line its separators.
+    # and a signature line its separators. A sentence wrapped at 72 columns ends anywhere.
     return (
         len(words) >= 6
-        and text.endswith((".", "!", "?", ":"))
+        and (text.endswith((".", "!", "?", ":")) or len(words) >= 8)
         and not re.search(r"[|｜·•]", text)
         and sum(1 for w in words if w.lower().strip(".,!?:") in _FUNCTION_WORDS) >= 2
     )
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*•])\s+\S")
 
 
 def _own(block: list[str]) -> list[str]:

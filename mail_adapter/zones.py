@@ -73,19 +73,24 @@ _FIELD_NAMES = (
     "from|sent|date|to|cc|bcc|subject|reply-to|sent by|please respond to|importance|"
     "差出人|送信者|送信日時|日付|日時|宛先|件名|cc|"
     "von|gesendet|an|betreff|datum|de|envoyé|envoyé par|à|objet|date d'envoi|"
-    "enviado|enviado el|para|asunto|fecha|van|verzonden|aan|onderwerp|da|inviato|oggetto|a"
+    "enviado|enviado el|para|asunto|fecha|van|verzonden|aan|onderwerp|da|inviato|oggetto|a|"
+    "od|wysłano|do|temat|fra|sendt|til|emne|från|skickat|till|ämne|lähettäjä|lähetetty|vastaanottaja|aihe|"
+    "от кого|от|кому|дата|тема|отправлено"
 )
 _FIELD = re.compile(rf"^\s*\**\s*({_FIELD_NAMES})\s*\**\s*[:：]\s*(.*)$", re.I)
-_FROM_NAMES = frozenset("from 差出人 送信者 von de van da".split())
+_FROM_NAMES = frozenset(["from", "差出人", "送信者", "von", "de", "van", "da", "od", "fra", "från", "lähettäjä", "от кого", "от"])
 # Fields that a reply header carries besides From (at least two of them near it).
 _NEXT_NAMES = frozenset(
-    "sent date to cc subject 送信日時 日付 日時 宛先 件名 gesendet an betreff datum envoyé à objet enviado para asunto fecha verzonden aan onderwerp inviato oggetto a".split()
+    "sent date to cc subject 送信日時 日付 日時 宛先 件名 gesendet an betreff datum envoyé à objet enviado para asunto fecha verzonden aan onderwerp inviato oggetto a "
+    "wysłano do temat sendt til emne skickat till ämne lähetetty vastaanottaja aihe кому дата тема отправлено".split()
 )
+_SUBJECT_NAMES = frozenset("subject 件名 betreff objet asunto onderwerp oggetto temat emne ämne aihe тема".split())
 _RFC_HEADER = re.compile(r"^(return-path|received|message-id|date|from|to|cc|subject|mime-version|content-[\w-]+|x-[\w-]+|reply-to|organization|in-reply-to|references|full-name|thread-\w+|importance)\s*:", re.I)
 
 _FORWARD_BANNER = re.compile(
     r"^\s*(?:-{2,}|_{2,})?\s*(?:forwarded message|forwarded message follows|forwarded mail|original message follows|"
     r"転送されたメッセージ|転送メッセージ|転送済みのメール|weitergeleitete nachricht|message transféré|mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|"
+    r"пересылаемое сообщение|пересланное сообщение|videresendt meddelelse|vidarebefordrat meddelande|przekazana wiadomość|"
     r"forwarded e-?mail)\s*(?:-{2,}|_{2,}|:)?\s*$"
     r"|^\s*(?:begin forwarded message|anfang der weitergeleiteten nachricht|début du message réexpédié|inicio del mensaje reenviado|転送元のメッセージ|転送元メッセージ)\s*[:：]?\s*$",
     re.I,
@@ -96,7 +101,7 @@ _NOTES_FORWARD = re.compile(r"^\s*-{3,}\s*Forwarded by\s+(?P<who>.+?)(?:\s+on\s+
 _ORIGINAL = re.compile(
     r"^\s*[>\s]*-{2,}\s*(original message|original appointment|ursprüngliche nachricht|ursprünglicher termin|message d'origine|rendez-vous d'origine|"
     r"mensaje original|messaggio originale|oorspronkelijk bericht|oorspronkelijke afspraak|opprinnelig melding|alkuperäinen viesti|"
-    r"původní zpráva|oryginalna wiadomość|元のメッセージ|元の予定|원본 메시지|原始邮件)\s*-{2,}",
+    r"původní zpráva|oryginalna wiadomość|исходное сообщение|oprindelig meddelelse|ursprungligt meddelande|元のメッセージ|元の予定|원본 메시지|原始邮件)\s*-{2,}",
     re.I,
 )
 _SEPARATOR = re.compile(r"^\s*_{8,}\s*$")
@@ -105,6 +110,9 @@ _GROUPWISE = re.compile(rf"^\s*>>>\s*(?P<who>.+?)\s+{_DATE}\s+{_TIME}\s*>>>\s*$"
 _WROTE = r"(?:wrote|writes|a écrit|schrieb|escribió|ha scritto|scrisse|schreef|skrev|kirjoitti|napisał\w*|написал\w*|escreveu)"
 _ON_WROTE = re.compile(rf"^\s*(?:On|Le|Am|El|Il|Op|Den|Em|W dniu)\b(?P<rest>.{{3,300}}?)\s*{_WROTE}\s*[:：]\s*$", re.I)
 _ON_START = re.compile(r"^\s*(?:On|Le|Am|El|Il|Op|Den|Em|W dniu)\s+\S", re.I)
+# "Den 24. nov. 2025 kl. 10.00 skrev Peter Petersen <peter@example.com>:", "Am So., 1. Jan.
+# 2023 um 17:22 Uhr schrieb John Doe <…>:": the verb before the name.
+_WROTE_WHO = re.compile(rf"^\s*(?P<pre>.{{3,250}}?(?:{_DATE}|\d{{1,2}}[:.]\d{{2}}).{{0,40}}?)\s+{_WROTE}\s+(?P<who>[^:：]{{1,160}}?)\s*[:：]\s*$", re.I)
 _DATED_WROTE = re.compile(rf"(?:{_DATE}|\d{{1,2}}:\d{{2}}).{{0,250}}\b{_WROTE}\s*[:：]\s*$", re.I)
 _JA_WROTE = re.compile(
     r"^(?P<rest>.{0,200}?)(?:さん|様)?(?:は書きました|が書きました|からのメッセージ)\s*[:：]?\s*$"
@@ -189,7 +197,7 @@ def person_of(value: str) -> HeaderPerson | None:
         paren = re.search(r"\(([^()@]+)\)", text)  # "addr (Name)"
         name = paren.group(1) if paren else ""
     name = name.split("/")[0] if "/" in name and not email else name  # Notes "Name/HOU/ECT"
-    name = re.sub(r"^\s*(?:from|差出人|送信者|von|de|van|da)\s*[:：]\s*", "", name, flags=re.I)
+    name = re.sub(r"^\s*(?:from|差出人|送信者|von|de|van|da|od|fra|från)\s*[:：]\s*", "", name, flags=re.I)
     name = name.strip().strip("\"'").strip().rstrip(",;:")
     if len(name) > 80 or not (name or email):
         return None
@@ -200,14 +208,28 @@ def _attribution_person(text: str) -> HeaderPerson | None:
     """The person of "On <date>, Name <addr> wrote:" and its relatives."""
     text = re.sub(rf"\s*{_WROTE}\s*[:：]\s*$", "", text.strip(), flags=re.I)
     text = re.sub(r"(?:さん|様)?(?:は書きました|が書きました|からのメッセージ)\s*[:：]?\s*$", "", text).rstrip(":： ")
-    m = re.search(r'("?[^"<>,]*"?\s*<[^<>]+>|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)\s*$', text)
+    m = re.search(r'("[^"]*"\s*<[^<>]+>|[^"<>,]*<[^<>]+>|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)\s*$', text)
     if m:
-        return person_of(m.group(1))
+        found = person_of(_after_date(m.group(1)))
+        return found and HeaderPerson(found.name, found.email, text)
     # No address: the words after the date and time ("On Mon, Jan 3, 2011 at 5:00 PM, Bob
     # Smith wrote:", "2022年1月1日(金) 9:00 田中太郎:").
-    tail = re.split(rf"{_TIME}|\d{{4}}", text)[-1].strip(" ,，、")
-    tail = re.sub(r"^(?:at|um|à|a las|alle)\s+", "", tail, flags=re.I).strip(" ,")
+    tail = _after_date(text)
     return HeaderPerson(name=tail, email=None, line=text) if 0 < len(tail) <= 60 else None
+
+
+_DATE_PREFIX = re.compile(rf"^.*(?:{_TIME}|\d{{4}}(?:\s*年.*?日(?:\s*[(（].[)）])?)?)(?:\s*(?:Uhr|h|[A-Z]{{2,4}}T|GMT|UTC|[+-]\d{{4}}))?[\s,，、]*")
+
+
+def _after_date(text: str) -> str:
+    """The part of an attribution after its date and time ("2022年1月1日(金) 9:00 田中太郎 <…>"
+    → "田中太郎 <…>", "Tuesday, 2016 at 11:10 PM Steven Scott <…>" → "Steven Scott <…>")."""
+    head = text.split("<", 1)[0]
+    if not re.search(r"\d", head):
+        return text.strip()
+    rest = _DATE_PREFIX.sub("", head, count=1)
+    rest = re.sub(r"^(?:at|um|à|a las|alle|kl\.?)\s+", "", rest, flags=re.I)
+    return (rest + ("<" + text.split("<", 1)[1] if "<" in text else "")).strip(" ,")
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -249,11 +271,19 @@ def _header_block(lines: list[str], i: int) -> tuple[int, HeaderPerson | None]:
         if f:
             fields += 1
             name, value = f
+            if not value:
+                # Thunderbird's HTML header table: the value on the next non-blank line.
+                k = j + 1
+                while k < n and k - j < 3 and not lines[k].strip():
+                    k += 1
+                if k < n and lines[k].strip() and not _field(lines[k]):
+                    value = lines[k].strip()
+                    j = k
             if name in _FROM_NAMES and person is None:
                 person = person_of(re.split(rf"\s+on\s+{_DATE}", value)[0]) if value else None
             in_list = name in ("to", "cc", "bcc", "宛先", "an", "à", "para", "aan")
             j += 1
-            if name in ("subject", "件名", "betreff", "objet", "asunto", "onderwerp", "oggetto"):
+            if name in _SUBJECT_NAMES and person is not None:  # Thunderbird writes Subject: first
                 break
             continue
         if fields == 0 and (_NOTES_DATE_LINE.match(line) or _PLEASE_RESPOND.match(line) or j - i < 4):
@@ -336,16 +366,27 @@ def _start_at(lines: list[str], i: int, forward_hint: bool) -> _Start | None:
     m = _ON_WROTE.match(line)
     if m:
         return _Start(QUOTED, i + 1, _attribution_person(m.group("rest")), i, True)
+    m = _WROTE_WHO.match(line)
+    if m and len(stripped) < 320:
+        return _Start(QUOTED, i + 1, person_of(m.group("who")), i, True)
     if _DATED_WROTE.search(line) and len(stripped) < 320:
         return _Start(QUOTED, i + 1, _attribution_person(stripped), i, True)
     m = _JA_WROTE.match(line)
     if m and len(stripped) < 250:
         return _Start(QUOTED, i + 1, _attribution_person(stripped), i, True)
-    if i + 1 < n and _ON_START.match(line) and not lines[i + 1].lstrip().startswith(">"):
-        joined = f"{stripped} {lines[i + 1].strip()}"  # Gmail wraps "On …, X <x@y>" / "wrote:"
-        m = _ON_WROTE.match(joined)
-        if m:
-            return _Start(QUOTED, i + 2, _attribution_person(m.group("rest")), i, True)
+    if i + 1 < n and _ON_START.match(line) and re.search(r"\d", line) and not lines[i + 1].lstrip().startswith(">"):
+        # Clients wrap "On …, X <x@y>" / "wrote:" over two lines, or three ("Am So., 1. Jan.
+        # 2023 um 17:22 Uhr" / "schrieb John Doe <" / "noreply@github.com>:").
+        for extra in (1, 2):
+            if i + extra >= n or not lines[i + extra].strip():
+                break
+            joined = " ".join(ln.strip() for ln in lines[i : i + extra + 1]).replace("< ", "<")
+            m = _ON_WROTE.match(joined)
+            if m:
+                return _Start(QUOTED, i + extra + 1, _attribution_person(m.group("rest")), i, True)
+            m = _WROTE_WHO.match(joined)
+            if m:
+                return _Start(QUOTED, i + extra + 1, person_of(m.group("who")), i, True)
     if i + 1 < n and re.search(r"\d", line) and not _DATED_WROTE.search(lines[i + 1]):
         joined = f"{stripped} {lines[i + 1].strip()}"
         if _DATED_WROTE.search(joined) and len(joined) < 320:
