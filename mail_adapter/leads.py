@@ -16,9 +16,9 @@ from mail_adapter.automated import automated_reasons, is_noreply
 from mail_adapter.names import clean_display, family_first, from_local_part, has_cjk, looks_like_name_line, same_person, signs_as, split_name
 from mail_adapter.parsing import ParsedMessage
 from mail_adapter.signature import signature_lines
+from mail_adapter.webforms import form_fields, is_form
 from mail_adapter.zones import FORWARDED as FORWARDED_ZONE
 from mail_adapter.zones import OWN, Segment, own_of, segments
-from mail_adapter.webforms import form_fields, is_form
 
 HEADER, SIGNATURE, FORM, DOMAIN, BODY = "header", "signature", "form", "domain", "body"
 _CCTLD_REGION = {"jp": "JP", "uk": "GB", "de": "DE", "fr": "FR", "us": "US", "ca": "CA", "au": "AU", "nl": "NL", "es": "ES", "it": "IT", "ch": "CH", "at": "AT", "sg": "SG", "kr": "KR", "cn": "CN", "tw": "TW", "hk": "HK", "in": "IN", "se": "SE", "be": "BE", "ie": "IE", "nz": "NZ"}
@@ -348,10 +348,11 @@ def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
 
     form = form_fields(own)
     if is_form(form) and (is_noreply(email) or automated_reasons(msg) or normalise_email(form.get("email", "")) != email):
-        draft = _Draft()
-        _read_form(draft, form, _region(normalise_email(form.get("email", "")), ctx))
-        submitter = DraftPerson(FORM, form.get("name") or None, draft.fields["email"].value if "email" in draft.fields else None, ("form_submitter",), None)
-        return LeadDraft(fields=draft.fields, warnings=(), person=submitter)
+        collected = _Draft()
+        _read_form(collected, form, _region(normalise_email(form.get("email", "")), ctx))
+        email_field = collected.fields.get("email")
+        submitter = DraftPerson(FORM, form.get("name") or None, email_field.value if email_field else None, ("form_submitter",), None)
+        return LeadDraft(fields=collected.fields, warnings=(), person=submitter)
 
     sender_line = (f"From: {display} <{email}>" if display else f"From: {email}") if email else None
     earlier = tuple(s.body for s in segs if s.kind != OWN and s.person and _same(s.person.email, s.person.name, email, display))
@@ -364,12 +365,13 @@ def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
         # lead a rep wants is the forwarded person, never the colleague.
         original = next((p for p in others if p.role == FORWARDED and not own_domain(p.email, ctx)), None)
         if original is not None:
-            chosen = _Person(FORWARDED, original.display, original.email, original.text, original.line,
-                             ("sender_in_own_domain", "forwarded_message", "short_note", "forwarded_from_outside"), original.earlier)
+            evidence = ("sender_in_own_domain", "forwarded_message", "short_note", "forwarded_from_outside")
+            chosen = _Person(FORWARDED, original.display, original.email, original.text, original.line, evidence, original.earlier)
             alternatives = [sender, *[p for p in others if p is not original]]
-    draft = _read_person(chosen, msg, ctx)
-    alts = tuple(_read_person(p, msg, ctx) for p in alternatives if p.email and p.email != ctx.user_email and not (p.role != SENDER and own_domain(p.email, ctx)))
-    return replace(draft, alternatives=alts[:MAX_ALTERNATIVES])
+    # The other people a rep may want instead: the sender, or anyone outside the organisation.
+    offered = [p for p in alternatives if p.email and p.email != ctx.user_email and (p.role == SENDER or not own_domain(p.email, ctx))]
+    lead = _read_person(chosen, msg, ctx)
+    return replace(lead, alternatives=tuple(_read_person(p, msg, ctx) for p in offered[:MAX_ALTERNATIVES]))
 
 
 def _read_person(person: _Person, msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
@@ -469,9 +471,9 @@ def _fuller_signed_name(draft: _Draft, lines: list[str]) -> None:
         candidate = re.split(r"\s*[|｜,]\s*", line)[0]
         if not looks_like_name_line(candidate):
             continue
-        f, l = split_name(candidate)
-        if f and l and l.lower() == last.value.lower() and f.lower() != first.value.lower() and len(f) > len(first.value) and f[0].lower() == first.value[0].lower():
-            draft.put("first_name", f, SIGNATURE, 0.92, line)
+        given, family_name = split_name(candidate)
+        if given and family_name and family_name.lower() == family and given.lower() != first.value.lower() and len(given) > len(first.value) and given[0].lower() == first.value[0].lower():
+            draft.put("first_name", given, SIGNATURE, 0.92, line)
             return
 
 

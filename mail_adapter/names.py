@@ -170,6 +170,6 @@ def signs_as(line: str, name: str) -> bool:
     words = text.strip(".,").split()
     if len(words) == 1:
         return words[0].lower() == first.lower()
-    f, l = split_name(re.split(r",\s*(?!Esq|Jr|Sr)", text)[0])
-    return bool(f and l and last and l.lower() == last.lower() and f[:1].lower() == first[:1].lower())
+    given, family = split_name(re.split(r",\s*(?!Esq|Jr|Sr)", text)[0])
+    return bool(given and family and last and family.lower() == last.lower() and given[:1].lower() == first[:1].lower())
 

@@ -8,35 +8,35 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 FORWARD = (
-    "From: Ken Sato <ken@acme.example>\r\n"
-    "To: rep@acme.example\r\n"
-    "Subject: Fwd: Quote request\r\n"
-    "Message-ID: <fwd-1@acme.example>\r\n"
-    "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-    "FYI\r\n\r\n"
-    "---------- Forwarded message ---------\r\n"
-    "From: Anna Kowalski <anna.kowalski@vistula-data.com>\r\n"
-    "Date: Mon, 3 May 2021 at 10:00\r\n"
-    "Subject: Quote request\r\n"
-    "To: Ken Sato <ken@acme.example>\r\n\r\n"
-    "Hello Ken,\r\n\r\nplease send us a quote for 40 seats.\r\n\r\n"
-    "Best regards,\r\nAnna Kowalski\r\nHead of Procurement\r\nVistula Data Sp. z o.o.\r\n+48 22 123 45 67\r\n"
-).encode()
+    b"From: Ken Sato <ken@acme.example>\r\n"
+    b"To: rep@acme.example\r\n"
+    b"Subject: Fwd: Quote request\r\n"
+    b"Message-ID: <fwd-1@acme.example>\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    b"FYI\r\n\r\n"
+    b"---------- Forwarded message ---------\r\n"
+    b"From: Anna Kowalski <anna.kowalski@vistula-data.com>\r\n"
+    b"Date: Mon, 3 May 2021 at 10:00\r\n"
+    b"Subject: Quote request\r\n"
+    b"To: Ken Sato <ken@acme.example>\r\n\r\n"
+    b"Hello Ken,\r\n\r\nplease send us a quote for 40 seats.\r\n\r\n"
+    b"Best regards,\r\nAnna Kowalski\r\nHead of Procurement\r\nVistula Data Sp. z o.o.\r\n+48 22 123 45 67\r\n"
+)
 
 REPLY = (
-    "From: Bob Miller <bob@northwind.example>\r\n"
-    "To: rep@acme.example\r\n"
-    "Subject: Re: Pricing\r\n"
-    "Message-ID: <re-1@northwind.example>\r\n"
-    "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-    "Thanks, that works for us.\r\n\r\nBob\r\n\r\n"
-    "-----Original Message-----\r\n"
-    "From: Carla Diaz <carla@fabrikam.example>\r\n"
-    "Sent: Monday, May 3, 2021 10:00 AM\r\n"
-    "To: Bob Miller\r\n"
-    "Subject: Pricing\r\n\r\n"
-    "Bob, the figures are attached.\r\n\r\nCarla Diaz\r\nVP Sales\r\nFabrikam Inc.\r\n+1 415 555 0188\r\n"
-).encode()
+    b"From: Bob Miller <bob@northwind.example>\r\n"
+    b"To: rep@acme.example\r\n"
+    b"Subject: Re: Pricing\r\n"
+    b"Message-ID: <re-1@northwind.example>\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    b"Thanks, that works for us.\r\n\r\nBob\r\n\r\n"
+    b"-----Original Message-----\r\n"
+    b"From: Carla Diaz <carla@fabrikam.example>\r\n"
+    b"Sent: Monday, May 3, 2021 10:00 AM\r\n"
+    b"To: Bob Miller\r\n"
+    b"Subject: Pricing\r\n\r\n"
+    b"Bob, the figures are attached.\r\n\r\nCarla Diaz\r\nVP Sales\r\nFabrikam Inc.\r\n+1 415 555 0188\r\n"
+)
 
 
 def post(client: TestClient, member, raw: bytes, lang: str = "en"):  # type: ignore[no-untyped-def]

@@ -123,12 +123,12 @@ def test_the_description_is_the_organisers_own_text_without_the_thread_below() -
     """Outlook appends the earlier version of a moved meeting under the new text; the
     invitation reader cuts it off with the same zone component as mail."""
     ics = (
-        "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:moved-1\r\nDTSTAMP:20260101T000000Z\r\n"
-        "DTSTART:20260110T100000Z\r\nDTEND:20260110T110000Z\r\nSUMMARY:Review\r\n"
-        "DESCRIPTION:Moved to Thursday\\, sorry.\\n\\n-----Original Appointment-----\\nFrom: Carla Diaz\\n"
-        "Sent: Monday\\, January 5\\, 2026 9:00 AM\\nTo: Ken\\nSubject: Review\\nWhen: Tuesday\\nWhere: Room 4\\n\\nAgenda: pricing\r\n"
-        "ORGANIZER:mailto:carla@fabrikam.example\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    ).encode()
+        b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:moved-1\r\nDTSTAMP:20260101T000000Z\r\n"
+        b"DTSTART:20260110T100000Z\r\nDTEND:20260110T110000Z\r\nSUMMARY:Review\r\n"
+        b"DESCRIPTION:Moved to Thursday\\, sorry.\\n\\n-----Original Appointment-----\\nFrom: Carla Diaz\\n"
+        b"Sent: Monday\\, January 5\\, 2026 9:00 AM\\nTo: Ken\\nSubject: Review\\nWhen: Tuesday\\nWhere: Room 4\\n\\nAgenda: pricing\r\n"
+        b"ORGANIZER:mailto:carla@fabrikam.example\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
     (invite,), _ = read_invites([CalendarObject(ics, "REQUEST")])
     assert invite.description == "Moved to Thursday, sorry."
     start = ics.index(b"DESCRIPTION:")
