@@ -12,6 +12,7 @@ from mail_adapter.names import has_cjk, signs_as
 from mail_adapter.zones import own_text
 
 MAX_LINES = 16
+_READ_LINES = 300  # lines read from each end of a very long text
 
 _DELIMITER = re.compile(r"^\s*(--\s*|-{3,}.*|={3,}.*|\*{3,}.*|_{3,}.*|[━─―－ー～~＝■□◆◇☆★]{3,}.*|[-=*~]{2,}\s*[^\s=*~-].{0,60}[-=*~]{2,})\s*$")
 _SIGNOFF = re.compile(
@@ -93,8 +94,11 @@ def _signed_block(lines: list[str], name: str) -> list[str]:
     """The writer's name line followed by contact lines, wherever it stands (a signature
     with pasted articles under it): the last such name line in the text wins."""
     n = len(lines)
+    first = name.replace(",", " ").split()
+    words = [w.lower() for w in first if len(w) > 1]
     for i in range(n - 1, 0, -1):
-        if not signs_as(lines[i], name):
+        low = lines[i].lower()
+        if len(low) > 40 or not any(w in low for w in words) or not signs_as(lines[i], name):
             continue
         block: list[str] = []
         # The company and title lines written above the name belong to the block too.
@@ -138,7 +142,10 @@ def signature_lines(text: str, name: str = "", *, whole_body: bool = True) -> tu
     name: the writer's name as the header gives it, to find where they signed.
     whole_body: False when `text` already is one zone's text (a Segment's body)."""
     own = own_text(text) if whole_body else text
-    lines = [unicodedata.normalize("NFC", ln.rstrip()) for ln in own.splitlines()]
+    lines = own.splitlines()
+    if len(lines) > 2 * _READ_LINES:  # a pasted newsletter: the signature is near one end
+        lines = lines[:_READ_LINES] + [""] + lines[-_READ_LINES:]
+    lines = [unicodedata.normalize("NFC", ln.rstrip()) for ln in lines]
     lines = _cut_footer_and_disclaimer(lines)
     while lines and not lines[-1].strip():
         lines.pop()

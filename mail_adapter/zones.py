@@ -124,13 +124,31 @@ _NOTES_DATE_LINE = re.compile(rf"^\s*{_DATE}\s+{_TIME}\s*$")
 _NOTES_MEMO_FROM = re.compile(rf"^\s*From:\s+(?P<who>.+?)\s{{2,}}{_DATE}\s+{_TIME}\s*$", re.I)
 _PLEASE_RESPOND = re.compile(r"^\s*(please respond to|sent by:|phone no:)", re.I)
 
-# One cheap test before the detailed ones: a line that matches none of these cannot open
-# a zone, and most lines of a body are such lines.
-_CANDIDATE = re.compile(
-    rf"^\s*(?:>|-{{2,}}|_{{2,}}|On\b|Le\b|Am\b|El\b|Il\b|Op\b|Den\b|Em\b|W dniu|\**\s*(?:{_FIELD_NAMES})\s*\**\s*[:：]|begin|anfang|début|inicio|forwarded|転送|\d)"
-    r"|wrote|écrit|schrieb|書きました|からのメッセージ|\s+on\s+\d|\d{1,2}/\d{1,2}/\d{2,4}",
-    re.I,
-)
+# One cheap test before the detailed ones: a line that passes none of these cannot open a
+# zone, and most lines of a body are such lines — so it looks at the first character, and
+# runs a pattern only where that character allows one.
+_WORD_START = re.compile(r"(?:On|Le|Am|El|Il|Op|Den|Em|W dniu|begin|anfang|début|inicio|forwarded)\b", re.I)
+_DATE_START = re.compile(r"(?:\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{4}\s*年|\d{1,2}\.?\s+\w+\.?\s+\d{4})")
+
+
+def _candidate(line: str) -> bool:
+    text = line.lstrip()
+    if not text:
+        return False
+    first = text[0]
+    if first in ">-_*":
+        return True
+    if first.isdigit():
+        return bool(_DATE_START.match(text))
+    head = text[:48]
+    if ((":" in head or "：" in head) and _FIELD.match(text)) or text.startswith("転送") or _WORD_START.match(text):
+        return True
+    # Attributions end with a colon ("… wrote:", "…さんは書きました:"); a Notes header with
+    # its time ("… on 03/12/2002 04:05:11 PM", "… PM CDT").
+    end = text.rstrip()[-1:]
+    return end in (":", "：") or (end in ("M", "m", "T") and " on " in text)
+
+
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 
@@ -303,7 +321,7 @@ def _start_at(lines: list[str], i: int, forward_hint: bool) -> _Start | None:
     """Whether a zone starts at line i, and its header."""
     line = lines[i]
     stripped = line.strip()
-    if not stripped or not _CANDIDATE.search(line):
+    if not stripped or not _candidate(line):
         return None
     n = len(lines)
     if _FORWARD_BANNER.match(line):
