@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from crm.domain.drafts import FORWARDED, QUOTED, SENDER, DraftField, DraftPerson, LeadDraft, ReadContext
+from crm.domain.drafts import FORM, FORWARDED, QUOTED, SENDER, DraftField, DraftPerson, LeadDraft, ReadContext
 from crm.domain.rules import email_domain, is_free_mail, normalise_email
 from mail_adapter import contact_lines as cl
 from mail_adapter.automated import automated_reasons, is_noreply
@@ -273,7 +273,6 @@ def _cjk_names(line: str) -> list[str]:
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:(?:re|aw|sv)\s*:\s*)*(?:fw|fwd|fwd?\.|tr|wg|rv|転送|転送\s*:)\s*[:：]?", re.I)
 _SHORT_NOTE_WORDS = 12  # "FYI", "Please handle", "Per my voicemail." — not a message of one's own
 MAX_ALTERNATIVES = 3
-FORM = "form"
 
 
 @dataclass(frozen=True)

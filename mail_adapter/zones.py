@@ -314,6 +314,8 @@ def _header_block(lines: list[str], i: int) -> tuple[int, HeaderPerson | None]:
             j += 1
             continue
         break
+    if fields == 0:
+        return i, None  # no header fields under the banner: what follows is the body
     return j, person
 
 

@@ -151,3 +151,10 @@ def test_real_threads(name: str, people: list[tuple[str, str, str | None]]) -> N
     msg = parse_message(as_opened((REAL / f"{name}.eml").read_bytes()))
     forward_hint = msg.subject.lower().startswith(("fw:", "fwd:"))
     assert _people(msg.text, forward_hint=forward_hint) == people
+
+
+def test_a_banner_without_header_fields_keeps_the_whole_body() -> None:
+    text = "FYI\n\n---------- Forwarded message ---------\nHello Ken,\nthe figures are below.\nAnna Kowalski\n+48 22 123 45 67\n"
+    zone = segments(text)[-1]
+    assert zone.kind == FORWARDED and zone.person is None
+    assert zone.body.splitlines()[0] == "Hello Ken,"

@@ -63,7 +63,7 @@ class DraftField:
 
 
 # Whom a draft is about.
-SENDER, FORWARDED, QUOTED = "sender", "forwarded", "quoted"
+SENDER, FORWARDED, QUOTED, FORM = "sender", "forwarded", "quoted", "form"
 # Why (stable codes the API translates): the sender is the default; a colleague's short
 # forward of someone outside the organisation makes the forwarded person the lead.
 PERSON_EVIDENCE: tuple[str, ...] = (
@@ -81,8 +81,9 @@ PERSON_EVIDENCE: tuple[str, ...] = (
 class DraftPerson:
     """The one person every field of a draft belongs to.
 
-    role: SENDER, FORWARDED (the original sender of a forwarded message) or QUOTED (the
-      sender of a message quoted under a reply — offered as an alternative only).
+    role: SENDER, FORWARDED (the original sender of a forwarded message), QUOTED (the
+      sender of a message quoted under a reply — offered as an alternative only) or FORM
+      (the person who filled in a web form the message reports).
     evidence: codes from PERSON_EVIDENCE saying why the draft is about this person.
     line: the header line that names them (evidence the widget can show).
     """
