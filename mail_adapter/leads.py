@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from crm.domain.drafts import FORM, FORWARDED, QUOTED, SENDER, DraftField, DraftPerson, LeadDraft, ReadContext
+from crm.domain.drafts import FORM as SUBMITTER
+from crm.domain.drafts import FORWARDED, QUOTED, SENDER, DraftField, DraftPerson, LeadDraft, ReadContext
 from crm.domain.rules import email_domain, is_free_mail, normalise_email
 from mail_adapter import contact_lines as cl
 from mail_adapter.automated import automated_reasons, is_noreply
@@ -350,7 +351,7 @@ def extract_lead(msg: ParsedMessage, ctx: ReadContext) -> LeadDraft:
         collected = _Draft()
         _read_form(collected, form, _region(normalise_email(form.get("email", "")), ctx))
         email_field = collected.fields.get("email")
-        submitter = DraftPerson(FORM, form.get("name") or None, email_field.value if email_field else None, ("form_submitter",), None)
+        submitter = DraftPerson(SUBMITTER, form.get("name") or None, email_field.value if email_field else None, ("form_submitter",), None)
         return LeadDraft(fields=collected.fields, warnings=(), person=submitter)
 
     sender_line = (f"From: {display} <{email}>" if display else f"From: {email}") if email else None
