@@ -16,6 +16,11 @@ from widget_api.config import Settings
 from widget_api.deps import Runtime
 
 VERSION = "0.1.0"
+# The extension's pages run on moz-extension://<uuid>, a uuid drawn per profile: no list could
+# name it, and no user should ever copy one. The API authenticates by bearer token only (never
+# a cookie; credentials are not allowed), so answering CORS for any extension origin lets in
+# nothing a token did not already allow, and the extension needs no host permission at all.
+EXTENSION_ORIGINS = r"moz-extension://[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def router_modules() -> list[str]:
@@ -36,13 +41,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(title="Mail widget CRM backend", version=VERSION, lifespan=lifespan, docs_url="/docs")
     app.state.runtime = runtime
     errors.install(app)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Accept-Language"],
-        )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_origin_regex=EXTENSION_ORIGINS,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Accept-Language"],
+        max_age=600,
+    )
     for name in router_modules():
         module = importlib.import_module(f"{routes.__name__}.{name}")
         app.include_router(module.router)
