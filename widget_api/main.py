@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from widget_api import errors, routes
+from widget_api import errors, pages, routes
 from widget_api.config import Settings
 from widget_api.deps import Runtime
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(title="Mail widget CRM backend", version=VERSION, lifespan=lifespan, docs_url="/docs")
     app.state.runtime = runtime
     errors.install(app)
+    app.add_exception_handler(pages.NotSignedIn, lambda _request, exc: pages.sign_in_redirect(exc.next_path))  # type: ignore[arg-type, attr-defined]
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
