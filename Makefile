@@ -31,13 +31,15 @@ lint: $(TEST_STAMP)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
-## make test: system packages the tests need (Dovecot, PostgreSQL, Chromium), then every
-## test on SQLite, then the database tests again on a throwaway PostgreSQL cluster.
+## make test: system packages the tests need (Dovecot, PostgreSQL, Chromium, Thunderbird with
+## Xvfb and openbox), then every test on SQLite, then the database tests again on a throwaway
+## PostgreSQL cluster (the Thunderbird module once: it proves the client, not the database).
+## --dist loadgroup keeps the Thunderbird module on one worker (one Thunderbird start).
 test: $(TEST_STAMP)
 	bash scripts/test-deps.sh
 	$(MAKE) lint
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
-	MAILWIDGET_TEST_DB=postgres $(BIN)/pytest -q -n $(PYTEST_WORKERS) -m db
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+	MAILWIDGET_TEST_DB=postgres $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "db and not thunderbird"
 
 bench: $(TEST_STAMP)
 	bash scripts/test-deps.sh
