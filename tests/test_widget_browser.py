@@ -209,3 +209,13 @@ def test_custom_fields_are_typed_inputs_saved_with_the_lead(browser, live_server
         lead_id = s.scalar(select(Lead.id))
     custom = httpx.get(f"{live_server}/api/v1/leads/{lead_id}/custom", headers=member.headers, timeout=30).json()
     assert custom == {"corp_no": "1234567890123", "employees": 120.0, "met_on": "2026-11-20", "tier": "B"}
+
+
+def test_a_backend_that_refuses_the_origin_is_told_apart_from_one_that_is_down(browser, live_server, member) -> None:  # type: ignore[no-untyped-def]
+    """The page on an origin the backend does not allow (here file://, whose origin is
+    "null"): the backend answers, CORS refuses; the widget says so instead of "cannot be reached"."""
+    page = browser.new_page(viewport={"width": 320, "height": 700})
+    page.add_init_script(f"localStorage.setItem('token', {member.token!r}); localStorage.setItem('backend', {live_server!r}); localStorage.setItem('lang', 'en');")
+    page.goto((Path(__file__).resolve().parents[1] / "widget_api" / "static" / "widget" / "index.html").as_uri() + "?folder=INBOX&uid=1")
+    expect(page.locator("#error")).to_contain_text("does not allow this extension (CORS)")
+    shot(page, "blocked")

@@ -28,6 +28,7 @@ function tabHost() {
       return { ref, raw: null, specialUse: q.get("special_use") ? [q.get("special_use")] : [] };
     },
     language() { return navigator.language || "ja"; },
+    onMessageChange() {},
     async pair() { return { ok: false, error: "pair_unavailable" }; },
     openLink(url) { window.open(url, "_blank", "noopener"); },
   };
@@ -56,8 +57,12 @@ function thunderbirdHost() {
       if (specialUse.length) ref.special_use = specialUse[0];
       // The raw message, for a backend with no IMAP access to this account: a File, sent
       // as is, so every byte (ISO-2022-JP, 8-bit Shift_JIS) arrives unchanged.
-      return { ref, specialUse, raw: () => m.messages.getRaw(msg.id, { data_format: "File" }) };
+      const raw = () => m.messages.getRaw(msg.id, { data_format: "File" });
+      // A message without a Message-ID gets an "md5:…" one from Thunderbird that no server
+      // knows: only its bytes can be read.
+      return { ref, specialUse, raw, rawOnly: msg.headerMessageId.startsWith("md5:") };
     },
+    onMessageChange(listener) { m.messageDisplay.onMessagesDisplayed.addListener(() => listener()); },
     language() { return m.i18n.getUILanguage(); },
     pair(backend) { return m.runtime.sendMessage({ type: "pair", backend, clientName: "Thunderbird" }); },
     openLink(url) { m.windows.openDefaultBrowser(url); },
@@ -437,9 +442,10 @@ async function load() {
   const config = api("/api/v1/widget/config").catch(() => null);
   let draft;
   try {
+    if (message.rawOnly) throw { type: "no_message_id" };
     draft = await api("/api/v1/messages/draft", { query: state.ref });
   } catch (err) {
-    if (err.type === "no_mailbox" && state.raw) {
+    if ((err.type === "no_mailbox" || err.type === "no_message_id") && state.raw) {
       try {
         draft = await api("/api/v1/messages/draft/raw", { method: "POST", body: await state.raw(), type: "message/rfc822", query: { folder: state.ref.folder } });
       } catch (e) { if (generation === state.generation) { fail(e); say(""); document.body.removeAttribute("aria-busy"); } return; }
@@ -520,6 +526,8 @@ async function start() {
   $("not-spam").addEventListener("click", notSpam);
   $("why-spam").addEventListener("click", whySpam);
   $("captured-link").addEventListener("click", (e) => { e.preventDefault(); host.openLink(e.currentTarget.href); });
+  // Another message displayed while the popup stays open: its draft replaces this one.
+  host.onMessageChange(() => { if (state.settings.token) load(); });
   if (!state.settings.token) { showSettings(); return; }
   load();
 }
