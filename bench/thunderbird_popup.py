@@ -18,8 +18,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,9 +28,9 @@ from cryptography.fernet import Fernet  # noqa: E402
 
 from crm.store.db import migrate  # noqa: E402
 from scripts.pack_widget import pack  # noqa: E402
+from tests.conftest import serve_app  # noqa: E402
 from tests.factories import make_org, make_user  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
-from tests.servers.net import free_port  # noqa: E402
 from tests.servers.thunderbird import BUTTON_ID, Thunderbird  # noqa: E402
 from tests.test_thunderbird import japanese_mail  # noqa: E402
 from widget_api.config import Settings  # noqa: E402
@@ -70,18 +68,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    import uvicorn
-
     work = Path(tempfile.mkdtemp(prefix="bench-tb-"))
     url_db = f"sqlite:///{work / 'bench.db'}"
     migrate(url_db)
     runtime = Runtime.build(Settings(database_url=url_db, secret_keys=[Fernet.generate_key().decode()], data_dir=work))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime.settings, runtime), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
+    with serve_app(create_app(runtime.settings, runtime)) as url:
+        results = measure(runtime, url, args.runs, work)
+    print(f"Thunderbird popup, button press → fields filled, {args.runs} openings each (ms)")
+    print(f"{'message':26} {'path':24} {'p50':>8} {'p90':>8} {'max':>8}")
+    for name, paths in results.items():
+        for path, times in paths.items():
+            print(f"{name:26} {path:24} {statistics.median(times):8.1f} {percentile(times, 0.9):8.1f} {max(times):8.1f}")
+        widget, naive = (statistics.median(v) for v in paths.values())
+        print(f"{'':26} {'naive / widget':24} {naive / widget:7.1f}x")
+
+
+def measure(runtime: Runtime, url: str, runs: int, work: Path) -> dict[str, dict[str, list[float]]]:
     user = make_user(runtime, make_org(runtime, "Bench"), "receiver@example.com")
     small = japanese_mail("<bench-small@sample-shoji.co.jp>")
     big = with_attachment(japanese_mail("<bench-big@sample-shoji.co.jp>"), 5 * 2**20)
@@ -101,22 +103,15 @@ def main() -> None:
             for name, mid in (("Japanese mail, 2 KB", "<bench-small@sample-shoji.co.jp>"), ("same + 5 MB attachment", "<bench-big@sample-shoji.co.jp>")):
                 tb.close_popup()
                 tb.show_message("INBOX", mid)
-                results[name] = {"widget (IMAP, pooled)": time_openings(tb, args.runs)}
+                results[name] = {"widget (IMAP, pooled)": time_openings(tb, runs)}
             boxes = httpx.get(f"{url}/api/v1/mailboxes", headers=user.headers, timeout=30).json()
             for box in boxes:
                 httpx.delete(f"{url}/api/v1/mailboxes/{box['id']}", headers=user.headers, timeout=30)
             for name, mid in (("Japanese mail, 2 KB", "<bench-small@sample-shoji.co.jp>"), ("same + 5 MB attachment", "<bench-big@sample-shoji.co.jp>")):
                 tb.close_popup()
                 tb.show_message("INBOX", mid)
-                results[name]["naive (raw upload)"] = time_openings(tb, args.runs)
-    server.should_exit = True
-    print(f"Thunderbird popup, button press → fields filled, {args.runs} openings each (ms)")
-    print(f"{'message':26} {'path':24} {'p50':>8} {'p90':>8} {'max':>8}")
-    for name, paths in results.items():
-        for path, times in paths.items():
-            print(f"{name:26} {path:24} {statistics.median(times):8.1f} {percentile(times, 0.9):8.1f} {max(times):8.1f}")
-        widget, naive = (statistics.median(v) for v in paths.values())
-        print(f"{'':26} {'naive / widget':24} {naive / widget:7.1f}x")
+                results[name]["naive (raw upload)"] = time_openings(tb, runs)
+    return results
 
 
 if __name__ == "__main__":

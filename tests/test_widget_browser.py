@@ -219,3 +219,18 @@ def test_a_backend_that_refuses_the_origin_is_told_apart_from_one_that_is_down(b
     page.goto((Path(__file__).resolve().parents[1] / "widget_api" / "static" / "widget" / "index.html").as_uri() + "?folder=INBOX&uid=1")
     expect(page.locator("#error")).to_contain_text("does not allow this extension (CORS)")
     shot(page, "blocked")
+
+
+def test_a_backend_error_and_a_lost_connection_are_said_apart(browser, live_server, member) -> None:  # type: ignore[no-untyped-def]
+    """A 5xx is the backend's fault (try again / tell the admin), a 401 the connection's
+    (connect again), each in the user's language."""
+    page = open_widget(browser, live_server, member, "folder=INBOX&uid=1", lang="ja")
+    page.route("**/api/v1/messages/draft?*", lambda route: route.fulfill(status=502, json={"type": "mailbox_unavailable", "detail": "メールサーバーに接続できません"}))
+    page.reload()
+    expect(page.locator("#error")).to_contain_text("バックエンドでエラーが発生しました (HTTP 502)")
+    expect(page.locator("#error")).to_contain_text("メールサーバーに接続できません")
+    assert page.is_hidden("#settings")
+    page.route("**/api/v1/messages/draft?*", lambda route: route.fulfill(status=401, json={"type": "invalid_token", "detail": "x"}))
+    page.reload()
+    expect(page.locator("#error")).to_contain_text("もう一度接続してください")
+    assert page.is_visible("#settings")
