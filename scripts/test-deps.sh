@@ -21,6 +21,8 @@ command -v chromium >/dev/null || installed chromium || missing+=(chromium)
 command -v thunderbird >/dev/null || installed thunderbird || missing+=(thunderbird)
 command -v Xvfb >/dev/null || installed xvfb || missing+=(xvfb)
 command -v openbox >/dev/null || installed openbox || missing+=(openbox)
+# A Japanese font, so the screenshots in test-artifacts/ show Japanese mail as text.
+fc-list :lang=ja 2>/dev/null | grep -q . || installed fonts-ipafont-gothic || missing+=(fonts-ipafont-gothic)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""

@@ -170,6 +170,15 @@ class TestTokens:
         assert client.delete(f"/api/v1/tokens/{mine[0]['id']}", headers=member.headers).status_code == 204
         assert client.get("/api/v1/tokens", headers=member.headers).status_code == 401
 
+    def test_an_admin_lists_and_revokes_the_organisations_tokens(self, runtime, client, org, member) -> None:  # type: ignore[no-untyped-def]
+        boss = make_user(runtime, org, "boss@acme.example", role="admin")
+        assert client.get("/api/v1/tokens?organisation=true", headers=member.headers).status_code == 403
+        listed = client.get("/api/v1/tokens?organisation=true", headers=boss.headers).json()
+        assert {t["user_id"] for t in listed} == {member.id, boss.id}
+        theirs = next(t for t in listed if t["user_id"] == member.id)
+        assert client.delete(f"/api/v1/tokens/{theirs['id']}", headers=boss.headers).status_code == 204
+        assert client.get("/api/v1/custom-fields", headers=member.headers).status_code == 401
+
     def test_a_widget_token_is_never_an_admins(self, runtime, client, org) -> None:  # type: ignore[no-untyped-def]
         boss = make_user(runtime, org, "boss@acme.example", role="admin")
         with runtime.sessions.begin() as s:

@@ -152,7 +152,7 @@ def test_1_connect_by_signing_in_with_the_admins_preset_url(world) -> None:  # t
     tb.js_async(in_window, f"doc.getElementById('email').value = {EMAIL!r}; doc.getElementById('password').value = {PASSWORD!r}; doc.querySelector('form').requestSubmit(); return true;")
     tb.wait(lambda: tb.js(f"const w = {window}; return !!w && w.gBrowser.selectedBrowser.currentURI.spec.includes('/auth/widget');"), what="the consent page")
     tb.wait(lambda: tb.js_async(in_window, "return !!doc.getElementById('allow');"), what="the consent form")
-    tb.window_screenshot(ARTIFACTS / "thunderbird-consent.png")
+    tb.browser_screenshot(f"{window}.gBrowser.selectedBrowser", ARTIFACTS / "thunderbird-consent.png")
     tb.js_async(in_window, "doc.getElementById('allow').click(); return true;")
     tb.wait(lambda: tb.js(f"return !{window};"), what="the sign-in window to close with the code")
     runtime: Runtime = world["runtime"]

@@ -1,6 +1,9 @@
 """The widget page in Debian's Chromium (Playwright), against the real backend (uvicorn) and
 a real Dovecot: the draft, saving, duplicates, already captured, not spam, an invitation and
-a backend error. Screenshots of each state go to test-artifacts/."""
+a backend error. Screenshots of each state go to test-artifacts/.
+
+This drives the page as a plain tab (the tab host); the extension as Thunderbird runs it is
+proven by tests/test_thunderbird.py."""
 
 from __future__ import annotations
 

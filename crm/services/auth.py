@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from crm.domain.errors import InvalidInput, PermissionDenied
@@ -98,7 +98,11 @@ class SignedIn:
 
 
 def start_session(session: Session, user: User) -> str:
-    """A new browser session; returns the cookie value (stored only as its hash)."""
+    """A new browser session; returns the cookie value (stored only as its hash). Expired
+    sessions and codes go on the way: nothing needs a cleaning job."""
+    now = utcnow()
+    session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    session.execute(delete(AuthCode).where(AuthCode.expires_at <= now - timedelta(days=1)))
     token = secrets.token_urlsafe(32)
     session.add(WebSession(token_hash=_sha256(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32), expires_at=utcnow() + SESSION_LIFETIME))
     session.flush()

@@ -293,11 +293,11 @@ class Thunderbird:
         return self.wait(check, timeout=timeout, what=what or condition)
 
     def popup_screenshot(self, path: Path) -> None:
-        data = self.js_async("const [resolve] = arguments; snapshot(popupBrowser()).then(resolve, e => resolve(''));")
+        self.browser_screenshot("popupBrowser()", path)
+
+    def browser_screenshot(self, browser: str, path: Path) -> None:
+        """A PNG of what the <browser> that the chrome expression `browser` names shows."""
+        data = self.js_async(f"const [resolve] = arguments; snapshot({browser}).then(resolve, e => resolve(''));")
         if data:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(base64.b64decode(data.split(",", 1)[1]))
-
-    def window_screenshot(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(self.client.screenshot()))
