@@ -33,13 +33,13 @@ lint: $(TEST_STAMP)
 
 ## make test: system packages the tests need (Dovecot, PostgreSQL, Chromium, Thunderbird with
 ## Xvfb and openbox), then every test on SQLite, then the database tests again on a throwaway
-## PostgreSQL cluster (the Thunderbird module once: it proves the client, not the database).
-## --dist loadgroup keeps the Thunderbird module on one worker (one Thunderbird start).
+## PostgreSQL cluster (the Thunderbird module has a database of its own: it runs once).
+## --dist loadfile keeps the Thunderbird module on one worker (one Thunderbird start).
 test: $(TEST_STAMP)
 	bash scripts/test-deps.sh
 	$(MAKE) lint
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
-	MAILWIDGET_TEST_DB=postgres $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "db and not thunderbird"
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	MAILWIDGET_TEST_DB=postgres $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m db
 
 bench: $(TEST_STAMP)
 	bash scripts/test-deps.sh

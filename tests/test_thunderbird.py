@@ -21,12 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from crm.domain.drafts import CONFIDENT, ReadContext
 from crm.services import auth, organisations
 from crm.store.calendar import CalendarEvent
-from crm.store.metadata import metadata
 from crm.store.models import ApiToken, Lead
 from mail_adapter.reading import read_raw
 from tests.servers.dovecot import Dovecot
@@ -35,7 +34,7 @@ from widget_api.config import Settings
 from widget_api.deps import Runtime
 from widget_api.main import create_app
 
-pytestmark = [pytest.mark.thunderbird, pytest.mark.xdist_group("thunderbird")]
+pytestmark = pytest.mark.thunderbird
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 TB_CORPUS = Path(__file__).resolve().parent / "data" / "corpora" / "thunderbird"
@@ -70,21 +69,20 @@ def shot(tb: Thunderbird, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def backend(database_url: str, engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, str]]:  # type: ignore[no-untyped-def]
-    """The real backend on a free port, for the whole module (one Thunderbird start)."""
-    from crm.store.db import make_session_factory
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime, str]]:
+    """The real backend on a free port for the whole module (one Thunderbird start), on a
+    database of its own: other tests on the same xdist worker empty the shared one between
+    their tests, which would pull the module's user from under Thunderbird."""
+    from crm.store.db import migrate
     from tests.conftest import serve_app
 
-    settings = Settings(database_url=database_url, secret_keys=[Fernet.generate_key().decode()], data_dir=tmp_path_factory.mktemp("tb-data"))
+    work = tmp_path_factory.mktemp("thunderbird-backend")
+    settings = Settings(database_url=f"sqlite:///{work / 'crm.db'}", secret_keys=[Fernet.generate_key().decode()], data_dir=work)
+    migrate(settings.database_url)
     runtime = Runtime.build(settings)
-    runtime.engine.dispose()
-    runtime.engine, runtime.sessions = engine, make_session_factory(engine)
     with serve_app(create_app(settings, runtime)) as url:
         yield runtime, url
-    runtime.pool.close_all()
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            conn.execute(delete(table))
+    runtime.close()
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +110,7 @@ def world(backend) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-de
         assert created.status_code == 201, created.text
         xpi = pack(tmp := Path(dovecot.dir) / "xpi")
         assert tmp.exists()
-        with Thunderbird(imap_user, xpi, email=EMAIL, managed={"backend_url": url}) as tb:
+        with Thunderbird(imap_user, xpi, email=EMAIL, managed={"backend_url": url}, keep_log=ARTIFACTS / "thunderbird.log") as tb:
             yield {"tb": tb, "dovecot": dovecot, "imap": imap_user, "runtime": runtime, "url": url, "headers": headers, "mailbox": mailbox, "user_id": user.id}
 
 
@@ -130,7 +128,11 @@ def popup_fields(tb: Thunderbird) -> dict[str, str]:
 
 
 def wait_for_draft(tb: Thunderbird, email: str) -> dict[str, str]:
-    tb.wait_popup(f"!doc.getElementById('lead').hidden && doc.getElementById('f-email').value == {email!r}", what=f"the draft of {email}")
+    try:
+        tb.wait_popup(f"!doc.getElementById('lead').hidden && doc.getElementById('f-email').value == {email!r}", what=f"the draft of {email}", timeout=60)
+    except AssertionError as failure:
+        shown = tb.popup("return [doc.getElementById('status').textContent, doc.getElementById('error').textContent, doc.getElementById('settings').hidden, doc.body.getAttribute('aria-busy'), doc.getElementById('lead').hidden, (doc.getElementById('f-email') || {}).value, doc.body.innerText.slice(0, 200)]")
+        raise AssertionError(f"{failure}\npopup: {shown}") from None
     return popup_fields(tb)
 
 

@@ -89,8 +89,8 @@ async function snapshot(browser) {
 class Thunderbird:
     """One Thunderbird process with its Xvfb and openbox, in a directory of its own."""
 
-    def __init__(self, imap_user: ImapUser, xpi: Path, *, email: str, managed: dict[str, object] | None = None) -> None:
-        self.imap_user, self.xpi, self.email, self.managed = imap_user, xpi, email, managed
+    def __init__(self, imap_user: ImapUser, xpi: Path, *, email: str, managed: dict[str, object] | None = None, keep_log: Path | None = None) -> None:
+        self.imap_user, self.xpi, self.email, self.managed, self.keep_log = imap_user, xpi, email, managed, keep_log
         self.dir = scratch_dir("mailwidget-thunderbird-")
         self.profile = self.dir / "profile"
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -144,6 +144,9 @@ class Thunderbird:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
         self.processes.clear()
+        if self.keep_log is not None and self.log_path.exists():
+            self.keep_log.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.log_path, self.keep_log)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> Thunderbird:
@@ -221,31 +224,36 @@ class Thunderbird:
 
     # -- mail ---------------------------------------------------------------------------
 
-    def show_message(self, folder: str, message_id: str, *, timeout: float = 30) -> None:
+    def show_message(self, folder: str, message_id: str, *, timeout: float = 60) -> None:
         """Display the message with this Message-ID of the server folder `folder` in the
         3-pane window, as a user clicking it would."""
         mid = message_id.strip("<>")
+        kicked = [0.0]
 
         def shown() -> bool:
+            # Folder discovery and the folder's update are asked for every 3 s, not at each
+            # poll: asked again before it finished, a busy machine's IMAP sync never ends.
+            kick = time.monotonic() - kicked[0] > 3
+            if kick:
+                kicked[0] = time.monotonic()
             return bool(self.js_async(
                 """
-                const [folderName, mid, resolve] = arguments;
+                const [folderName, mid, kick, resolve] = arguments;
                 const root = server().rootFolder;
                 // by the server's own name (onlineName), or the decoded name of a top folder
                 const folder = root.descendants.find(f => (f instanceof Ci.nsIMsgImapMailFolder && f.onlineName == folderName) || (f.parent == root && f.name == folderName));
-                if (!folder) { server().performExpand(mailWindow().msgWindow); return resolve(false); }
+                if (!folder) { if (kick) server().performExpand(mailWindow().msgWindow); return resolve(false); }
                 const pane = about3Pane();
                 if (pane.gFolder != folder) pane.displayFolder(folder.URI);
-                folder.updateFolder(mailWindow().msgWindow);
                 const hdr = folder.msgDatabase && folder.msgDatabase.getMsgHdrForMessageID(mid);
-                if (!hdr) return resolve(false);
+                if (!hdr) { if (kick) folder.updateFolder(mailWindow().msgWindow); return resolve(false); }
                 const index = pane.gDBView.findIndexOfMsgHdr(hdr, true);
                 if (index < 0) return resolve(false);
                 if (pane.threadTree.selectedIndex != index) pane.threadTree.selectedIndex = index;
                 const shownMessage = pane.messageBrowser.contentWindow.gMessage;
                 resolve(!!shownMessage && shownMessage.messageId == mid && !!pane.messageBrowser.contentDocument.getElementById("%s"));
                 """.replace("%s", BUTTON_ID),
-                folder, mid,
+                folder, mid, kick,
             ))
 
         self.wait(shown, timeout=timeout, what=f"message {message_id} in {folder}", interval=0.3)
