@@ -114,8 +114,10 @@ def world(backend) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-de
             yield {"tb": tb, "dovecot": dovecot, "imap": imap_user, "runtime": runtime, "url": url, "headers": headers, "mailbox": mailbox, "user_id": user.id}
 
 
-def open_in_thunderbird(world: dict[str, object], folder: str, raw: bytes, message_id: str) -> Thunderbird:
+def open_in_thunderbird(world: dict[str, object], folder: str, raw: bytes, message_id: str, *, connected: bool = True) -> Thunderbird:
     tb: Thunderbird = world["tb"]  # type: ignore[assignment]
+    if connected and not _widget_token(world["runtime"], world["user_id"]):  # type: ignore[arg-type]
+        pytest.fail("Thunderbird is not connected to the backend: see test_1 (pairing)")
     world["dovecot"].append(world["imap"].name, folder, raw)  # type: ignore[attr-defined]
     tb.close_popup()
     tb.show_message(folder, message_id)
@@ -142,20 +144,22 @@ def test_1_connect_by_signing_in_with_the_admins_preset_url(world) -> None:  # t
     a "widget" token through the code + PKCE exchange."""
     tb: Thunderbird = world["tb"]
     raw = japanese_mail("<ja-1@sample-shoji.co.jp>")
-    open_in_thunderbird(world, "INBOX", raw, "<ja-1@sample-shoji.co.jp>")
+    open_in_thunderbird(world, "INBOX", raw, "<ja-1@sample-shoji.co.jp>", connected=False)
     tb.wait_popup("!doc.getElementById('settings').hidden", what="the connect form")
     assert tb.popup("return [doc.getElementById('backend').value, doc.getElementById('backend').readOnly, doc.getElementById('backend-managed').hidden]") == [world["url"], True, False]
     shot(tb, "connect")
     tb.popup("doc.getElementById('pair').click(); return true;")
     window = "[...Services.wm.getEnumerator(null)].find(w => w.name == 'launchWebAuthFlow_dialog' && w.gBrowser)"
-    tb.wait(lambda: tb.js(f"const w = {window}; return !!w && w.gBrowser.selectedBrowser.currentURI.spec.includes('/auth/sign-in');"), what="the sign-in window")
-    in_window = f"const [code, resolve] = arguments; inContent({window}.gBrowser.selectedBrowser, code).then(resolve, e => resolve('error: ' + e));"
+    at = "const w = " + window + "; const b = w && w.gBrowser.selectedBrowser; return !!(b && b.currentURI && b.currentURI.spec.includes(arguments[0]));"
+    tb.wait(lambda: tb.js(at, "/auth/sign-in"), what="the sign-in window")
+    # A page being replaced does not answer: false, and the wait asks again.
+    in_window = f"const [code, resolve] = arguments; inContent({window}.gBrowser.selectedBrowser, code).then(resolve, e => resolve(false));"
     tb.wait(lambda: tb.js_async(in_window, "return !!doc.getElementById('password');"), what="the sign-in form")
-    tb.js_async(in_window, f"doc.getElementById('email').value = {EMAIL!r}; doc.getElementById('password').value = {PASSWORD!r}; doc.querySelector('form').requestSubmit(); return true;")
-    tb.wait(lambda: tb.js(f"const w = {window}; return !!w && w.gBrowser.selectedBrowser.currentURI.spec.includes('/auth/widget');"), what="the consent page")
+    tb.wait(lambda: tb.js_async(in_window, f"doc.getElementById('email').value = {EMAIL!r}; doc.getElementById('password').value = {PASSWORD!r}; doc.querySelector('form').requestSubmit(); return true;"), what="signing in")
+    tb.wait(lambda: tb.js(at, "/auth/widget"), what="the consent page")
     tb.wait(lambda: tb.js_async(in_window, "return !!doc.getElementById('allow');"), what="the consent form")
     tb.browser_screenshot(f"{window}.gBrowser.selectedBrowser", ARTIFACTS / "thunderbird-consent.png")
-    tb.js_async(in_window, "doc.getElementById('allow').click(); return true;")
+    tb.wait(lambda: tb.js_async(in_window, "doc.getElementById('allow').click(); return true;"), what="approving")
     tb.wait(lambda: tb.js(f"return !{window};"), what="the sign-in window to close with the code")
     runtime: Runtime = world["runtime"]
     tb.wait(lambda: _widget_token(runtime, world["user_id"]), what="the widget's token")
