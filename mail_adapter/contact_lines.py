@@ -13,11 +13,11 @@ _DASHES = str.maketrans({c: "-" for c in "‐‑‒–—―−－ーｰ"})
 
 # ----------------------------------------------------------------------------- phones
 
-_NUMBER = r"(\+?\s?\(?\d[\d\s().\-]{5,}\d)(?:\s*(?:ext\.?|x|内線|\(内線\))\s*(\d{1,6}))?"
-_MOBILE_LABEL = r"(携帯(電話)?|モバイル|mobile|mob|cell(ular)?|m|c|ｍ)"
+_NUMBER = r"(\(?\d{3}\)?/\d{3}[-.\s]\d{4}|\+?\s?\(?\d[\d\s().\-]{5,}\d)(?:\s*(?:ext\.?|x|内線|\(内線\))\s*(\d{1,6}))?"
+_MOBILE_LABEL = r"(携帯(電話)?|モバイル|mobile(\s*phone)?|mob|cell(ular)?(\s*phone)?|m|c|ｍ)"
 _FAX_LABEL = r"(fax|facsimile|f|ファックス|ファクス|ＦＡＸ)"
 _PHONE_LABEL = r"(tel\s*[/／]\s*fax|電話\s*[/／]\s*fax|tel|telephone|phone|ph|電話(番号)?|t|o|p|w|work|office|direct|dir|直通|代表|main|d)"
-_LABELLED = re.compile(rf"(?<![A-Za-z])(?P<label>{_MOBILE_LABEL}|{_FAX_LABEL}|{_PHONE_LABEL})\s*\.?\s*(\([^\d)]{{0,6}}\))?\s*[:：.]?\s*(?P<num>{_NUMBER})", re.I)
+_LABELLED = re.compile(rf"(?<![A-Za-z])(?P<label>{_MOBILE_LABEL}|{_FAX_LABEL}|{_PHONE_LABEL})\s*\.?\s*(\([^\d)]{{0,12}}\))?\s*[:：.]?\s*(?P<num>{_NUMBER})", re.I)
 _DIGIT = re.compile(r"\d")
 _BARE = re.compile(rf"(?<![\w/@=.])(?P<num>{_NUMBER})")
 
@@ -117,7 +117,9 @@ _PREF = re.compile("(" + "|".join(PREFECTURES) + ")")
 _JP_CITY = re.compile(r"^(.+?郡.+?[町村]|.+?市.+?区|.+?[市区町村])")
 # Each matches the city part of a line, alone or after the street and a comma
 # ("500 Howard St, Suite 300, San Francisco, CA 94105"; "Friedrichstraße 100, 10117 Berlin").
-_US_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Za-z][A-Za-z .'-]+),\s*(?P<state>[A-Z]{2}|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\s+(?P<zip>\d{5}(?:-\d{4})?)\b(?:,?\s*(?P<country>[A-Za-z .]+))?$")
+# The city may follow the start, a comma, a PO box number's gap or a column gap; the comma
+# before a two-letter state may be missing ("Washington DC 20007", "Washington, D.C. 20006").
+_US_LINE = re.compile(r"(?:^|,\s*|\s{2,}|\t|(?<=\d)\s*[?\u00a0]\s*)(?P<city>[A-Za-z][A-Za-z .'-]+?)(?:,\s*|\s+(?=[A-Z]\.?[A-Z]\.?\s))(?P<state>[A-Z]{2}|D\.C\.|[A-Z][a-z]+(?: [A-Z][a-z]+)?)\s+(?P<zip>\d{5}(?:-\d{4})?)\b(?:,?\s*(?P<country>[A-Za-z .]+))?$")
 _EU_LINE = re.compile(r"(?:^|,\s*)(?:(?P<cc>[A-Z]{1,2})-)?(?P<zip>\d{4} ?[A-Z]{2}(?= )|\d{4}-\d{3}|\d{4,5}|\d{2}-\d{3})\s+(?P<city>[A-ZÄÖÜÉ][\w .'-]+?)(?:,\s*(?P<country>[A-Za-z .]+))?$")
 _AU_LINE = re.compile(r"(?:^|,\s*)(?P<city>[A-Z][A-Za-z .'-]+?)\s+(?P<state>NSW|VIC|QLD|WA|SA|TAS|ACT|NT)\s+(?P<zip>\d{4})(?:,\s*(?P<country>[A-Za-z .]+))?$")
 # A Japanese address written in English: "1-2-3 Shiba, Minato-ku, Tokyo 105-0014, Japan".
@@ -206,6 +208,7 @@ def address_in(lines: list[str]) -> Address | None:
                 street = folded[i - 1] if i > 0 and (_STREET.match(folded[i - 1]) or re.match(r"^\d+\s+\w", folded[i - 1])) else None
             country = COUNTRIES.get(named.lower().strip(" .")) if named else COUNTRIES.get(folded[i + 1].lower().strip(" .")) if i + 1 < len(folded) else None
             state = m.groupdict().get("state")
+            state = state.replace(".", "") if state and re.fullmatch(r"[A-Z]\.[A-Z]\.", state) else state
             return Address(street, m.group("city").strip(), state, m.group("zip"), country, lines[i])
     return None
 
@@ -234,7 +237,7 @@ def country_in(line: str) -> str | None:
 
 _JA_FORMS = "株式会社|有限会社|合同会社|合資会社|合名会社|一般社団法人|一般財団法人|公益社団法人|公益財団法人|医療法人社団|医療法人財団|医療法人|社会福祉法人|学校法人|宗教法人|特定非営利活動法人|NPO法人|独立行政法人|国立大学法人|税理士法人|弁護士法人|監査法人|司法書士法人|行政書士法人"
 _ABBREV = {"(株)": "株式会社", "（株）": "株式会社", "㈱": "株式会社", "(有)": "有限会社", "（有）": "有限会社", "㈲": "有限会社", "(同)": "合同会社", "（同）": "合同会社", "(医)": "医療法人", "(社)": "社団法人", "(財)": "財団法人"}
-_EN_FORMS = r"(inc\.|Sp\. z o\.o\.|Pvt\.? Ltd\.?|S\.A\.P\.I\. de C\.V\.|S\.A\. de C\.V\.|S\. de R\.L\.(?: de C\.V\.)?|S\.p\.A\.|Ltda\.?|S\.L\.|Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd\.?|Corp\.?|Corporation|GmbH|AG|K\.K\.|KK|S\.A\.S?\.?|SAS|S\.r\.l\.|B\.V\.|N\.V\.|PLC|plc|Pty\.? Ltd\.?|Pte\.? Ltd\.?|SE|Oy|AB|A/S|Co\.)"
+_EN_FORMS = r"(inc\.|P\.C\.|P\.A\.|PLLC|L\.P\.|LP|Sp\. z o\.o\.|Pvt\.? Ltd\.?|S\.A\.P\.I\. de C\.V\.|S\.A\. de C\.V\.|S\. de R\.L\.(?: de C\.V\.)?|S\.p\.A\.|Ltda\.?|S\.L\.|Inc\.?|Incorporated|LLC|L\.L\.C\.|LLP|Ltd\.?|Limited|Co\.,?\s?Ltd\.?|Corp\.?|Corporation|GmbH|AG|K\.K\.|KK|S\.A\.S?\.?|SAS|S\.r\.l\.|B\.V\.|N\.V\.|PLC|plc|Pty\.? Ltd\.?|Pte\.? Ltd\.?|SE|Oy|AB|A/S|Co\.)"
 _JA_FORM = re.compile(_JA_FORMS)
 # A name may be Latin words with spaces on either side of the form: "BlueWave Japan株式会社",
 # "株式会社 Blue Wave".
@@ -244,12 +247,13 @@ _JA_COMPANY = re.compile(
     rf"|(?:{_LATIN_WORDS} ){{0,3}}[^\s　、,，()（）|｜/／:：]+?\s?(?:{_JA_FORMS}))"
 )
 _EN_COMPANY = re.compile(rf"([A-Z0-9&][\w&'.\-]*(?:[ ,]+[A-Z0-9&][\w&'.\-]*){{0,5}},?\s+{_EN_FORMS})(?![\w])")
+_EN_FORM_AT_END = re.compile(_EN_FORMS + r"\W*$")
 _DEPARTMENT = re.compile(r".*(部|課|室|局|グループ|チーム|センター|本部|事業部|支店|営業所|Division|Department|Dept\.?|Team|Group)", re.I)
 
 
 _BUSINESS_NOUN = re.compile(
     r"\b(Partners|Ventures|Systems|Group|Solutions|Labs?|Technologies|Technology|Consulting|Media|Holdings|Capital|Studios?|Agency|Associates|"
-    r"Software|Networks|Analytics|Industries|International|Enterprises|Foods|Logistics|Trading|Services|Bank|Hospital|Clinic|University|Institute|Foundation)$"
+    r"Software|Networks|Analytics|Industries|International|Enterprises|Foods|Logistics|Trading|Services|Bank|Hospital|Clinic|University|Institute|Foundation|Energy|Power|Communications|Advisors|Advisers|Research)$"
 )
 
 
@@ -307,6 +311,8 @@ def company_in(line: str) -> str | None:
         return company.strip()
     text = unicodedata.normalize("NFKC", line)
     m = _EN_COMPANY.search(text)
+    if m and not re.search(r"[A-Za-z]{2}", _EN_FORM_AT_END.sub("", m.group(1))):
+        m = None  # "calpxsubpoena1 AG 10-3-00.doc": no name before the legal form
     if m:
         company = m.group(1).strip()
         company = re.sub(r"^(at|@|from|with)\s+", "", company, flags=re.I)
@@ -332,8 +338,8 @@ _JA_TITLES = (
 )
 _JA_TITLE = re.compile(rf"({_JA_TITLES})(?![\u30a0-\u30ff])")  # not エンジニア inside エンジニアリング
 _EN_TITLE = re.compile(
-    r"\b((?:Chief [A-Z][a-z]+ Officer)|CEO|CTO|CFO|COO|CMO|CIO|CISO|CRO|(?:S|E|Senior |Executive )?VP(?:,? (?:of )?[A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:Senior |Executive |Assistant |Associate )?Vice President(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|"
-    r"(?:Co-)?Founder(?: (?:&|and) CEO)?|President|(?:(?:[A-Z][a-z]+|[A-Z]{2,4}) ){0,3}"
+    r"\b((?:Chief [A-Z][a-z]+ Officer)|CEO|CTO|CFO|COO|CMO|CIO|CISO|CRO|CSO|(?:S|E|Senior |Executive )?VP(?:,? (?:of )?[A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:Senior |Executive |Assistant |Associate )?Vice President(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|"
+    r"(?:Co-)?Founder(?: (?:&|and) (?:CEO|CTO|CFO|COO|CSO|CMO|President|Chairman))?|President|(?:Assistant |Associate |Full |Visiting |Adjunct )?Professor(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*)?|(?:(?:[A-Z][a-z]+|[A-Z]{2,4}) ){0,3}"
     r"(?:Director|Manager|Partner|Engineer|Consultant|Developer|Designer|Architect|Analyst|Specialist|Representative|Executive|Officer|Lead|Coordinator|Administrator|Head of [A-Z][\w&]*(?: [A-Z&][\w&]*)*|Owner|Principal|Associate|Advisor|Recruiter|Accountant|Attorney|Counsel|"
     r"Supervisor|Buyer|Planner|Agent|Assistant|Secretary|Treasurer|Controller|Scientist|Researcher|Technician|Strategist|Editor|Producer|Superintendent|Chair(?:man|person|woman)?)"
     r"(?: of [A-Z][\w&]*(?: [A-Z&][\w&]*)*| ?, ?[A-Z][a-z]+(?: [A-Z][a-z]+)*(?= *$))?)\b"

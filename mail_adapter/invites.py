@@ -14,6 +14,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from crm.domain.invites import INVITE_METHODS, Attendee, InviteDraft
 from crm.domain.ports import CalendarObject
+from mail_adapter.zones import own_text
 
 MAX_EVENTS = 500  # per message: a calendar with 10,000 VEVENTs is read up to this, with a warning
 _URL = re.compile(r"https://(?:teams\.microsoft\.com/l/meetup-join/|meet\.google\.com/|[\w.-]*zoom\.us/j/|[\w.-]*webex\.com/)[^\s<>\"\\]+")
@@ -123,6 +124,15 @@ def _calendar_text(cal: icalendar.Calendar, event: icalendar.cal.Component) -> s
     return bytes(out.to_ical()).decode("utf-8", "replace")
 
 
+def _own_description(text: str) -> str:
+    """The organiser's own words of a DESCRIPTION: Outlook appends the earlier versions of
+    a moved meeting ("-----Original Appointment-----" with From/Sent/To/Subject/When/Where)
+    and clients quote the thread an invitation answers; the zones cut them off as they do
+    for mail. A description that is only a forwarded block is kept whole."""
+    own = own_text(text.replace("\r\n", "\n")).strip()
+    return own if own else text.strip()
+
+
 def _event(cal: icalendar.Calendar, event: icalendar.cal.Component, method: str) -> InviteDraft:
     warnings = []
     vtimezones = {str(tz.get("TZID")) for tz in cal.walk("VTIMEZONE")}
@@ -164,7 +174,7 @@ def _event(cal: icalendar.Calendar, event: icalendar.cal.Component, method: str)
         dtstamp=dtstamp.astimezone(UTC) if dtstamp and dtstamp.tzinfo else (dtstamp.replace(tzinfo=UTC) if dtstamp else None),
         summary=str(event.get("SUMMARY") or ""),
         location=str(event.get("LOCATION") or ""),
-        description=str(event.get("DESCRIPTION") or "")[:20000],
+        description=_own_description(str(event.get("DESCRIPTION") or ""))[:20000],
         start=start,
         end=end,
         all_day=all_day,

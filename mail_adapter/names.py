@@ -12,6 +12,9 @@ _READING = re.compile(r"[(（][^)）]*[)）]")
 _AFFIX = re.compile(r"\s*([|｜/／@＠]|\bvia\b|\bat\b).*$", re.I)
 _HONORIFIC = re.compile(r"(様|さま|さん|殿|氏)$|^(Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+", re.I)
 _JA_NAME_LINE = re.compile(r"^[\u3400-\u9fff々ヶ]{1,4}[ 　]?[\u3040-\u30ff\u3400-\u9fff々ヶ]{1,5}$")
+_NICKNAME = re.compile(r'\s+"[^"]{1,20}"\s+|\s+\([^)]{1,20}\)\s+(?=\S)')
+_SUFFIX = re.compile(r",?\s+(?:Jr|Sr|II|III|IV|Esq|Ph\.?D|M\.?D|CPA|P\.?E)\.?$", re.I)
+_INITIALS = re.compile(r"(?:\s+[A-Z]\.?)+$")
 _LATIN_NAME = re.compile(r"^[A-ZÀ-Þ][\w'’.-]*(?:\s+[A-ZÀ-Þa-z][\w'’.-]*){1,3}$")
 
 
@@ -65,8 +68,11 @@ def split_name(name: str) -> tuple[str | None, str | None]:
             return divided.given or None, divided.family or None
         except Exception:  # noqa: BLE001 - an unusual name: keep it whole as the last name
             return None, name
+    name = _SUFFIX.sub("", _NICKNAME.sub(" ", name)).strip(" ,")  # 'Ted L. "Dub" Snider Jr.' is Ted Snider
     if "," in name:
         last, _, first = name.partition(",")
+        # "Kaminski, Vince J", "Fergus, Gary S.": the middle initial is not the first name.
+        first = _INITIALS.sub("", first.strip()) or first.strip()
         return _capitalise_all(first.strip()) or None, _capitalise_all(last.strip()) or None
     parts = name.split()
     if len(parts) == 1:
@@ -107,13 +113,29 @@ def family_first(first: str | None, last: str | None, email: str) -> tuple[str |
     return first, last
 
 
+# Local parts that name a role or a service, not a person (articles-email@, customer_service@).
+_ROLE_WORDS = frozenset(
+    "info news newsletter articles email mail service services support admin sales contact team office help noreply reply "
+    "notifications notification alerts alert marketing billing accounts account customer customerservice webmaster postmaster "
+    "communications press media hr jobs careers events orders order shop store".split()
+)
+_PARTICLES = frozenset("van von de der da di del la le du bin al st".split())
+
+
 def from_local_part(email: str) -> tuple[str | None, str | None]:
-    """first.last@ / first_last@ → (First, Last); anything else gives nothing."""
+    """first.last@, first_last@, first_m_last@ (the middle initial dropped), first.de.la.x@
+    → (First, Last); anything else, or a role address (articles-email@), gives nothing."""
     local = email.split("@", 1)[0]
-    parts = re.split(r"[._-]", local)
-    if len(parts) == 2 and all(p.isalpha() and len(p) > 1 for p in parts):
-        return parts[0].capitalize(), parts[1].capitalize()
-    return None, None
+    parts = [p for p in re.split(r"[._-]", local) if p]
+    if not 2 <= len(parts) <= 5 or not all(p.isalpha() for p in parts) or any(p.lower() in _ROLE_WORDS for p in parts):
+        return None, None
+    first, rest = parts[0], [p for p in parts[1:-1] if len(p) > 1] + parts[-1:]
+    if len(first) < 2 or len(rest[-1]) < 2 or any(len(p) == 1 for p in rest):
+        return None, None
+    if len(rest) > 1 and not any(p.lower() in _PARTICLES for p in rest[:-1]):
+        return None, None  # three names and no particle: which is the family name is a guess
+    last = " ".join(p.lower() if p.lower() in _PARTICLES and i < len(rest) - 1 else p.capitalize() for i, p in enumerate(rest))
+    return first.capitalize(), last[:1].upper() + last[1:]
 
 
 def looks_like_name_line(line: str) -> bool:
@@ -133,3 +155,21 @@ def same_person(a: str, b: str, *, exact: bool = False) -> bool:
     line is the name and nothing more ("Fiona Grant Consulting" is not Fiona Grant)."""
     x, y = _squashed(a), _squashed(b)
     return bool(x) and bool(y) and (x == y or not exact and (x in y or y in x))
+
+
+def signs_as(line: str, name: str) -> bool:
+    """Whether a signature line is the person's name as they sign it: their first name
+    alone ("Kevin"), or first and last name with or without middle initials, suffixes or a
+    fuller first name ("Joel L. Greene", "Donald A. Kaplan, Esq." for "Kaplan, Don")."""
+    text = line.strip()
+    if not text or not name or len(text) > 40 or any(ch.isdigit() for ch in text):
+        return False
+    first, last = split_name(name)
+    if not first:
+        return False
+    words = text.strip(".,").split()
+    if len(words) == 1:
+        return words[0].lower() == first.lower()
+    given, family = split_name(re.split(r",\s*(?!Esq|Jr|Sr)", text)[0])
+    return bool(given and family and last and family.lower() == last.lower() and given[:1].lower() == first[:1].lower())
+

@@ -8,9 +8,11 @@ import re
 import unicodedata
 
 from mail_adapter.contact_lines import JA_BUSINESS_ENDINGS
-from mail_adapter.names import has_cjk
+from mail_adapter.names import has_cjk, signs_as
+from mail_adapter.zones import own_text
 
 MAX_LINES = 16
+_READ_LINES = 300  # lines read from each end of a very long text
 
 _DELIMITER = re.compile(r"^\s*(--\s*|-{3,}.*|={3,}.*|\*{3,}.*|_{3,}.*|[━─―－ー～~＝■□◆◇☆★]{3,}.*|[-=*~]{2,}\s*[^\s=*~-].{0,60}[-=*~]{2,})\s*$")
 _SIGNOFF = re.compile(
@@ -48,7 +50,7 @@ _SOMEONE_ELSE = re.compile(r"^\s*(assistant|executive assistant|ea|secretary|pa|
 _URL_ONLY = re.compile(r"^\s*(https?://|www\.)\S+\s*$", re.I)
 
 
-_FUNCTION_WORDS = frozenset("a an the to on at for in of and or me my you your our we i is are will be if please call contact let".split())
+_FUNCTION_WORDS = frozenset("a an the to on at for in of and or me my you your our we i is are will be if please call contact let her his she he it its they them this that with from by as would like can could here there".split())
 
 
 def _prose(line: str) -> bool:
@@ -56,31 +58,94 @@ def _prose(line: str) -> bool:
     if has_cjk(text):
         return len(text) >= 20 and text.endswith(("。", "！", "？"))
     words = text.split()
+    if len(words) >= 3 and _LIST_ITEM.match(text):
+        return True  # "1) Call Bruce Webster w/ Hunter Oil." is a to-do list, not a signature
     # "Ventana Cloud Inc." ends with a full stop too: a sentence also has its small words,
-    # and a signature line its separators.
+    # and a signature line its separators. A sentence wrapped at 72 columns ends anywhere.
     return (
         len(words) >= 6
-        and text.endswith((".", "!", "?", ":"))
+        and (text.endswith((".", "!", "?", ":")) or len(words) >= 8)
         and not re.search(r"[|｜·•]", text)
         and sum(1 for w in words if w.lower().strip(".,!?:") in _FUNCTION_WORDS) >= 2
     )
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*•])\s+\S")
 
 
 def _own(block: list[str]) -> list[str]:
     return [ln for ln in block if not _SOMEONE_ELSE.match(ln)]
 
 
+# The list of attachments a client writes under the text ("(See attached file: a.doc)",
+# " - a.doc", "<<a.doc>>"): never a signature line.
+_ATTACHMENT = re.compile(r"^\s*(?:.*\(See attached file:.*|[^()]{0,80}\.\w{2,5}\)(?:\s*\(See attached file:.*)?|-\s+\S.{0,120}\.\w{2,5}(?:\s*<<.*)?|<<[^<>]+>>(?:\s*<<[^<>]+>>)*|\[IMAGE\](?:\s*\[IMAGE\])*)\s*$", re.I)
+
+
 def _cut_footer_and_disclaimer(lines: list[str]) -> list[str]:
+    lines = [ln for ln in lines if not _ATTACHMENT.match(ln)]
     for i, line in enumerate(lines):
         if _FOOTER.match(line) or (_DISCLAIMER.match(line) and i > 0):
             return lines[:i]
     return lines
 
 
-def signature_lines(own: str) -> tuple[list[str], str]:
+def _signed_block(lines: list[str], name: str) -> list[str]:
+    """The writer's name line followed by contact lines, wherever it stands (a signature
+    with pasted articles under it): the last such name line in the text wins."""
+    n = len(lines)
+    first = name.replace(",", " ").split()
+    words = [w.lower() for w in first if len(w) > 1]
+    for i in range(n - 1, 0, -1):
+        low = lines[i].lower()
+        if len(low) > 40 or not any(w in low for w in words) or not signs_as(lines[i], name):
+            continue
+        block: list[str] = []
+        # The company and title lines written above the name belong to the block too.
+        k = i
+        while k > 0 and i - k < 4 and lines[k - 1].strip() and len(lines[k - 1].strip()) <= 60 and not _prose(lines[k - 1]) and not lines[k - 1].strip().endswith((".", ",", "!", "?", ":")):
+            k -= 1
+        block.extend(ln.strip() for ln in lines[k:i])
+        for line in lines[i : i + MAX_LINES]:
+            if not line.strip():
+                if len(block) > 1:
+                    break
+                continue
+            if len(line.strip()) > 80 or _prose(line):
+                break
+            block.append(line.strip())
+        after = block[i - k + 1 : i - k + 3]
+        if len(block) > 1 and any(_CONTACTISH.search(ln) and not _URL_ONLY.match(ln) for ln in after):
+            return block
+    return []
+
+
+def _trailing_run(lines: list[str]) -> list[str]:
+    """The short, non-prose lines that end the text, when a signature follows the last
+    sentence without a blank line ("…the best,\nNXE Energy\nDavid Taylor, CSO\nTel …")."""
+    run: list[str] = []
+    for line in reversed(lines):
+        text = line.strip()
+        if not text or len(text) > 80 or _prose(line) or text.endswith((",", ";")) and len(text.split()) > 3:
+            break
+        run.insert(0, text)
+        if len(run) >= MAX_LINES:
+            break
+    return run if len(run) >= 2 and any(_CONTACTISH.search(ln) and not _URL_ONLY.match(ln) for ln in run) else []
+
+
+def signature_lines(text: str, name: str = "", *, whole_body: bool = True) -> tuple[list[str], str]:
     """The signature's lines (trimmed, blank lines dropped) and how it was found:
-    "delimiter", "signoff", "trailing" or "" when no block was found."""
-    lines = [unicodedata.normalize("NFC", ln.rstrip()) for ln in own.splitlines()]
+    "delimiter", "signoff", "signed" (the writer's name line and contact lines under it,
+    anywhere in the text), "trailing" or "" when no block was found. Only the writer's own
+    zone of `text` is read (zones.own_text): nothing under a quoted or forwarded header.
+    name: the writer's name as the header gives it, to find where they signed.
+    whole_body: False when `text` already is one zone's text (a Segment's body)."""
+    own = own_text(text) if whole_body else text
+    lines = own.splitlines()
+    if len(lines) > 2 * _READ_LINES:  # a pasted newsletter: the signature is near one end
+        lines = lines[:_READ_LINES] + [""] + lines[-_READ_LINES:]
+    lines = [unicodedata.normalize("NFC", ln.rstrip()) for ln in lines]
     lines = _cut_footer_and_disclaimer(lines)
     while lines and not lines[-1].strip():
         lines.pop()
@@ -119,4 +184,10 @@ def signature_lines(own: str) -> tuple[list[str], str]:
             break
         trailing = paragraph + trailing
         end = start
+    if trailing:
+        return _own(trailing), "trailing"
+    signed = _signed_block(lines, name) if name else []
+    if signed:
+        return _own(signed), "signed"
+    trailing = _trailing_run(lines)
     return (_own(trailing), "trailing") if trailing else ([], "")

@@ -24,6 +24,7 @@ LABELS: dict[str, tuple[str, ...]] = {
     "state": ("state", "都道府県", "prefecture"),
     "message": ("お問い合わせ内容", "内容", "message", "comments", "ご質問", "ご用件"),
 }
+MAX_LINES = 300  # a notification's fields come first; a newsletter's thousands of lines are no form
 _LOOKUP = {label: field for field, labels in LABELS.items() for label in labels}
 _SEPARATOR = re.compile(r"[:：】\]]")
 _LINE = re.compile(r"^\s*[■□●◆◇・*\-【\[]?\s*(?P<label>[^:：】\]]{1,20}?)\s*(?:[】\]]\s*[:：]?|[:：])\s*(?P<value>.*)$")
@@ -37,7 +38,7 @@ def _field(label: str) -> str | None:
 def form_fields(text: str) -> dict[str, str]:
     """Field → value of every recognised `label: value` (or label line, value line) pair."""
     found: dict[str, str] = {}
-    lines = [unicodedata.normalize("NFKC", ln).strip() for ln in text.splitlines()]
+    lines = [unicodedata.normalize("NFKC", ln).strip() for ln in text.splitlines()[:MAX_LINES]]
     for i, line in enumerate(lines):
         # Only a line with a separator, or a short line (a label above its value), can be a label.
         if len(line) > 20 and not _SEPARATOR.search(line, 0, 24):
@@ -48,6 +49,8 @@ def form_fields(text: str) -> dict[str, str]:
         field = _field(m.group("label"))
         if not field or field in found:
             continue
+        if m.re is _LABEL_ONLY and m.group("label")[:1].islower():
+            continue  # "company" alone on a line is a wrapped sentence, not a form label
         value = (m.groupdict().get("value") or "").strip()
         if not value and m.re is _LABEL_ONLY and i + 1 < len(lines) and lines[i + 1]:
             following = _LINE.match(lines[i + 1]) or _LABEL_ONLY.match(lines[i + 1])

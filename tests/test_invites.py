@@ -117,3 +117,21 @@ def test_hostile_calendars_give_bounded_results() -> None:
     assert read_invites([CalendarObject(no_start)])[0][0].start is None
     latin = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:y\r\nSUMMARY:Caf\xe9\r\nDTSTART:20220316T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     assert read_invites([CalendarObject(latin.encode("latin-1"))])[0][0].summary.startswith("Caf")
+
+
+def test_the_description_is_the_organisers_own_text_without_the_thread_below() -> None:
+    """Outlook appends the earlier version of a moved meeting under the new text; the
+    invitation reader cuts it off with the same zone component as mail."""
+    ics = (
+        b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:moved-1\r\nDTSTAMP:20260101T000000Z\r\n"
+        b"DTSTART:20260110T100000Z\r\nDTEND:20260110T110000Z\r\nSUMMARY:Review\r\n"
+        b"DESCRIPTION:Moved to Thursday\\, sorry.\\n\\n-----Original Appointment-----\\nFrom: Carla Diaz\\n"
+        b"Sent: Monday\\, January 5\\, 2026 9:00 AM\\nTo: Ken\\nSubject: Review\\nWhen: Tuesday\\nWhere: Room 4\\n\\nAgenda: pricing\r\n"
+        b"ORGANIZER:mailto:carla@fabrikam.example\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    (invite,), _ = read_invites([CalendarObject(ics, "REQUEST")])
+    assert invite.description == "Moved to Thursday, sorry."
+    start = ics.index(b"DESCRIPTION:")
+    plain = ics[:start] + b"DESCRIPTION:Agenda:\\n- pricing\\n- terms\r\n" + ics[ics.index(b"ORGANIZER:") :]
+    (whole,), _ = read_invites([CalendarObject(plain, "REQUEST")])
+    assert whole.description == "Agenda:\n- pricing\n- terms"

@@ -9,8 +9,8 @@ from mail_adapter import contact_lines as cl
 from mail_adapter.leads import extract_lead
 from mail_adapter.names import split_name
 from mail_adapter.parsing import parse_message
-from mail_adapter.quotes import own_text
 from mail_adapter.signature import signature_lines
+from mail_adapter.zones import own_text
 
 
 def draft(body: str, sender: str = "Taro Yamada <taro@example.co.jp>", headers: str = "", ctx: ReadContext | None = None):  # type: ignore[no-untyped-def]
@@ -129,3 +129,102 @@ class TestWho:
         body = "FYI\n\n---------- Forwarded message ---------\nFrom: Anna Kowalski <anna@vistula-data.com>\nDate: today\nSubject: hi\n\nHello\n"
         d = draft(body, sender="Ken <ken@acme.example>", ctx=ReadContext(own_domains=frozenset({"acme.example"})))
         assert d.value("email") == "anna@vistula-data.com" and d.value("first_name") == "Anna"
+
+
+class TestNamesAsSigned:
+    def test_the_headers_full_name_wins_over_a_bare_signed_first_name(self) -> None:
+        d = draft("Sounds good.\n\nBob\n", sender="Robert J Miller <rmiller@northwind.example>")
+        assert (d.value("first_name"), d.value("last_name")) == ("Robert", "Miller")
+
+    def test_a_signatures_fuller_name_wins_over_a_short_header_form(self) -> None:
+        d = draft("Regards,\nDan\n\nDaniel M. Wall\nLatham & Watkins\nDirect:  (415) 395-8240\n", sender='"Wall, Dan (SF)" <dan.wall@lw.example>')
+        assert (d.value("first_name"), d.value("last_name"), d.value("phone")) == ("Daniel", "Wall", "+14153958240")
+
+    def test_a_middle_initial_is_not_the_first_name(self) -> None:
+        assert split_name("Kaminski, Vince J") == ("Vince", "Kaminski")
+        assert split_name('Ted L. "Dub" Snider Jr.') == ("Ted", "Snider")
+
+    def test_a_local_part_with_a_middle_initial(self) -> None:
+        d = draft("hello", sender="lisa_g_urick@calpx.example")
+        assert (d.value("first_name"), d.value("last_name")) == ("Lisa", "Urick")
+
+    def test_initials_or_the_local_part_as_display_name_are_no_name(self) -> None:
+        d = draft("We will produce the items.\n\nMike Day\n", sender="MBD <mday@gmssr.example>")
+        assert (d.value("first_name"), d.value("last_name")) == ("Mike", "Day")
+
+
+class TestSignatureLayouts:
+    def test_a_title_over_two_lines_is_one_title(self) -> None:
+        d = draft("Hello,\n\nplease send the quote.\n\nBest regards,\nAnna Berg\nDirector\nGlobal Supply Operations\nNordlicht Foods GmbH\n+49 30 1234567\n", sender="Anna Berg <anna.berg@nordlicht-foods.example>")
+        assert (d.value("title"), d.value("company")) == ("Director, Global Supply Operations", "Nordlicht Foods GmbH")
+
+    def test_a_signature_after_a_long_wrapped_body_without_a_delimiter(self) -> None:
+        body = (
+            "Attached are three documents comprising the formal proposal to resolve\n"
+            "five pending dockets. We appreciate the suggestions received to date and\n"
+            "believe that a sufficient nucleus is forming around the elements of this\n"
+            "proposal that will lead to the filing of an Offer of Settlement.\n\n"
+            "Joel L. Greene\nEnergy Advocates LLP\n202-371-9889\n202-371-9025 (fax)\njlgreene@energyadvocates.example\n"
+            " - SRP EPNG Settle.cvr.doc\n"
+        )
+        d = draft(body, sender="Joel Greene <jlgreene@energyadvocates.example>")
+        assert (d.value("company"), d.value("phone")) == ("Energy Advocates LLP", "+12023719889")
+
+    def test_name_title_company_phone_without_labels(self) -> None:
+        d = draft("Thanks.\n\nJan Paul Acton\nVice President\nCharles River Associates\n1201 F St., NW, Suite 700\nWashington, DC 20004-1204\n(202) 662 3902\n", sender='"Acton, Jan" <jacton@crai.example>')
+        assert (d.value("title"), d.value("company"), d.value("phone"), d.value("zip_code"), d.value("state")) == ("Vice President", "Charles River Associates", "+12026623902", "20004-1204", "DC")
+
+    def test_a_two_column_signature(self) -> None:
+        body = (
+            "Vince,\n\n  I'll have him e-mail you a CV.\n\nFrank\n\n"
+            "Professor Frank A. Wolak                           email:\n"
+            "Department of Economics                            Phone:  650-723-3944\n"
+            "Stanford University                                FAX:  650-725-5702\n"
+            "Stanford, CA  94305-6072                           Cell Phone: 650-814-0107\n"
+        )
+        d = draft(body, sender='"Frank A. Wolak" <wolak@zia.stanford.example>')
+        assert (d.value("title"), d.value("company"), d.value("phone"), d.value("mobile"), d.value("city")) == ("Professor", "Stanford University", "+16507233944", "+16508140107", "Stanford")
+
+    def test_the_signature_above_a_pasted_article(self) -> None:
+        body = "Jeff\n\nFYI - strong words from a powerful man.\n\nKevin\n213-926-2626\n\n[IMAGE]\n\nSenator Calls for Hearings Into Energy Regulators' Moves\nBy CHRISTOPHER MARQUIS\nCopyright 2001 The New York Times Company\n"
+        d = draft(body, sender="Kevin Scott <kevinscott@onlinemailbox.example>")
+        assert d.value("phone") == "+12139262626"
+        assert d.value("website") is None  # a mailbox service's domain is nobody's site
+
+    def test_someone_elses_details_pasted_as_the_text(self) -> None:
+        d = draft(" JOSEPH  KOOTHRAPPALLY\n (713) 853-6819\n jkoothr@ourco.example\n", sender='"Kaminski, Vince J" <j.kaminski@ourco.example>')
+        assert d.value("phone") is None and d.value("first_name") == "Vince"
+
+
+class TestOnePersonPerDraft:
+    CTX = ReadContext(own_domains=frozenset({"acme.example"}))
+    QUOTED = "\n\n-----Original Message-----\nFrom: Carla Diaz <carla@fabrikam.example>\nSent: Monday\nTo: Ken\nSubject: Pricing\n\nFigures attached.\n\nCarla Diaz\nVP Sales\nFabrikam Inc.\n+1 415 555 0188\n"
+
+    def test_nothing_of_a_quoted_person_goes_into_the_senders_draft(self) -> None:
+        d = draft("Thanks, that works." + self.QUOTED, sender="Bob Miller <bob@northwind.example>")
+        assert d.person is not None and d.person.role == "sender"
+        assert (d.value("company"), d.value("title"), d.value("phone")) == (None, None, None)
+        (alt,) = d.alternatives
+        assert alt.person is not None and alt.person.role == "quoted" and alt.value("company") == "Fabrikam Inc."
+
+    def test_a_colleagues_reply_stays_the_colleagues_draft(self) -> None:
+        d = draft("Carla, the contract goes out tomorrow with the revised figures for all three sites." + self.QUOTED, sender="Ken <ken@acme.example>", ctx=self.CTX)
+        assert d.person is not None and d.person.role == "sender" and d.value("email") == "ken@acme.example"
+        assert d.value("phone") is None and [a.value("email") for a in d.alternatives] == ["carla@fabrikam.example"]
+
+    def test_a_colleagues_long_note_over_a_forward_stays_theirs(self) -> None:
+        body = "Can you look at this before Thursday and tell me whether the volumes they ask for fit our plan?\n\n---------- Forwarded message ---------\nFrom: Anna <anna@vistula-data.example>\nDate: today\nSubject: hi\n\nHello\n"
+        d = draft(body, sender="Ken <ken@acme.example>", ctx=self.CTX)
+        assert d.person is not None and d.person.role == "sender"
+        assert [a.person.role for a in d.alternatives if a.person] == ["forwarded"]
+
+    def test_an_attached_original_of_a_colleagues_forward(self) -> None:
+        inner = "From: Anna Kowalski <anna@vistula-data.example>\r\nSubject: hi\r\n\r\nHello\r\n\r\nAnna Kowalski\r\nVistula Data Sp. z o.o.\r\n+48 22 123 45 67\r\n"
+        raw = (
+            "From: Ken <ken@acme.example>\r\nSubject: Fwd: hi\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            f"--b\r\nContent-Type: text/plain\r\n\r\nFYI\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n--b--\r\n"
+        ).encode()
+        d = extract_lead(parse_message(raw), self.CTX)
+        assert d.person is not None and d.person.role == "forwarded"
+        assert (d.value("email"), d.value("company")) == ("anna@vistula-data.example", "Vistula Data Sp. z o.o.")
+        assert d.alternatives[0].value("email") == "ken@acme.example"

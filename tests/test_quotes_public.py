@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 from mail_adapter.parsing import parse_message
-from mail_adapter.quotes import own_text
 from mail_adapter.signature import signature_lines
+from mail_adapter.zones import own_text
 
 REPLIES = Path(__file__).parent / "data" / "corpora" / "replies" / "talon_standard_replies"
 NO_SIGNATURE = Path(__file__).parent / "data" / "corpora" / "replies" / "forge_N"

@@ -177,6 +177,28 @@ class MessageOut(BaseModel):
     sender: str | None
 
 
+class DraftPersonOut(BaseModel):
+    """Whom every field of a draft belongs to, and why (`evidence`: stable codes with their
+    text in the user's language, strongest reason last)."""
+
+    role: Literal["sender", "forwarded", "quoted", "form"]
+    name: str | None
+    email: str | None
+    evidence: list[WarningOut]
+    line: str | None
+
+
+class DraftAlternativeOut(BaseModel):
+    """Another person of the message, as a whole draft the widget can switch to: the sender
+    under a forwarded person's draft, a forwarded or quoted person under the sender's."""
+
+    person: DraftPersonOut
+    lead: dict[str, DraftFieldOut | None]
+    values: dict[str, str | None]
+    warnings: list[WarningOut]
+    existing: list[dict[str, object]]
+
+
 class DraftOut(BaseModel):
     message: MessageOut
     lead: dict[str, DraftFieldOut | None]
@@ -185,6 +207,8 @@ class DraftOut(BaseModel):
     existing: list[dict[str, object]]
     captured: LeadRead | None
     bytes_fetched: int
+    person: DraftPersonOut | None = None
+    alternatives: list[DraftAlternativeOut] = []
 
 
 class UniqueFieldIn(BaseModel):

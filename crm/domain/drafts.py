@@ -69,16 +69,54 @@ class DraftField:
     line: str | None = None
 
 
+# Whom a draft is about.
+SENDER, FORWARDED, QUOTED, FORM = "sender", "forwarded", "quoted", "form"
+# Why (stable codes the API translates): the sender is the default; a colleague's short
+# forward of someone outside the organisation makes the forwarded person the lead.
+PERSON_EVIDENCE: tuple[str, ...] = (
+    "from_header",  # the person of the message's From header
+    "form_submitter",  # the person who filled in a web form the message reports
+    "sender_in_own_domain",  # the sender's address is the reader's organisation's
+    "forwarded_message",  # the message forwards another one (banner, Fw: subject, attachment)
+    "short_note",  # the forwarder added no more than a short note
+    "forwarded_from_outside",  # the forwarded original is from outside the organisation
+    "quoted_reply",  # a message quoted under a reply
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DraftPerson:
+    """The one person every field of a draft belongs to.
+
+    role: SENDER, FORWARDED (the original sender of a forwarded message), QUOTED (the
+      sender of a message quoted under a reply — offered as an alternative only) or FORM
+      (the person who filled in a web form the message reports).
+    evidence: codes from PERSON_EVIDENCE saying why the draft is about this person.
+    line: the header line that names them (evidence the widget can show).
+    """
+
+    role: str
+    name: str | None
+    email: str | None
+    evidence: tuple[str, ...] = ()
+    line: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class LeadDraft:
     """A proposed lead: a value per known field, plus warnings for the user.
 
     Warnings are stable codes ("automated_sender", "no_sender", ...) that the API
-    translates into the user's language.
+    translates into the user's language. `person` says whom every field belongs to (never
+    two people in one draft); `alternatives` are drafts of the other people of the message
+    (the sender under a forwarded person's draft, a forwarded or quoted person under the
+    sender's) for the widget to switch to, each with its own fields and no alternatives.
     """
 
     fields: Mapping[str, DraftField] = field(default_factory=lambda: MappingProxyType({}))
     warnings: tuple[str, ...] = ()
+    person: DraftPerson | None = None
+    alternatives: tuple[LeadDraft, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.fields) - set(LEAD_FIELDS)

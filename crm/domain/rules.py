@@ -21,6 +21,7 @@ FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
     goo.jp dion.ne.jp hi-ho.ne.jp rakuten.jp orange.fr free.fr laposte.net wanadoo.fr
     libero.it tiscali.it btinternet.com sky.com comcast.net verizon.net att.net
     sbcglobal.net cox.net earthlink.net fastmail.com fastmail.fm tutanota.com hey.com
+    juno.com netzero.net rr.com charter.net bellsouth.net mindspring.com prodigy.net compuserve.com
     """.split()
 )
 

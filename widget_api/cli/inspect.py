@@ -9,7 +9,7 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 
-from crm.domain.drafts import ReadContext
+from crm.domain.drafts import LeadDraft, ReadContext
 from crm.domain.invites import InviteDraft
 from mail_adapter.invites import read_invites
 from mail_adapter.junk import diagnose_headers
@@ -35,12 +35,19 @@ def draft_json(raw: bytes, ctx: ReadContext) -> dict[str, object]:
         "lead": opened.draft.values(),
         "sources": {name: {"source": f.source, "confidence": f.confidence, "line": f.line} for name, f in opened.draft.fields.items()},
         "warnings": list(opened.draft.warnings),
+        "person": _person_json(opened.draft),
+        "alternatives": [{"person": _person_json(a), "lead": a.values()} for a in opened.draft.alternatives],
         "message_id": opened.message_id,
         "subject": opened.subject,
         "sender": opened.sender,
         "invites": [invite_json(i) for i in read_invites(opened.calendars)[0]],
         "authentication": authentication(opened.headers, ctx),
     }
+
+
+def _person_json(draft: LeadDraft) -> dict[str, object] | None:
+    p = draft.person
+    return {"role": p.role, "name": p.name, "email": p.email, "evidence": list(p.evidence)} if p else None
 
 
 def _iso(value: object) -> str | None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 
-from crm.domain.drafts import CONFIDENT, LEAD_FIELDS, MessageRef
+from crm.domain.drafts import CONFIDENT, LEAD_FIELDS, LeadDraft, MessageRef
 from crm.domain.errors import InvalidInput
 from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
@@ -17,29 +17,58 @@ from mail_adapter.reading import looks_like_mail, read_raw
 from widget_api.deps import CurrentUser, RuntimeDep
 from widget_api.errors import language_of
 from widget_api.i18n import translate
-from widget_api.schemas import DraftFieldOut, DraftOut, LeadRead, MessageOut, MessageRefIn, WarningOut
+from widget_api.schemas import DraftAlternativeOut, DraftFieldOut, DraftOut, DraftPersonOut, LeadRead, MessageOut, MessageRefIn, WarningOut
 
 router = APIRouter(prefix="/api/v1/messages", tags=["messages"])
 
 MAX_RAW_BYTES = 50 * 1024 * 1024
 
 
+def _fields_out(draft: LeadDraft) -> dict[str, DraftFieldOut | None]:
+    fields: dict[str, DraftFieldOut | None] = {}
+    for name in LEAD_FIELDS:
+        f = draft.fields.get(name)
+        fields[name] = DraftFieldOut(value=f.value, source=f.source, confidence=f.confidence, line=f.line, confident=f.confidence >= CONFIDENT) if f else None
+    return fields
+
+
+def _person_out(draft: LeadDraft, lang: str) -> DraftPersonOut | None:
+    p = draft.person
+    if p is None:
+        return None
+    evidence = [WarningOut(code=c, message=translate(f"person_{c}", lang)) for c in p.evidence]
+    return DraftPersonOut(role=p.role, name=p.name, email=p.email, evidence=evidence, line=p.line)  # type: ignore[arg-type]
+
+
 def draft_out(request: Request, session: Session, principal: Principal, opened: OpenedMessage, key: str) -> DraftOut:
     lang = language_of(request)
-    fields = {}
-    for name in LEAD_FIELDS:
-        f = opened.draft.fields.get(name)
-        fields[name] = DraftFieldOut(value=f.value, source=f.source, confidence=f.confidence, line=f.line, confident=f.confidence >= CONFIDENT) if f else None
+    draft = opened.draft
     captured = leads.captured_lead(session, principal, key)
     ref = opened.ref
+    # Duplicates are looked up for the person the draft is about (the forwarded original's
+    # address, not the colleague who forwarded it).
+    email = draft.value("email") or opened.sender
+    alternatives = [
+        DraftAlternativeOut(
+            person=_person_out(alt, lang),  # type: ignore[arg-type]
+            lead=_fields_out(alt),
+            values=alt.values(),
+            warnings=[WarningOut(code=w, message=translate(w, lang)) for w in alt.warnings],
+            existing=leads.existing_records(session, principal, alt.value("email")),
+        )
+        for alt in draft.alternatives
+        if alt.person is not None
+    ]
     return DraftOut(
         message=MessageOut(folder=ref.folder, uid=ref.uid, uidvalidity=ref.uidvalidity, message_id=opened.message_id, subject=opened.subject, sender=opened.sender),
-        lead=fields,
-        values=opened.draft.values(),
-        warnings=[WarningOut(code=w, message=translate(w, lang)) for w in opened.draft.warnings],
-        existing=leads.existing_records(session, principal, opened.sender),
+        lead=_fields_out(draft),
+        values=draft.values(),
+        warnings=[WarningOut(code=w, message=translate(w, lang)) for w in draft.warnings],
+        existing=leads.existing_records(session, principal, email),
         captured=LeadRead.model_validate(captured) if captured else None,
         bytes_fetched=opened.bytes_fetched,
+        person=_person_out(draft, lang),
+        alternatives=alternatives,
     )
 
 
