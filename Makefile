@@ -31,13 +31,15 @@ lint: $(TEST_STAMP)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
-## make test: system packages the tests need (Dovecot, PostgreSQL, Chromium), then every
-## test on SQLite, then the database tests again on a throwaway PostgreSQL cluster.
+## make test: system packages the tests need (Dovecot, PostgreSQL, Chromium, Thunderbird with
+## Xvfb and openbox), then every test on SQLite, then the database tests again on a throwaway
+## PostgreSQL cluster (the Thunderbird module has a database of its own: it runs once).
+## --dist loadfile keeps the Thunderbird module on one worker (one Thunderbird start).
 test: $(TEST_STAMP)
 	bash scripts/test-deps.sh
 	$(MAKE) lint
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
-	MAILWIDGET_TEST_DB=postgres $(BIN)/pytest -q -n $(PYTEST_WORKERS) -m db
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	MAILWIDGET_TEST_DB=postgres $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m db
 
 bench: $(TEST_STAMP)
 	bash scripts/test-deps.sh

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, imap_utf7
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import SocketTimeout
 from imapclient.response_parser import parse_message_list
@@ -36,6 +36,9 @@ from mail_adapter.structure import MAX_TEXT_BYTES, is_calendar_part, wanted_part
 T = TypeVar("T")
 SECURITIES = ("ssl", "starttls", "plain")
 AUTHS = ("password", "xoauth2")
+# RFC 6154 special uses by the names mail clients give them (Thunderbird's folder.specialUse).
+SPECIAL_USE_FLAGS = {"junk": b"\\Junk", "sent": b"\\Sent", "drafts": b"\\Drafts", "trash": b"\\Trash", "archives": b"\\Archive", "all": b"\\All"}
+UNSELECTABLE = (b"\\Noselect", b"\\NonExistent")
 
 
 class SearchText(str):
@@ -126,6 +129,7 @@ class Mailbox:
         self.settings = settings
         self._client: IMAPClient | None = None
         self._selected: tuple[str, bool, int] | None = None  # folder, readonly, uidvalidity
+        self._listing: list[tuple[tuple[bytes, ...], str, str]] | None = None  # LIST, kept per connection
         self._lock = threading.RLock()
         self.connects = 0  # how many logins this mailbox made (the pool test reads it)
 
@@ -156,6 +160,7 @@ class Mailbox:
             _quietly_close(self._client)
         self._client = None
         self._selected = None
+        self._listing = None
 
     def close(self) -> None:
         with self._lock:
@@ -221,18 +226,14 @@ class Mailbox:
         return self.run(lambda c: self._open(c, ref, ctx))
 
     def _open(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
-        folder = ref.folder or "INBOX"
-        uidvalidity = self.select(c, folder)
         if ref.uid is not None:
+            folder = self.server_name(c, ref.folder or "INBOX")
+            uidvalidity = self.select(c, folder)
             if ref.uidvalidity is not None and ref.uidvalidity != uidvalidity:
                 raise MessageNotFound("the folder was recreated (UIDVALIDITY changed); open the message again", code="uidvalidity_changed")
             uid = ref.uid
         elif ref.message_id:
-            try:
-                uid = self.find_by_message_id(c, ref.message_id)
-            except MessageNotFound:
-                c.noop()  # the selection is reused: let the server announce new mail, once
-                uid = self.find_by_message_id(c, ref.message_id)
+            folder, uidvalidity, uid = self._locate(c, ref.message_id, ref.folder, ref.special_use)
         else:
             raise InvalidInput("give a uid or a message_id")
         first = c.fetch([uid], [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]"])
@@ -276,17 +277,98 @@ class Mailbox:
 
         return self.run(op)
 
+    # -- folders ------------------------------------------------------------------------
+
+    def folders(self, c: IMAPClient, *, fresh: bool = False) -> list[tuple[tuple[bytes, ...], str, str]]:
+        """(flags, delimiter, name) of every folder, names decoded from modified UTF-7; listed
+        once per connection (again when `fresh`, after a folder was not found)."""
+        if self._listing is None or fresh:
+            self._listing = [(tuple(flags), (delim or b"/").decode(), str(name)) for flags, delim, name in c.list_folders()]
+        return self._listing
+
+    def server_name(self, c: IMAPClient, name: str) -> str:
+        """The server's own name for a folder a client names by its display path: "INBOX"
+        whatever its case, "/Customers/Acme" → "Customers.Acme" under a "." delimiter, a
+        modified-UTF-7 "&mGdbog-" → "顧客". A name that matches nothing is returned as given."""
+        name = name.strip()
+        if name.upper() == "INBOX" or not name:
+            return "INBOX"
+        for fresh in (False, True):
+            listing = self.folders(c, fresh=fresh)
+            names = {n for _f, _d, n in listing}
+            if name in names:
+                return name
+            for candidate in _spellings(name, {d for _f, d, _n in listing} or {"/"}):
+                if candidate in names:
+                    return candidate
+        return name
+
+    def _candidates(self, c: IMAPClient, hint: str, special_use: str | None) -> list[str]:
+        """Folders to look in for a message, most likely first: the one with the client's
+        special use, the one the hint names, the inbox, then every other selectable folder."""
+        listing = self.folders(c)
+        first = []
+        flag = SPECIAL_USE_FLAGS.get((special_use or "").lower())
+        if flag:
+            first += [n for f, _d, n in listing if flag in f]
+        elif (special_use or "").lower() == "inbox":
+            first.append("INBOX")
+        if hint:
+            first.append(self.server_name(c, hint))
+        first.append("INBOX")
+        rest = [n for f, _d, n in listing if not any(u in f for u in UNSELECTABLE)]
+        return list(dict.fromkeys(first + rest))
+
+    def _locate(self, c: IMAPClient, message_id: str, hint: str, special_use: str | None) -> tuple[str, int, int]:
+        """(folder, UIDVALIDITY, UID) of the message with this Message-ID: the Message-ID
+        survives moves and restarts where a client's folder path or UID may not."""
+        for folder in self._candidates(c, hint, special_use):
+            reused = self._selected is not None and self._selected[0] == folder
+            try:
+                uidvalidity = self.select(c, folder)
+            except MessageNotFound:
+                continue  # listed but gone meanwhile
+            uids = self.message_ids_in_selected(c, message_id)
+            if not uids and reused:
+                c.noop()  # a reused selection: let the server announce new mail, once
+                uids = self.message_ids_in_selected(c, message_id)
+            if uids:
+                return folder, uidvalidity, max(uids)
+        raise MessageNotFound(f"no message with Message-ID {_bracketed(message_id)} in any folder")
+
+    @staticmethod
+    def message_ids_in_selected(c: IMAPClient, message_id: str) -> list[int]:
+        return search(c, ["HEADER", "Message-ID", SearchText(_bracketed(message_id))])
+
     @staticmethod
     def find_by_message_id(c: IMAPClient, message_id: str) -> int:
         """The UID of the message with this Message-ID in the selected folder (the newest if
         the server holds copies)."""
-        mid = message_id.strip()
-        if not mid.startswith("<"):
-            mid = f"<{mid}>"
-        uids = search(c, ["HEADER", "Message-ID", SearchText(mid)])
+        uids = Mailbox.message_ids_in_selected(c, message_id)
         if not uids:
-            raise MessageNotFound(f"no message with Message-ID {mid}")
-        return int(max(uids))
+            raise MessageNotFound(f"no message with Message-ID {_bracketed(message_id)}")
+        return max(uids)
+
+
+def _bracketed(message_id: str) -> str:
+    mid = message_id.strip()
+    return mid if mid.startswith("<") else f"<{mid}>"
+
+
+def _spellings(name: str, delimiters: set[str]) -> list[str]:
+    """Ways a client's display path may spell a server folder name."""
+    out = []
+    decoded = name
+    if "&" in name:
+        try:
+            decoded = imap_utf7.decode(name.encode("ascii"))
+        except (UnicodeError, ValueError):
+            decoded = name
+    for base in dict.fromkeys((name, decoded)):
+        parts = [p for p in base.strip("/").split("/") if p]
+        for delim in delimiters:
+            out.append(delim.join(parts))
+    return out
 
 
 def _body_item(section: str, limit: int | None) -> bytes:

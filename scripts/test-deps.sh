@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The system packages the tests run for real, from Debian: Dovecot (IMAP), PostgreSQL and
-# Chromium (the widget page's browser tests). Installs only what is missing, runs
+# The system packages the tests run for real, from Debian: Dovecot (IMAP), PostgreSQL,
+# Chromium (the widget page's browser tests) and Thunderbird with Xvfb and openbox (the
+# extension's own test). Installs only what is missing, runs
 # `apt-get update` only when an install needs it, prints nothing when all is there, and
 # fails with one line (details in the log) when an install fails. Idempotent; `make test`
 # runs it as root. npm packages (addons-linter) are the widget's Makefile target's job.
@@ -15,6 +16,13 @@ missing=()
   || installed dovecot-imapd || missing+=(dovecot-imapd)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || installed postgresql || missing+=(postgresql)
 command -v chromium >/dev/null || installed chromium || missing+=(chromium)
+# The extension's proof in a real mail client: Thunderbird under a virtual display, with a
+# window manager (without one a click inside the extension's popup closes it).
+command -v thunderbird >/dev/null || installed thunderbird || missing+=(thunderbird)
+command -v Xvfb >/dev/null || installed xvfb || missing+=(xvfb)
+command -v openbox >/dev/null || installed openbox || missing+=(openbox)
+# A Japanese font, so the screenshots in test-artifacts/ show Japanese mail as text.
+fc-list :lang=ja 2>/dev/null | grep -q . || installed fonts-ipafont-gothic || missing+=(fonts-ipafont-gothic)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""

@@ -8,6 +8,7 @@ those again on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -103,9 +104,9 @@ def member(runtime: Runtime, org):  # type: ignore[no-untyped-def]
     return make_user(runtime, org, "rep@acme.example", role="member")
 
 
-@pytest.fixture()
-def live_server(runtime: Runtime) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port (for concurrent clients)."""
+@contextlib.contextmanager
+def serve_app(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The app served by uvicorn on a free loopback port, in a thread; yields its base URL."""
     import socket
     import threading
     import time
@@ -115,13 +116,21 @@ def live_server(runtime: Runtime) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime.settings, runtime), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
+
+@pytest.fixture()
+def live_server(runtime: Runtime) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port (for concurrent clients)."""
+    with serve_app(create_app(runtime.settings, runtime)) as url:
+        yield url

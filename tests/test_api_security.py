@@ -68,6 +68,20 @@ class TestCors:
         bad = client.options("/api/v1/leads", headers={"Origin": "https://evil.example", **preflight})
         assert "access-control-allow-origin" not in bad.headers
 
+    def test_the_extension_origin_is_answered_without_credentials(self, client: TestClient, member) -> None:  # type: ignore[no-untyped-def]
+        """Thunderbird's popup runs on moz-extension://<random uuid>: its preflight is answered
+        (never a 405) and the real request carries CORS headers, but cookies are never allowed."""
+        origin = "moz-extension://0412d52f-b369-4e69-b1c3-cb3b47db96ec"
+        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+        ok = client.options("/api/v1/messages/draft/raw", headers={"Origin": origin, **preflight})
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == origin
+        assert "authorization" in ok.headers["access-control-allow-headers"].lower()
+        assert "access-control-allow-credentials" not in ok.headers
+        real = client.get("/api/v1/custom-fields", headers={"Origin": origin, **member.headers})
+        assert real.status_code == 200 and real.headers["access-control-allow-origin"] == origin
+        for other in ("moz-extension://not-a-uuid", "chrome-extension://abcdefghijklmnopabcdefghijklmnop", "null"):
+            assert "access-control-allow-origin" not in client.options("/api/v1/leads", headers={"Origin": other, **preflight}).headers
+
 
 def test_a_database_that_is_unreachable_is_503_in_the_users_language(runtime, member, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Locked, restarting or gone: 503 with Retry-After and {"type", "detail"}, not a 500."""

@@ -66,6 +66,9 @@ class TestAnswer:
         assert occurrences(client, receiver) == [("2022-03-16T11:00:00+00:00", "ACCEPTED")]
         accept(client, receiver, uid)  # accepting twice gives one event
         assert len(occurrences(client, receiver)) == 1
+        # the version just accepted is the current one, not "outdated"
+        again = open_invite(client, receiver, uid)[0]
+        assert again["kind"] == "current" and again["own_partstat"] == "ACCEPTED" and again["in_calendar"]
 
     def test_A04_with_the_setting_off_nothing_in_the_calendar_but_tracked(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
         assert client.put("/api/v1/calendar/settings", json={"destination": "none"}, headers=receiver.headers).json()["destination"] == "none"

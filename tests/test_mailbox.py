@@ -122,3 +122,44 @@ class TestXoauth2:
                     Mailbox(MailboxSettings("127.0.0.1", dovecot.port, "plain", "oauthuser", "bad-token", auth="xoauth2", timeout=5)).check()
         finally:
             server.shutdown()
+
+
+class TestFolderByClientPath:
+    """A mail client names folders by its own display path; the server's names differ."""
+
+    def _box(self, server, user) -> Mailbox:  # type: ignore[no-untyped-def]
+        return Mailbox(MailboxSettings(user.host, user.port, "plain", user.name, user.password))
+
+    def test_a_dotted_subfolder_and_a_non_ascii_folder_by_display_path(self, dovecot_dotted) -> None:  # type: ignore[no-untyped-def]
+        user = dovecot_dotted.add_user()
+        with dovecot_dotted.imap(user.name) as c:
+            c.create_folder("Customers.Acme")
+            c.create_folder("顧客")
+        dovecot_dotted.append(user.name, "Customers.Acme", business_mail(message_id="<sub@example.co.jp>"))
+        dovecot_dotted.append(user.name, "顧客", business_mail(message_id="<kokyaku@example.co.jp>"))
+        box = self._box(dovecot_dotted, user)
+        try:
+            # Thunderbird's path for the subfolder, and the modified-UTF-7 spelling of 顧客
+            opened = box.open_message(MessageRef("/Customers/Acme", message_id="<sub@example.co.jp>"), ReadContext())
+            assert opened.ref.folder == "Customers.Acme" and opened.ref.uid
+            opened = box.open_message(MessageRef("&mGdbog-", message_id="kokyaku@example.co.jp"), ReadContext())
+            assert opened.ref.folder == "顧客"
+            # a UID with the display path reaches the same server folder
+            again = box.open_message(MessageRef("Customers/Acme", uid=opened.ref.uid), ReadContext())
+            assert again.ref.folder == "Customers.Acme"
+        finally:
+            box.close()
+
+    def test_a_wrong_hint_falls_back_on_the_message_id_in_every_folder(self, dovecot) -> None:  # type: ignore[no-untyped-def]
+        user = dovecot.add_user()
+        dovecot.append(user.name, "Junk", business_mail(message_id="<moved@example.co.jp>"))
+        box = self._box(dovecot, user)
+        try:
+            opened = box.open_message(MessageRef("Somewhere/Else", message_id="<moved@example.co.jp>"), ReadContext())
+            assert opened.ref.folder == "Junk"
+            by_use = box.open_message(MessageRef("", message_id="<moved@example.co.jp>", special_use="junk"), ReadContext())
+            assert by_use.ref.folder == "Junk"
+            with pytest.raises(MessageNotFound):
+                box.open_message(MessageRef("INBOX", message_id="<nowhere@example.co.jp>"), ReadContext())
+        finally:
+            box.close()

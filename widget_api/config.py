@@ -3,11 +3,17 @@ never read the environment themselves)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("var")
+# The extension's gecko id (manifest.json). Its identity API redirects the pairing to
+# https://<sha1 of this id>.extensions.allizom.org/, a URL no web site can serve: the
+# browser stops the request there and hands its URL to the extension.
+EXTENSION_ID = "crm-mail-widget@mailwidget.example"
+EXTENSION_REDIRECT_URI = f"https://{hashlib.sha1(EXTENSION_ID.encode()).hexdigest()}.extensions.allizom.org/"
 
 
 @dataclass(frozen=True)
@@ -18,13 +24,18 @@ class Settings:
     imap_ca_file: str | None = None
     pool_size: int = 64
     data_dir: Path = DEFAULT_DATA_DIR
+    # Where the widget may be sent back to with a pairing code (the extension's own URI).
+    redirect_uris: tuple[str, ...] = (EXTENSION_REDIRECT_URI,)
+    # The admin's CRM page of a lead, with {id}; None: the backend's own lead page.
+    lead_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """DATABASE_URL (default: SQLite in ./var), MAILWIDGET_SECRET_KEY (comma-separated Fernet
         keys, newest first) or MAILWIDGET_SECRET_KEY_FILE, MAILWIDGET_CORS_ORIGINS
         (comma-separated), MAILWIDGET_IMAP_CA_FILE (an extra CA bundle for IMAP TLS),
-        MAILWIDGET_POOL_SIZE, MAILWIDGET_DATA_DIR."""
+        MAILWIDGET_POOL_SIZE, MAILWIDGET_DATA_DIR, MAILWIDGET_LEAD_URL (the CRM's lead page,
+        with {id}), MAILWIDGET_REDIRECT_URIS (extra pairing redirect URIs, comma-separated)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -39,4 +50,6 @@ class Settings:
             imap_ca_file=env.get("MAILWIDGET_IMAP_CA_FILE") or None,
             pool_size=int(env.get("MAILWIDGET_POOL_SIZE", "64")),
             data_dir=data_dir,
+            redirect_uris=(EXTENSION_REDIRECT_URI, *[u.strip() for u in env.get("MAILWIDGET_REDIRECT_URIS", "").split(",") if u.strip()]),
+            lead_url=env.get("MAILWIDGET_LEAD_URL") or None,
         )

@@ -11,12 +11,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from widget_api import errors, routes
+from widget_api import errors, pages, routes
 from widget_api.config import Settings
 from widget_api.deps import Runtime
 from widget_api.request_ids import RequestIds
 
 VERSION = "0.1.0"
+# The extension's pages run on moz-extension://<uuid>, a uuid drawn per profile: no list could
+# name it, and no user should ever copy one. The API authenticates by bearer token only (never
+# a cookie; credentials are not allowed), so answering CORS for any extension origin lets in
+# nothing a token did not already allow, and the extension needs no host permission at all.
+EXTENSION_ORIGINS = r"moz-extension://[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 def router_modules() -> list[str]:
@@ -38,13 +43,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     errors.install(app)
     app.add_middleware(RequestIds)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Accept-Language"],
-        )
+    app.add_exception_handler(pages.NotSignedIn, lambda _request, exc: pages.sign_in_redirect(exc.next_path))  # type: ignore[arg-type, attr-defined]
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_origin_regex=EXTENSION_ORIGINS,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Accept-Language"],
+        # The widget reads these cross-origin: the request id it quotes to support, and
+        # when to try again after a 429/503.
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
     for name in router_modules():
         module = importlib.import_module(f"{routes.__name__}.{name}")
         app.include_router(module.router)

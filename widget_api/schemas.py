@@ -79,6 +79,7 @@ class MessageRefIn(BaseModel):
     uidvalidity: int | None = Field(default=None, ge=1, le=2**32 - 1)
     message_id: str | None = Field(default=None, max_length=998)
     mailbox_id: Id | None = None
+    special_use: str | None = Field(default=None, max_length=32, description="the folder's special use as the mail client knows it (junk, inbox, …)")
 
     @field_validator("folder", "message_id")
     @classmethod

@@ -39,12 +39,19 @@ class MessageRef:
 
     `uid` is only meaningful together with `uidvalidity` (RFC 3501 §2.3.1.1); the
     Message-ID is the fallback identity that survives moves between folders.
+
+    Without a uid, `folder` is only a hint (a mail client may know a folder by a display
+    path, such as Thunderbird's "/Customers/Acme" for the server's "Customers.Acme"), and
+    `special_use` is the folder's RFC 6154 use as the client knows it ("junk", "inbox", …):
+    the adapter looks for the Message-ID in the folder they point to first, then in the
+    others.
     """
 
     folder: str
     uid: int | None = None
     uidvalidity: int | None = None
     message_id: str | None = None
+    special_use: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

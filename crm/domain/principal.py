@@ -13,7 +13,9 @@ class Principal:
     role: str = "member"
     language: str = "ja"
     time_zone: str = "Asia/Tokyo"
+    # The token's scope: "full" (CLI tokens) or "widget" (a paired widget: never an admin's).
+    scope: str = "full"
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == "admin" and self.scope == "full"

@@ -35,8 +35,9 @@ log = logging.getLogger("mailwidget.calendar")
 class InviteView:
     """What the widget shows for one invitation.
 
-    kind: "new", "update_minor", "update_major", "cancel", "outdated" (older or equal to
-    what is stored), "unknown_cancel" (a CANCEL for something never accepted), "reply",
+    kind: "new", "update_minor", "update_major", "cancel", "current" (the very version
+    stored: the one the user answered), "outdated" (older than what is stored),
+    "unknown_cancel" (a CANCEL for something never accepted), "reply",
     "own" (sent by the user), "no_uid".
     applied: this message changed the stored event (updates and cancels from the verified
     organizer are applied on opening).
@@ -116,8 +117,11 @@ def classify(session: Session, principal: Principal, invite: InviteDraft, sender
     exact = _stored(session, principal, invite.uid, invite.instance_key)
     if exact is None:
         return InviteView(invite, "new", verified, reasons, stored)
-    if _version(invite.sequence, invite.dtstamp) <= _version(exact.sequence, exact.dtstamp):
+    version, stored = _version(invite.sequence, invite.dtstamp), _version(exact.sequence, exact.dtstamp)
+    if version < stored:
         return InviteView(invite, "outdated", verified, reasons, exact)
+    if version == stored:
+        return InviteView(invite, "current", verified, reasons, exact)
     kind = "update_major" if invite.sequence > exact.sequence else "update_minor"
     return InviteView(invite, kind, verified, reasons, exact)
 

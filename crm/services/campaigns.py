@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, literal, select
@@ -199,3 +200,15 @@ def summary(session: Session, principal: Principal, campaign_id: int, *, limit: 
             for m in members
         ],
     }
+
+
+def of_lead(session: Session, principal: Principal, lead_id: int) -> list[tuple[str, str, datetime]]:
+    """The lead's campaigns: (campaign name, member status, added at), oldest first."""
+    rows = session.execute(
+        select(Campaign.name, CampaignStatus.name, CampaignMember.added_at)
+        .join(CampaignMember, CampaignMember.campaign_id == Campaign.id)
+        .join(CampaignStatus, CampaignStatus.id == CampaignMember.status_id)
+        .where(Campaign.organisation_id == principal.organisation_id, CampaignMember.lead_id == lead_id)
+        .order_by(CampaignMember.added_at)
+    ).all()
+    return [(name, status, added) for name, status, added in rows]

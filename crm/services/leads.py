@@ -261,3 +261,12 @@ def set_unique(session: Session, principal: Principal, field: str, unique: bool)
             session.delete(row)
     setting.unique = unique
     session.flush()
+
+
+def captures_of(session: Session, principal: Principal, lead_id: int) -> list[MessageCapture]:
+    """The messages the lead was captured from (the widget's saves), oldest first."""
+    return list(
+        session.scalars(
+            select(MessageCapture).where(MessageCapture.organisation_id == principal.organisation_id, MessageCapture.lead_id == lead_id).order_by(MessageCapture.id)
+        )
+    )

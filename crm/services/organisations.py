@@ -22,6 +22,7 @@ from crm.store.models import ApiToken, FieldSetting, Organisation, User
 TOKEN_PREFIX = "mw_"
 LANGUAGES = ("ja", "en")
 ROLES = ("admin", "member")
+SCOPES = ("full", "widget")
 
 
 def _hash(token: str) -> str:
@@ -66,12 +67,19 @@ def create_user(session: Session, organisation_id: int, email: str, *, role: str
     return user
 
 
-def issue_token(session: Session, user_id: int, name: str = "") -> str:
+def issue_token(session: Session, user_id: int, name: str = "", *, scope: str = "full") -> str:
     """A new token for the user; the clear value is returned once and never stored."""
+    return issue_token_row(session, user_id, name, scope=scope)[0]
+
+
+def issue_token_row(session: Session, user_id: int, name: str = "", *, scope: str = "full") -> tuple[str, ApiToken]:
+    if scope not in SCOPES:
+        raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user_id, token_hash=_hash(token), name=name))
+    row = ApiToken(user_id=user_id, token_hash=_hash(token), name=name[:100], scope=scope)
+    session.add(row)
     session.flush()
-    return token
+    return token, row
 
 
 def revoke_tokens(session: Session, user_id: int) -> int:
@@ -90,7 +98,28 @@ def authenticate(session: Session, token: str) -> Principal:
     user = row.user
     if not user.widget_enabled:
         raise PermissionDenied("the widget is disabled for this user", code="widget_disabled")
-    return Principal(user.id, user.organisation_id, user.email, user.role, user.language, user.organisation.time_zone)
+    return Principal(user.id, user.organisation_id, user.email, user.role, user.language, user.organisation.time_zone, row.scope)
+
+
+def list_tokens(session: Session, principal: Principal, *, whole_organisation: bool = False) -> list[ApiToken]:
+    """The user's own tokens (an admin may ask for the organisation's), newest first."""
+    query = select(ApiToken).join(User, ApiToken.user_id == User.id).where(User.organisation_id == principal.organisation_id)
+    if whole_organisation:
+        require_admin(principal)
+    else:
+        query = query.where(ApiToken.user_id == principal.user_id)
+    return list(session.scalars(query.order_by(ApiToken.id.desc())))
+
+
+def revoke_token(session: Session, principal: Principal, token_id: int) -> ApiToken:
+    """Revoke one token: the user's own, or any of the organisation's for an admin."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user.organisation_id != principal.organisation_id or (row.user_id != principal.user_id and not principal.is_admin):
+        raise NotFound(f"no token {token_id}")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+    return row
 
 
 def bootstrap(session: Session, *, org_name: str, admin_email: str, time_zone: str = "Asia/Tokyo") -> str | None:

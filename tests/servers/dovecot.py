@@ -8,7 +8,9 @@ created and subscribed on first login. Variants:
   so the extension is neither advertised nor accepted (Dovecot's `imap_capability` would
   only hide it from the list);
 - `junk_name="迷惑メール", special_use=False`: the spam folder has another name and no
-  `\\Junk` flag, as on servers that predate RFC 6154.
+  `\\Junk` flag, as on servers that predate RFC 6154;
+- `separator="."`: the hierarchy delimiter of Courier-style servers ("Customers.Acme"),
+  where a client's display path ("/Customers/Acme") is not the server's name.
 
 XOAUTH2 is not offered: Dovecot's oauth2 passdb needs a token introspection server, and
 the adapter's OAuth path is tested without IMAP.
@@ -125,7 +127,7 @@ class Dovecot:
 
     def __init__(
         self, *, remove_capabilities: tuple[str, ...] = (), junk_name: str = "Junk", special_use: bool = True, mail_format: str = "maildir",
-        oauth2_url: str | None = None,
+        oauth2_url: str | None = None, separator: str = "/",
     ) -> None:
         # oauth2_url: an RFC 7662 token introspection endpoint; with it Dovecot also accepts
         # XOAUTH2 / OAUTHBEARER logins whose token that endpoint declares active.
@@ -136,6 +138,7 @@ class Dovecot:
         self.remove_capabilities = remove_capabilities
         self.junk_name = junk_name
         self.special_use = special_use
+        self.separator = separator
         self.host = "127.0.0.1"
         self.dir = scratch_dir("mailwidget-dovecot-")
         self.dir.chmod(0o755)  # the auth and mail processes run as the dovecot user
@@ -278,7 +281,7 @@ service imap-login {{
 }}
 namespace inbox {{
   inbox = yes
-  separator = /
+  separator = {self.separator}
 {mailboxes}}}
 """
         # Mail lives directly in the home (maildir:~): bench/spam.py writes into
@@ -336,7 +339,7 @@ service anvil {{
 }}
 namespace inbox {{
   inbox = yes
-  separator = /
+  separator = {self.separator}
 {mailboxes}}}
 """
 

@@ -46,6 +46,12 @@ def dovecot_nospecialuse() -> Iterator[Dovecot]:
     yield from _serve(junk_name="迷惑メール", special_use=False)
 
 
+@pytest.fixture(scope="session")
+def dovecot_dotted() -> Iterator[Dovecot]:
+    """Hierarchy delimiter ".": a subfolder is "Customers.Acme" on the server."""
+    yield from _serve(separator=".")
+
+
 @pytest.fixture()
 def imap_user(dovecot: Dovecot) -> ImapUser:
     """A fresh user with an empty mailbox on the default Dovecot."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
 
 from sqlalchemy import select
 
-from crm.services import organisations
-from crm.store.models import Organisation, User
+from crm.services import auth, organisations
+from crm.store.base import utcnow
+from crm.store.models import ApiToken, Organisation, User
 from widget_api.cli import UsageError
 from widget_api.cli._runtime import cli_runtime
 
@@ -33,10 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--name", default="cli")
     p.set_defaults(func=token_create)
 
-    p = sub.add_parser("token-revoke", help="revoke every token of a user")
+    p = sub.add_parser("token-revoke", help="revoke every token of a user, or only the one with --id")
     p.add_argument("email")
     p.add_argument("--org", type=int, required=True)
+    p.add_argument("--id", type=int, help="the token's id (see `tokens`)")
     p.set_defaults(func=token_revoke)
+
+    p = sub.add_parser("user-password", help="set a user's password for the backend's sign-in page (read from stdin, or asked for)")
+    p.add_argument("email")
+    p.add_argument("--org", type=int, required=True)
+    p.set_defaults(func=user_password)
+
+    p = sub.add_parser("tokens", help="list a user's tokens (id, scope, name, state)")
+    p.add_argument("email")
+    p.add_argument("--org", type=int, required=True)
+    p.set_defaults(func=list_tokens)
 
     p = sub.add_parser("users", help="list organisations and users")
     p.set_defaults(func=list_users)
@@ -75,7 +89,37 @@ def token_create(args: argparse.Namespace) -> int:
 
 def token_revoke(args: argparse.Namespace) -> int:
     with cli_runtime().sessions.begin() as s:
-        print(f"revoked {organisations.revoke_tokens(s, _user(s, args.org, args.email).id)} token(s)")
+        user = _user(s, args.org, args.email)
+        if args.id is not None:
+            row = s.get(ApiToken, args.id)
+            if row is None or row.user_id != user.id:
+                raise UsageError(f"{user.email} has no token {args.id}")
+            row.revoked_at = row.revoked_at or utcnow()
+            print("revoked 1 token(s)")
+            return 0
+        print(f"revoked {organisations.revoke_tokens(s, user.id)} token(s)")
+    return 0
+
+
+def user_password(args: argparse.Namespace) -> int:
+    # Never an argument: a password on the command line lands in the shell's history and ps.
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise UsageError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    with cli_runtime().sessions.begin() as s:
+        auth.set_password(s, _user(s, args.org, args.email).id, password)
+    print("password set")
+    return 0
+
+
+def list_tokens(args: argparse.Namespace) -> int:
+    with cli_runtime().sessions.begin() as s:
+        user = _user(s, args.org, args.email)
+        for row in s.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)):
+            print(f"{row.id}\t{row.scope}\t{row.name}\t{'revoked' if row.revoked_at else 'active'}\t{row.created_at:%Y-%m-%d %H:%M}")
     return 0
 
 

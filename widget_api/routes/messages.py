@@ -81,7 +81,7 @@ def draft(request: Request, ref: Annotated[MessageRefIn, Query()], principal: Cu
     with runtime.sessions() as session:
         mailbox = runtime.mailbox(session, principal, ref.mailbox_id)
         ctx = mailboxes.read_context(session, principal)
-    opened = mailbox.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id), ctx)
+    opened = mailbox.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use), ctx)
     key = MessageRefIn(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id, mailbox_id=ref.mailbox_id).key()
     with runtime.sessions() as session:
         return draft_out(request, session, principal, opened, key)

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
 from crm.domain.errors import NotFound
+from widget_api.deps import CurrentUser, RuntimeDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,3 +41,10 @@ def widget_file(name: str) -> FileResponse:
         raise NotFound(f"no widget file {name!r}")
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return FileResponse(files[name], media_type=media_type, headers=HEADERS)
+
+
+@router.get("/api/v1/widget/config", include_in_schema=True, tags=["widget"])
+def widget_config(_principal: CurrentUser, runtime: RuntimeDep) -> dict[str, str]:
+    """What the widget needs to know of this backend: where "Open the lead" goes ({id} is
+    the lead's id; a path is relative to the backend)."""
+    return {"lead_url": runtime.settings.lead_url or "/leads/{id}"}

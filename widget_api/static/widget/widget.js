@@ -5,9 +5,11 @@
 "use strict";
 
 const FIELDS = ["first_name", "last_name", "email", "company", "title", "phone", "mobile", "website", "street", "city", "state", "zip_code", "country", "description"];
-const JUNK = /junk|spam|迷惑/i;
+// A name in Chinese characters, kana or hangul is written family name first (山田 太郎); one
+// in Latin letters given name first (Taro Yamada): the name's language decides, not the reader's.
+const CJK = /[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]/;
 const $ = (id) => document.getElementById(id);
-const state = { lang: "ja", settings: { backend: "", token: "" }, ref: null, raw: null, draft: null, invites: [], custom: [] };
+const state = { lang: "ja", settings: { backend: "", token: "" }, managedBackend: "", ref: null, raw: null, specialUse: [], draft: null, invites: [], custom: [], config: null, generation: 0 };
 
 // ---------------------------------------------------------------- host adapters
 
@@ -16,15 +18,19 @@ function tabHost() {
     async settings() {
       return { backend: localStorage.getItem("backend") || location.origin, token: localStorage.getItem("token") || "" };
     },
+    async managedBackend() { return ""; },
     async saveSettings(s) { localStorage.setItem("backend", s.backend); localStorage.setItem("token", s.token); },
     async message() {
       const q = new URLSearchParams(location.search);
       if (!q.get("uid") && !q.get("message_id")) return null;
       const ref = { folder: q.get("folder") || "INBOX" };
-      for (const k of ["uid", "uidvalidity", "message_id", "mailbox_id"]) if (q.get(k)) ref[k] = q.get(k);
-      return { ref, raw: null };
+      for (const k of ["uid", "uidvalidity", "message_id", "mailbox_id", "special_use"]) if (q.get(k)) ref[k] = q.get(k);
+      return { ref, raw: null, specialUse: q.get("special_use") ? [q.get("special_use")] : [] };
     },
     language() { return navigator.language || "ja"; },
+    onMessageChange() {},
+    async pair() { return { ok: false, error: "pair_unavailable" }; },
+    openLink(url) { window.open(url, "_blank", "noopener"); },
   };
 }
 
@@ -32,24 +38,45 @@ function thunderbirdHost() {
   const m = globalThis.messenger;
   return {
     async settings() { const s = await m.storage.local.get(["backend", "token"]); return { backend: s.backend || "", token: s.token || "" }; },
+    // An admin may preset the URL for everyone (policies.json "3rdparty", or a managed-storage
+    // manifest): storage.managed rejects when nothing is set.
+    async managedBackend() { try { return ((await m.storage.managed.get("backend_url")).backend_url || "").trim(); } catch (_e) { return ""; } },
     async saveSettings(s) { await m.storage.local.set(s); },
     async message() {
       const [tab] = await m.tabs.query({ active: true, currentWindow: true });
-      const msg = tab && (await m.messageDisplay.getDisplayedMessage(tab.id));
-      if (!msg) return null;
-      const ref = { folder: (msg.folder && msg.folder.path || "INBOX").replace(/^\//, ""), message_id: `<${msg.headerMessageId}>` };
-      // The raw message, for a backend with no IMAP access to this account.
-      return { ref, raw: async () => new Blob([await m.messages.getRaw(msg.id)]) };
+      if (!tab) return null;
+      const shown = await m.messageDisplay.getDisplayedMessages(tab.id);
+      const list = Array.isArray(shown) ? shown : (shown && shown.messages) || [];
+      if (list.length !== 1) return null;
+      const msg = list[0];
+      const folder = msg.folder || {};
+      const specialUse = folder.specialUse || [];
+      // The Message-ID identifies the message on the server (it survives moves and restarts);
+      // Thunderbird's folder path is only a hint: the backend resolves the server's own name.
+      const ref = { message_id: `<${msg.headerMessageId}>`, folder: (folder.path || "").replace(/^\//, "") || "INBOX" };
+      if (specialUse.length) ref.special_use = specialUse[0];
+      // The raw message, for a backend with no IMAP access to this account: a File, sent
+      // as is, so every byte (ISO-2022-JP, 8-bit Shift_JIS) arrives unchanged.
+      const raw = () => m.messages.getRaw(msg.id, { data_format: "File" });
+      // A message without a Message-ID gets an "md5:…" one from Thunderbird that no server
+      // knows: only its bytes can be read.
+      return { ref, specialUse, raw, rawOnly: msg.headerMessageId.startsWith("md5:") };
     },
+    onMessageChange(listener) { m.messageDisplay.onMessagesDisplayed.addListener(() => listener()); },
     language() { return m.i18n.getUILanguage(); },
+    pair(backend) { return m.runtime.sendMessage({ type: "pair", backend, clientName: "Thunderbird" }); },
+    openLink(url) { m.windows.openDefaultBrowser(url); },
   };
 }
 
 const host = globalThis.messenger && globalThis.messenger.messageDisplay ? thunderbirdHost() : tabHost();
 
-// ---------------------------------------------------------------- texts
+// ---------------------------------------------------------------- texts and feedback
 
-function t(key) { return (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key; }
+function t(key, values) {
+  const text = (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key;
+  return values ? text.replace(/\{(\w+)\}/g, (_m, k) => (k in values ? values[k] : `{${k}}`)) : text;
+}
 
 function applyTexts() {
   document.documentElement.lang = state.lang;
@@ -57,23 +84,50 @@ function applyTexts() {
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
 }
 
-function say(key, detail) {
-  $("status").textContent = detail || t(key);
+function displayName(first, last) {
+  const parts = CJK.test(`${first || ""}${last || ""}`) ? [last, first] : [first, last];
+  return parts.filter(Boolean).join(" ");
+}
+
+function say(text) { $("status").textContent = text || ""; }
+
+// What went wrong, in words that point the right way: the network, the backend refusing this
+// extension, the connection (token), or the backend itself.
+function explain(err) {
+  if (!err) return t("backend_error", { status: "?" });
+  if (err.type === "unreachable") return t("unreachable", { url: state.settings.backend });
+  if (err.type === "blocked") return t("blocked", { url: state.settings.backend });
+  if (err.status === 401 || ["invalid_token", "missing_token"].includes(err.type)) return t("signed_out");
+  if (err.status >= 500) return `${t("backend_error", { status: err.status })}${err.detail ? ` (${err.detail})` : ""}`;
+  return err.detail || t("backend_error", { status: err.status });
+}
+
+// Feedback next to the button pressed (`where`: its output element); a lost connection also
+// opens the settings so the user can connect again.
+function feedback(where, kind, text) {
+  where.textContent = text;
+  where.dataset.kind = kind;
+  where.scrollIntoView({ block: "nearest" });
+}
+
+function failAt(where, err) {
+  feedback(where, "error", explain(err));
+  if (err && (err.status === 401 || ["invalid_token", "missing_token"].includes(err.type))) showSettings();
 }
 
 function fail(err) {
   const box = $("error");
-  let text = err && err.detail ? err.detail : t("unreachable");
-  if (err && err.type === "unreachable") text = t("unreachable");
-  if (err && (err.type === "invalid_token" || err.type === "missing_token")) { text = t("bad_token"); $("settings").hidden = false; }
-  box.textContent = text;
+  box.textContent = explain(err);
   box.hidden = false;
+  if (err && (err.status === 401 || ["invalid_token", "missing_token"].includes(err.type))) showSettings();
 }
 
 // ---------------------------------------------------------------- API
 
+function backendUrl(path) { return new URL(path, state.settings.backend || location.origin); }
+
 async function api(path, { method = "GET", query = null, json = undefined, body = undefined, type = undefined } = {}) {
-  const url = new URL(path, state.settings.backend || location.origin);
+  const url = backendUrl(path);
   if (query) for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
   url.searchParams.set("lang", state.lang);
   const headers = { Authorization: `Bearer ${state.settings.token}`, "Accept-Language": state.lang };
@@ -83,7 +137,7 @@ async function api(path, { method = "GET", query = null, json = undefined, body 
   try {
     response = await fetch(url, { method, headers, body });
   } catch (_e) {
-    throw { type: "unreachable" };
+    throw { type: await whyUnreachable() };
   }
   const data = response.status === 204 ? {} : await response.json().catch(() => ({ type: "bad_response", detail: `HTTP ${response.status}` }));
   if (!response.ok) throw Object.assign({ status: response.status }, data);
@@ -91,14 +145,35 @@ async function api(path, { method = "GET", query = null, json = undefined, body 
   return data;
 }
 
+// fetch() says only "NetworkError" both when the server is down and when it answered without
+// allowing this origin (CORS). A no-cors request tells them apart: it succeeds (opaquely)
+// whenever the server answers at all.
+async function whyUnreachable() {
+  try {
+    await fetch(backendUrl("/api/v1/health"), { mode: "no-cors", cache: "no-store" });
+    return "blocked";
+  } catch (_e) {
+    return "unreachable";
+  }
+}
+
 // ---------------------------------------------------------------- lead draft
 
 function fieldLabel(name) { return t(name === "title" ? "title_field" : name); }
 
+function fieldOrder(lead) {
+  const first = lead.first_name && lead.first_name.value, last = lead.last_name && lead.last_name.value;
+  if (!CJK.test(`${first || ""}${last || ""}`)) return FIELDS;
+  return ["last_name", "first_name", ...FIELDS.filter((f) => f !== "first_name" && f !== "last_name")];
+}
+
+// Renders one person's draft (`d.lead`): a later "sender / forwarded person" switch only
+// needs to call this with the other person's fields.
 function renderDraft(d) {
   const box = $("fields");
+  const kept = Object.fromEntries(FIELDS.map((n) => [n, $(`f-${n}`) ? $(`f-${n}`).value : null]));
   box.replaceChildren();
-  for (const name of FIELDS) {
+  for (const name of fieldOrder(d.lead)) {
     const f = d.lead[name];
     const id = `f-${name}`;
     const label = document.createElement("label");
@@ -108,7 +183,7 @@ function renderDraft(d) {
     input.id = id;
     input.name = name;
     input.type = name === "email" ? "email" : "text";
-    input.value = f && f.confident ? f.value : "";
+    input.value = d.rendered && kept[name] !== null ? kept[name] : (f && f.confident ? f.value : "");
     const error = document.createElement("p");
     error.className = "field-error";
     error.id = `${id}-error`;
@@ -130,6 +205,7 @@ function renderDraft(d) {
     }
     box.append(error);
   }
+  d.rendered = true;
   const warnings = $("warnings");
   warnings.replaceChildren(...d.warnings.map((w) => Object.assign(document.createElement("li"), { textContent: w.message })));
   showCaptured(d.captured);
@@ -174,12 +250,17 @@ function customValues() {
   return out;
 }
 
+function leadUrl(lead) {
+  const template = (state.config && state.config.lead_url) || "/leads/{id}";
+  return backendUrl(template.replace("{id}", encodeURIComponent(lead.id))).href;
+}
+
 function showCaptured(lead) {
   $("captured").hidden = !lead;
   if (!lead) return;
   const link = $("captured-link");
-  link.textContent = `${t("open_lead")}: ${[lead.last_name, lead.first_name].filter(Boolean).join(" ") || lead.email || "#" + lead.id}`;
-  link.href = new URL(`/api/v1/leads/${encodeURIComponent(lead.id)}`, state.settings.backend || location.origin).href;
+  link.textContent = `${t("open_lead")}: ${displayName(lead.first_name, lead.last_name) || lead.email || "#" + lead.id}`;
+  link.href = leadUrl(lead);
 }
 
 function showExisting(records) {
@@ -187,7 +268,7 @@ function showExisting(records) {
   $("existing").hidden = !records || records.length === 0;
   $("existing-list").replaceChildren(...(records || []).map((r) => {
     const li = document.createElement("li");
-    li.textContent = [r.last_name, r.first_name, r.company, r.email].filter(Boolean).join(" / ");
+    li.textContent = [displayName(r.first_name, r.last_name), r.company, r.email].filter(Boolean).join(" / ");
     return li;
   }));
   const button = $("update-existing");
@@ -208,22 +289,26 @@ function values() {
   return out;
 }
 
-async function save(updateId) {
+async function save(updateId, where) {
   $("error").hidden = true;
   const body = Object.assign(values(), { message: state.draft.message });
   const custom = customValues();
   if (Object.keys(custom).length) body.custom = custom;
   if (updateId) body.update_existing_id = Number(updateId);
+  feedback(where, "busy", t("saving"));
   try {
     const result = await api("/api/v1/leads", { method: "POST", json: body });
-    say(result.outcome === "created" ? "saved" : result.outcome === "updated" ? "updated" : "already_captured");
+    const text = t(result.outcome === "created" ? "saved" : result.outcome === "updated" ? "updated" : "already_captured");
+    feedback(where, "ok", text);
+    say(text);
     showCaptured(result.lead);
     $("existing").hidden = true;
   } catch (err) {
     if (err.status === 409 && err.existing) {
       showExisting([err.existing]);
       $("create-anyway").hidden = true;
-      fail(err);
+      failAt($("existing-status"), err);
+      feedback(where, "error", explain(err));
     } else if (err.status === 422 && err.errors) {
       for (const e of err.errors) {
         const input = $(`f-${e.field}`);
@@ -233,9 +318,9 @@ async function save(updateId) {
         p.textContent = e.message;
         p.hidden = false;
       }
-      fail(err);
+      failAt(where, err);
     } else {
-      fail(err);
+      failAt(where, err);
     }
   }
 }
@@ -243,21 +328,25 @@ async function save(updateId) {
 // ---------------------------------------------------------------- spam
 
 async function notSpam() {
+  const where = $("spam-status");
+  feedback(where, "busy", t("moving"));
   try {
     const r = await api("/api/v1/spam/not-spam", { method: "POST", json: state.draft.message });
-    say("moved", `${t("moved")} (${r.folder} #${r.uid})`);
-    $("spam").hidden = true;
-  } catch (err) { fail(err); }
+    feedback(where, "ok", `${t("moved")} (${r.folder})`);
+    $("not-spam").disabled = true;
+  } catch (err) { failAt(where, err); }
 }
 
 async function whySpam() {
   try {
     const r = await api("/api/v1/spam/diagnosis", { query: state.draft.message });
     $("why-list").replaceChildren(...r.explanation.map((line) => Object.assign(document.createElement("li"), { textContent: line })));
-  } catch (err) { fail(err); }
+  } catch (err) { failAt($("spam-status"), err); }
 }
 
 // ---------------------------------------------------------------- invitations
+
+const ANSWERS = [["accept", "ACCEPTED"], ["tentative", "TENTATIVE"], ["decline", "DECLINED"]];
 
 function renderInvites(cards) {
   const box = $("invite-cards");
@@ -268,7 +357,7 @@ function renderInvites(cards) {
     card.className = "invite";
     const line = (text) => { const p = document.createElement("p"); p.textContent = text; card.append(p); return p; };
     line(c.summary).style.fontWeight = "600";
-    line(t(`kind_${c.kind}`) + (c.verified ? "" : ` — ${t("verified_no")}`));
+    line(t(`kind_${c.kind}`, { answer: t(`partstat_${c.own_partstat}`) }) + (c.verified ? "" : ` — ${t("verified_no")}`));
     line(`${c.start || ""}${c.end ? " – " + c.end : ""}`);
     if (c.location) line(c.location);
     if (c.organizer) line(c.organizer_name ? `${c.organizer_name} <${c.organizer}>` : c.organizer);
@@ -280,26 +369,38 @@ function renderInvites(cards) {
       a.rel = "noopener";
       card.append(a);
     }
-    if (c.in_calendar) line(`${t("in_calendar")} (${c.own_partstat})`);
-    if (c.method === "REQUEST" && ["new", "update_major", "update_minor", "outdated"].includes(c.kind)) {
-      for (const [key, partstat] of [["accept", "ACCEPTED"], ["tentative", "TENTATIVE"], ["decline", "DECLINED"]]) {
+    if (c.in_calendar) line(`${t("in_calendar")} (${t(`partstat_${c.own_partstat}`)})`);
+    const status = document.createElement("p");
+    status.className = "feedback";
+    status.setAttribute("role", "status");
+    status.setAttribute("aria-live", "polite");
+    if (c.method === "REQUEST" && ["new", "update_major", "update_minor", "current"].includes(c.kind)) {
+      for (const [key, partstat] of ANSWERS) {
         const b = document.createElement("button");
         b.type = "button";
         b.textContent = t(key);
-        b.addEventListener("click", () => answer(c, partstat));
+        b.dataset.partstat = partstat;
+        // The answer already given is shown pressed; pressing another one changes it.
+        if (c.kind === "current") b.setAttribute("aria-pressed", String(c.own_partstat === partstat));
+        b.addEventListener("click", () => answer(c, partstat, status));
         card.append(b);
       }
     }
+    card.append(status);
     box.append(card);
   }
 }
 
-async function answer(card, partstat) {
+async function answer(card, partstat, where) {
+  feedback(where, "busy", t("answering"));
   try {
-    await api("/api/v1/calendar/answer", { method: "POST", json: Object.assign({}, state.draft.message, { partstat, event_uid: card.uid }) });
-    say("answered");
+    const r = await api("/api/v1/calendar/answer", { method: "POST", json: Object.assign({}, state.draft.message, { partstat, event_uid: card.uid }) });
+    // Only a reply that left through SMTP has told the organiser anything.
+    const text = r.reply_sent ? t("answered") : t("answered_not_sent");
     await loadInvites();
-  } catch (err) { fail(err); }
+    const fresh = [...$("invite-cards").querySelectorAll(".invite")].find((_el, i) => state.invites[i] && state.invites[i].uid === card.uid);
+    feedback(fresh ? fresh.querySelector(".feedback") : where, r.reply_sent ? "ok" : "warn", text);
+  } catch (err) { failAt(where, err); }
 }
 
 async function loadInvites() {
@@ -314,43 +415,93 @@ async function loadInvites() {
 
 // ---------------------------------------------------------------- start
 
+// A new message clears everything of the previous one at once, so an old draft is never
+// shown (or saved) for the new message while its draft loads.
+function clearMessage() {
+  state.draft = null;
+  state.invites = [];
+  for (const id of ["lead", "captured", "existing", "spam", "invites", "error"]) $(id).hidden = true;
+  for (const id of ["fields", "warnings", "invite-cards", "why-list", "existing-list"]) $(id).replaceChildren();
+  for (const id of ["save-status", "spam-status", "existing-status"]) feedback($(id), "", "");
+  $("not-spam").disabled = false;
+}
+
 async function load() {
+  const generation = ++state.generation;
   performance.mark("widget-open");
-  $("error").hidden = true;
+  clearMessage();
+  document.body.setAttribute("aria-busy", "true");
+  say(t("loading"));
   const message = await host.message();
-  if (!message) { say("no_message"); return; }
+  if (!message) { say(t("no_message")); document.body.removeAttribute("aria-busy"); return; }
   state.ref = message.ref;
   state.raw = message.raw;
-  say("loading");
+  state.specialUse = message.specialUse || [];
   // Asked for beside the draft, not after it: the draft is never kept waiting.
   const fields = api("/api/v1/custom-fields").catch(() => []);
+  const config = api("/api/v1/widget/config").catch(() => null);
   let draft;
   try {
+    if (message.rawOnly) throw { type: "no_message_id" };
     draft = await api("/api/v1/messages/draft", { query: state.ref });
   } catch (err) {
-    if (err.type === "no_mailbox" && state.raw) {
-      draft = await api("/api/v1/messages/draft/raw", { method: "POST", body: await state.raw(), type: "message/rfc822", query: { folder: state.ref.folder } }).catch((e) => { fail(e); return null; });
-      if (!draft) return;
-    } else { fail(err); say(""); return; }
+    if ((err.type === "no_mailbox" || err.type === "no_message_id") && state.raw) {
+      try {
+        draft = await api("/api/v1/messages/draft/raw", { method: "POST", body: await state.raw(), type: "message/rfc822", query: { folder: state.ref.folder } });
+      } catch (e) { if (generation === state.generation) { fail(e); say(""); document.body.removeAttribute("aria-busy"); } return; }
+    } else { if (generation === state.generation) { fail(err); say(""); document.body.removeAttribute("aria-busy"); } return; }
   }
-  // The message reference the API resolved (UID, UIDVALIDITY) is what later calls send.
+  if (generation !== state.generation) return; // another message was opened meanwhile
+  // The message reference the API resolved (server folder, UID, UIDVALIDITY) is what later calls send.
   draft.message = Object.fromEntries(Object.entries({ ...state.ref, ...draft.message }).filter(([k, v]) => v !== null && !["subject", "sender"].includes(k)));
   state.draft = draft;
+  state.config = await config;
   renderDraft(draft);
-  fields.then((list) => { state.custom = list; renderCustom(list); });
   performance.mark("draft-shown");
   window.draftShownMs = performance.measure("draft", "widget-open", "draft-shown").duration;
-  say("draft_ready");
-  $("spam").hidden = !JUNK.test(state.ref.folder || "");
+  document.body.removeAttribute("aria-busy");
+  say(t("draft_ready"));
+  fields.then((list) => { if (generation === state.generation) { state.custom = list; renderCustom(list); } });
+  // By the folder's special use (RFC 6154 \Junk as Thunderbird knows it), never by its name.
+  $("spam").hidden = !state.specialUse.includes("junk");
   loadInvites();
+}
+
+function showSettings() {
+  $("settings").hidden = false;
+  $("backend").value = state.managedBackend || state.settings.backend || "";
+  $("backend").readOnly = Boolean(state.managedBackend);
+  $("backend-managed").hidden = !state.managedBackend;
+}
+
+function normalisedBackend() {
+  const value = $("backend").value.trim().replace(/\/+$/, "");
+  try { return new URL(value).origin === "null" ? "" : value; } catch (_e) { return ""; }
+}
+
+async function connect() {
+  const where = $("pair-status");
+  const backend = normalisedBackend();
+  if (!backend) { feedback(where, "error", t("bad_url")); return; }
+  feedback(where, "busy", t("pairing"));
+  const result = await host.pair(backend);
+  if (result && result.ok) {
+    state.settings = await host.settings();
+    feedback(where, "ok", t("paired"));
+    $("settings").hidden = true;
+    load();
+  } else {
+    feedback(where, "error", t((result && result.error) || "pair_failed", { url: backend }) + (result && result.detail ? ` (${result.detail})` : ""));
+  }
 }
 
 async function start() {
   state.settings = await host.settings();
+  state.managedBackend = await host.managedBackend();
+  if (state.managedBackend && state.managedBackend !== state.settings.backend) state.settings = { backend: state.managedBackend, token: "" };
   const preferred = localStorage.getItem("lang") || host.language();
   state.lang = preferred && preferred.toLowerCase().startsWith("en") ? "en" : "ja";
   applyTexts();
-  $("backend").value = state.settings.backend;
   $("token").value = state.settings.token;
   $("lang").addEventListener("change", () => {
     state.lang = $("lang").value;
@@ -360,20 +511,24 @@ async function start() {
     renderCustom(state.custom);
     renderInvites(state.invites);
   });
-  $("open-settings").addEventListener("click", () => { $("settings").hidden = !$("settings").hidden; });
+  $("open-settings").addEventListener("click", () => { if ($("settings").hidden) showSettings(); else $("settings").hidden = true; });
+  $("pair").addEventListener("click", connect);
   $("settings").addEventListener("submit", async (e) => {
     e.preventDefault();
-    state.settings = { backend: $("backend").value.trim().replace(/\/$/, ""), token: $("token").value.trim() };
+    state.settings = { backend: normalisedBackend(), token: $("token").value.trim() };
     await host.saveSettings(state.settings);
     $("settings").hidden = true;
     load();
   });
-  $("lead").addEventListener("submit", (e) => { e.preventDefault(); save(null); });
-  $("update-existing").addEventListener("click", (e) => save(e.currentTarget.dataset.leadId));
-  $("create-anyway").addEventListener("click", () => save(null));
+  $("lead").addEventListener("submit", (e) => { e.preventDefault(); save(null, $("save-status")); });
+  $("update-existing").addEventListener("click", (e) => save(e.currentTarget.dataset.leadId, $("existing-status")));
+  $("create-anyway").addEventListener("click", () => save(null, $("existing-status")));
   $("not-spam").addEventListener("click", notSpam);
   $("why-spam").addEventListener("click", whySpam);
-  if (!state.settings.token) { $("settings").hidden = false; return; }
+  $("captured-link").addEventListener("click", (e) => { e.preventDefault(); host.openLink(e.currentTarget.href); });
+  // Another message displayed while the popup stays open: its draft replaces this one.
+  host.onMessageChange(() => { if (state.settings.token) load(); });
+  if (!state.settings.token) { showSettings(); return; }
   load();
 }
 
