@@ -16,7 +16,9 @@ from crm.domain.errors import DomainError, InvalidInput, PermissionDenied
 from crm.services import auth, organisations
 from widget_api import pages
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
+from widget_api.errors import responses
 from widget_api.pages import SignedInDep, escape, hidden, t
+from widget_api.schemas import Id
 
 router = APIRouter(include_in_schema=True, tags=["account"])
 STYLESHEET = Path(__file__).resolve().parents[1] / "static" / "pages" / "pages.css"
@@ -168,7 +170,8 @@ def pairing_decision(
     return RedirectResponse(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{urlencode(params)}", status_code=303)
 
 
-@router.post("/auth/token", tags=["account"])
+# No token yet: the code is the credential.
+@router.post("/auth/token", tags=["account"], responses=responses(400, 422, 503, authenticated=False))
 def exchange(body: TokenIn, session: SessionDep) -> TokenOut:
     """The widget's side of pairing: a code and its PKCE verifier for a "widget" token."""
     if body.grant_type != "authorization_code":
@@ -201,18 +204,18 @@ def account(request: Request, session: SessionDep, who: SignedInDep) -> HTMLResp
 
 
 @router.post("/account/tokens/{token_id}/revoke", include_in_schema=False)
-def revoke_from_page(token_id: int, session: SessionDep, who: SignedInDep, csrf: Annotated[str, Form(max_length=100)] = "") -> RedirectResponse:
+def revoke_from_page(token_id: Id, session: SessionDep, who: SignedInDep, csrf: Annotated[str, Form(max_length=100)] = "") -> RedirectResponse:
     pages.require_csrf(who, csrf)
     organisations.revoke_token(session, who.principal, token_id)
     return RedirectResponse("/account", status_code=303)
 
 
-@router.get("/api/v1/tokens")
+@router.get("/api/v1/tokens", responses=responses(403))
 def list_tokens(session: SessionDep, principal: CurrentUser, organisation: bool = False) -> list[TokenRead]:
     """The caller's tokens; `organisation=true`: every token of the organisation (admin)."""
     return [TokenRead.model_validate(r) for r in organisations.list_tokens(session, principal, whole_organisation=organisation)]
 
 
-@router.delete("/api/v1/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke(token_id: int, session: SessionDep, principal: CurrentUser) -> None:
+@router.delete("/api/v1/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(403, 404))
+def revoke(token_id: Id, session: SessionDep, principal: CurrentUser) -> None:
     organisations.revoke_token(session, principal, token_id)

@@ -19,7 +19,7 @@ from widget_api import pages
 from widget_api.deps import SessionDep
 from widget_api.i18n import translate
 from widget_api.pages import SignedInDep, escape, hidden, t
-from widget_api.schemas import LeadUpdate
+from widget_api.schemas import Id, LeadUpdate
 
 router = APIRouter(include_in_schema=False)
 # A name written in Chinese characters, kana or hangul puts the family name first (山田 太郎);
@@ -60,7 +60,7 @@ def _page(request: Request, session: SessionDep, who: pages.auth.SignedIn, lead_
 
 
 @router.get("/leads/{lead_id}")
-def lead_page(lead_id: int, request: Request, session: SessionDep, who: SignedInDep, saved: bool = False) -> HTMLResponse:
+def lead_page(lead_id: Id, request: Request, session: SessionDep, who: SignedInDep, saved: bool = False) -> HTMLResponse:
     return _page(request, session, who, lead_id, saved=saved)
 
 
@@ -86,7 +86,7 @@ class LeadForm(BaseModel):
 
 
 @router.post("/leads/{lead_id}", response_model=None)
-def save_lead(lead_id: int, request: Request, session: SessionDep, who: SignedInDep, form: Annotated[LeadForm, Form()]) -> HTMLResponse | RedirectResponse:
+def save_lead(lead_id: Id, request: Request, session: SessionDep, who: SignedInDep, form: Annotated[LeadForm, Form()]) -> HTMLResponse | RedirectResponse:
     submitted: dict[str, str | None] = form.model_dump(include=set(LEAD_FIELDS))
     try:
         pages.require_csrf(who, form.csrf)
