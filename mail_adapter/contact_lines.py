@@ -355,6 +355,10 @@ _EU_TITLE = re.compile(
 )
 
 
+_TITLE_JOINER = re.compile(r"\s*[/&]\s*")
+_TITLE_DEPARTMENT_TAIL = re.compile(r"\s*[-–]\s*[A-Z][\w&/]*(?: [A-Z&][\w&/]*){0,3}$")
+
+
 def title_in(line: str) -> str | None:
     text = unicodedata.normalize("NFKC", line).strip()
     m = _EU_TITLE.match(text)
@@ -363,14 +367,14 @@ def title_in(line: str) -> str | None:
     m = _JA_TITLE.search(text)
     if m:
         return m.group(1)
-    parts = re.split(r"\s*[/&]\s*", text)
+    parts = _TITLE_JOINER.split(text) if "/" in text or "&" in text else [text]
     if len(parts) > 1 and all(_EN_TITLE.fullmatch(p) for p in parts):  # "CEO/Founder", "Founder & CEO"
         return text
     m = _EN_TITLE.search(text)
     if m:
         title = m.group(1).strip(" ,")
         # "Assistant Vice President - IT": a dash and a department after the title belong to it.
-        tail = re.match(r"\s*[-–]\s*[A-Z][\w&/]*(?: [A-Z&][\w&/]*){0,3}$", text[m.end() :])
+        tail = _TITLE_DEPARTMENT_TAIL.match(text, m.end())
         return title + tail.group(0) if tail and text.startswith(title) else title
     return None
 

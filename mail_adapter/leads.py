@@ -186,6 +186,9 @@ def _joined_title(first: str, second: str) -> str:
     return f"{first}, {second}"
 
 
+_CELL_BREAK = re.compile(r"\s+[|｜·•—]\s+|\s{3,}|\t+")
+
+
 def _signature_parts(lines: list[str]) -> list[str]:
     """Signature lines as units to read: "Leo Park · Principal · Park & Co. Design" (or |, •,
     —) and two-column layouts ("Department of Economics      Phone: 650-723-3944") split
@@ -197,7 +200,7 @@ def _signature_parts(lines: list[str]) -> list[str]:
             joined[-1] = f"{joined[-1].rstrip()} {line.strip()}"
         else:
             joined.append(line)
-    return [part for line in joined for part in re.split(r"\s+[|｜·•—]\s+|\s{3,}|\t+", line.strip()) if part.strip()]
+    return [part for line in joined for part in _CELL_BREAK.split(line.strip()) if part.strip()]
 
 
 _COMPANY_WORD = re.compile(r"^(?:[A-Z][\w'.-]*|&|\+|and|of|the|for|de|du)$")
@@ -447,13 +450,16 @@ def _person_name(display: str, email: str) -> str:
     return display
 
 
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
 def _someone_elses(lines: list[str], name: str, email: str) -> bool:
     """A block of someone else's details pasted as the text ("JOSEPH KOOTHRAPPALLY / (713)
     853-6819 / jkoothr@…"): it names another address and opens with another person's name."""
     if not lines or not email:
         return False
     local = email.split("@")[0].lower()
-    others = [a for ln in lines for a in re.findall(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", ln) if a.split("@")[0].lower() != local]
+    others = [a for ln in lines if "@" in ln for a in _ADDRESS.findall(ln) if a.split("@")[0].lower() != local]
     first = lines[0]
     return bool(others) and looks_like_name_line(first.title() if first.isupper() else first) and not (name and same_person(first, name))
 

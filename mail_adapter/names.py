@@ -36,12 +36,15 @@ def _capitalise(token: str) -> str:
     return token
 
 
+_SPACES = re.compile(r"\s+")
+
+
 def clean_display(name: str) -> str:
     name = unicodedata.normalize("NFKC", name).strip().strip("\"'")
     name = _READING.sub(" ", name)
     name = _AFFIX.sub("", name)
     name = _HONORIFIC.sub("", name.strip())
-    name = re.sub(r"\s+", " ", name).strip(" ,.-")
+    name = _SPACES.sub(" ", name).strip(" ,.-")
     if "@" in name:
         return ""
     return name

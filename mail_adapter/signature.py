@@ -82,8 +82,16 @@ def _own(block: list[str]) -> list[str]:
 _ATTACHMENT = re.compile(r"^\s*(?:.*\(See attached file:.*|[^()]{0,80}\.\w{2,5}\)(?:\s*\(See attached file:.*)?|-\s+\S.{0,120}\.\w{2,5}(?:\s*<<.*)?|<<[^<>]+>>(?:\s*<<[^<>]+>>)*|\[IMAGE\](?:\s*\[IMAGE\])*)\s*$", re.I)
 
 
+def _attachment_line(line: str) -> bool:
+    # Every form of the list has a bracket, "<<" or a leading dash: the pattern runs on those
+    # lines only (this is read for every line of every body).
+    if not ("(" in line or ")" in line or "<" in line or "[" in line or line.lstrip().startswith("-")):
+        return False
+    return bool(_ATTACHMENT.match(line))
+
+
 def _cut_footer_and_disclaimer(lines: list[str]) -> list[str]:
-    lines = [ln for ln in lines if not _ATTACHMENT.match(ln)]
+    lines = [ln for ln in lines if not _attachment_line(ln)]
     for i, line in enumerate(lines):
         if _FOOTER.match(line) or (_DISCLAIMER.match(line) and i > 0):
             return lines[:i]

@@ -32,7 +32,7 @@ _LABEL_ONLY = re.compile(r"^\s*[■□●◆◇・*\-【\[]?\s*(?P<label>[^:：�
 
 
 def _field(label: str) -> str | None:
-    return _LOOKUP.get(re.sub(r"\s+", " ", label).strip().lower().rstrip("*※ "))
+    return _LOOKUP.get(" ".join(label.split()).lower().rstrip("*※ "))
 
 
 def form_fields(text: str) -> dict[str, str]:

@@ -131,10 +131,8 @@ _WORD_START = re.compile(r"(?:On|Le|Am|El|Il|Op|Den|Em|W dniu|begin|anfang|débu
 _DATE_START = re.compile(r"(?:\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{4}\s*年|\d{1,2}\.?\s+\w+\.?\s+\d{4})")
 
 
-def _candidate(line: str) -> bool:
-    text = line.lstrip()
-    if not text:
-        return False
+def _candidate(text: str) -> bool:
+    """text: a non-blank line, left-stripped."""
     first = text[0]
     if first in ">-_*":
         return True
@@ -149,6 +147,7 @@ def _candidate(line: str) -> bool:
     return end in (":", "：") or (end in ("M", "m", "T") and " on " in text)
 
 
+_DIGIT = re.compile(r"\d")
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 
@@ -243,7 +242,7 @@ def _after_date(text: str) -> str:
     """The part of an attribution after its date and time ("2022年1月1日(金) 9:00 田中太郎 <…>"
     → "田中太郎 <…>", "Tuesday, 2016 at 11:10 PM Steven Scott <…>" → "Steven Scott <…>")."""
     head = text.split("<", 1)[0]
-    if not re.search(r"\d", head):
+    if not _DIGIT.search(head):
         return text.strip()
     rest = _DATE_PREFIX.sub("", head, count=1)
     rest = re.sub(r"^(?:at|um|à|a las|alle|kl\.?)\s+", "", rest, flags=re.I)
@@ -323,7 +322,7 @@ def _start_at(lines: list[str], i: int, forward_hint: bool) -> _Start | None:
     """Whether a zone starts at line i, and its header."""
     line = lines[i]
     stripped = line.strip()
-    if not stripped or not _candidate(line):
+    if not stripped or not _candidate(line.lstrip()):
         return None
     n = len(lines)
     if _FORWARD_BANNER.match(line):
@@ -394,7 +393,7 @@ def _start_at(lines: list[str], i: int, forward_hint: bool) -> _Start | None:
     m = _JA_WROTE.match(line)
     if m and len(stripped) < 250:
         return _Start(QUOTED, i + 1, _attribution_person(stripped), i, True)
-    if i + 1 < n and _ON_START.match(line) and re.search(r"\d", line) and not lines[i + 1].lstrip().startswith(">"):
+    if i + 1 < n and _ON_START.match(line) and _DIGIT.search(line) and not lines[i + 1].lstrip().startswith(">"):
         # Clients wrap "On …, X <x@y>" / "wrote:" over two lines, or three ("Am So., 1. Jan.
         # 2023 um 17:22 Uhr" / "schrieb John Doe <" / "noreply@github.com>:").
         for extra in (1, 2):
@@ -407,7 +406,7 @@ def _start_at(lines: list[str], i: int, forward_hint: bool) -> _Start | None:
             m = _WROTE_WHO.match(joined)
             if m:
                 return _Start(QUOTED, i + extra + 1, person_of(m.group("who")), i, True)
-    if i + 1 < n and re.search(r"\d", line) and not _DATED_WROTE.search(lines[i + 1]):
+    if i + 1 < n and _DIGIT.search(line) and not _DATED_WROTE.search(lines[i + 1]):
         joined = f"{stripped} {lines[i + 1].strip()}"
         if _DATED_WROTE.search(joined) and len(joined) < 320:
             return _Start(QUOTED, i + 2, _attribution_person(joined), i, True)
@@ -427,8 +426,11 @@ def _start_at(lines: list[str], i: int, forward_hint: bool) -> _Start | None:
     return None
 
 
+_QUOTE_MARK = re.compile(r"^\s*>\s?")
+
+
 def _dequote(line: str) -> str:
-    return re.sub(r"^\s*>\s?", "", line, count=1)
+    return _QUOTE_MARK.sub("", line, count=1)
 
 
 def segments(text: str, *, forward_hint: bool = False) -> list[Segment]:
@@ -453,14 +455,20 @@ def _segments(lines: list[str], forward_hint: bool, depth: int) -> list[Segment]
 
     while i < n:
         line = lines[i]
-        m = _GROUPWISE.match(line) if line.lstrip().startswith(">>>") else None
+        text = line.lstrip()
+        # Most lines are blank or plain prose that can open no zone: skip them before any
+        # pattern runs (this loop sees every line of every body the product reads).
+        if not text or (text[0] != ">" and not _candidate(text)):
+            i += 1
+            continue
+        m = _GROUPWISE.match(line) if text.startswith(">>>") else None
         if m:
             close(i)
             kind, person, zone_depth, before_attribution = QUOTED, person_of(m.group("who")), depth + 1, None
             seg_start, seg_header = i, 1
             i += 1
             continue
-        if depth < _MAX_DEPTH and line.lstrip().startswith(">"):
+        if depth < _MAX_DEPTH and text[0] == ">":
             # A `>` block (blank lines inside it included), read again one level down.
             j = i
             while j < n and (lines[j].lstrip().startswith(">") or (not lines[j].strip() and j + 1 < n and lines[j + 1].lstrip().startswith(">"))):
