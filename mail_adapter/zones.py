@@ -131,6 +131,9 @@ _WORD_START = re.compile(r"(?:On|Le|Am|El|Il|Op|Den|Em|W dniu|begin|anfang|débu
 _DATE_START = re.compile(r"(?:\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{4}\s*年|\d{1,2}\.?\s+\w+\.?\s+\d{4})")
 
 
+_WORD_INITIALS = frozenset("OLAEIDWBFolaeidwbf")  # the first letters of _WORD_START's words
+
+
 def _candidate(text: str) -> bool:
     """text: a non-blank line, left-stripped."""
     first = text[0]
@@ -139,7 +142,7 @@ def _candidate(text: str) -> bool:
     if first.isdigit():
         return bool(_DATE_START.match(text))
     head = text[:48]
-    if ((":" in head or "：" in head) and _FIELD.match(text)) or text.startswith("転送") or _WORD_START.match(text):
+    if ((":" in head or "：" in head) and _FIELD.match(text)) or text.startswith("転送") or (first in _WORD_INITIALS and _WORD_START.match(text)):
         return True
     # Attributions end with a colon ("… wrote:", "…さんは書きました:"); a Notes header with
     # its time ("… on 03/12/2002 04:05:11 PM", "… PM CDT").
