@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from widget_api.rate_limits import DEFAULT_LIMITS, parse_limits
+
 DEFAULT_DATA_DIR = Path("var")
 # The extension's gecko id (manifest.json). Its identity API redirects the pairing to
 # https://<sha1 of this id>.extensions.allizom.org/, a URL no web site can serve: the
@@ -35,6 +37,8 @@ class Settings:
     # A host that never answers must not hold a worker thread for long, nor many of them.
     connect_timeout: float = 5.0
     connection_tests_per_org: int = 2
+    # Requests a minute per token on the expensive endpoints (widget_api.rate_limits).
+    rate_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -44,7 +48,8 @@ class Settings:
         MAILWIDGET_POOL_SIZE, MAILWIDGET_DATA_DIR, MAILWIDGET_LEAD_URL (the CRM's lead page,
         with {id}), MAILWIDGET_REDIRECT_URIS (extra pairing redirect URIs, comma-separated),
         MAILWIDGET_ALLOW_PRIVATE_HOSTS (1: mail servers on loopback/private addresses),
-        MAILWIDGET_CONNECT_TIMEOUT (seconds), MAILWIDGET_CONNECTION_TESTS_PER_ORG."""
+        MAILWIDGET_CONNECT_TIMEOUT (seconds), MAILWIDGET_CONNECTION_TESTS_PER_ORG,
+        MAILWIDGET_RATE_LIMITS (per token and minute: upload=30,import=5,mailbox_test=10)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -64,4 +69,5 @@ class Settings:
             allow_private_hosts=env.get("MAILWIDGET_ALLOW_PRIVATE_HOSTS", "").lower() in ("1", "true", "yes"),
             connect_timeout=float(env.get("MAILWIDGET_CONNECT_TIMEOUT", "5")),
             connection_tests_per_org=int(env.get("MAILWIDGET_CONNECTION_TESTS_PER_ORG", "2")),
+            rate_limits=parse_limits(env.get("MAILWIDGET_RATE_LIMITS", "")),
         )

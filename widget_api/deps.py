@@ -3,7 +3,7 @@ here, and handed to endpoints through `Annotated` aliases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -21,6 +21,7 @@ from mail_adapter.mailbox import Mailbox, MailboxPool, MailboxSettings
 from widget_api.config import Settings
 from widget_api.connection_tests import ConnectionTests
 from widget_api.i18n import pick_language
+from widget_api.rate_limits import RateLimits
 
 
 @dataclass
@@ -31,9 +32,11 @@ class Runtime:
     pool: MailboxPool
     secrets: SecretBox
     connection_tests: ConnectionTests = field(init=False)
+    rate_limits: RateLimits = field(init=False)
 
     def __post_init__(self) -> None:
         self.connection_tests = ConnectionTests(self.settings.connection_tests_per_org, allow_private=self.settings.allow_private_hosts)
+        self.rate_limits = RateLimits(self.settings.rate_limits)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -105,6 +108,22 @@ def get_admin(principal: CurrentUser) -> Principal:
 
 
 AdminUser = Annotated[Principal, Depends(get_admin)]
+
+
+def rate_limited(endpoint: str) -> Callable[..., Principal]:
+    """The authenticated principal, after one request of its token's bucket for `endpoint`
+    was taken (widget_api.rate_limits): a missing token is still 401 and never counted."""
+
+    def dependency(principal: CurrentUser, runtime: RuntimeDep) -> Principal:
+        runtime.rate_limits.take(principal.token_id if principal.token_id is not None else ("user", principal.user_id), endpoint)
+        return principal
+
+    return dependency
+
+
+UploadUser = Annotated[Principal, Depends(rate_limited("upload"))]
+ImportUser = Annotated[Principal, Depends(rate_limited("import"))]
+MailboxTestUser = Annotated[Principal, Depends(rate_limited("mailbox_test"))]
 
 
 def get_read_context(session: SessionDep, principal: CurrentUser) -> ReadContext:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from crm.domain.errors import InvalidInput
 from crm.services import csv_import
 from crm.store.db import refresh_statistics
-from widget_api.deps import CurrentUser, SessionDep
+from widget_api.deps import ImportUser, SessionDep
 from widget_api.errors import responses
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"], responses=responses(400, 413, 429))
@@ -30,7 +30,7 @@ def parse_mapping(pairs: list[str]) -> dict[str, str]:
 @router.post("/leads")
 async def import_leads(
     session: SessionDep,
-    principal: CurrentUser,
+    principal: ImportUser,
     file: Annotated[UploadFile, File(description="CSV with a header row; UTF-8 (BOM or not) or Shift_JIS")],
     on_duplicate: Annotated[Literal["skip", "merge"], Form()] = "skip",
     mode: Annotated[Literal["all_or_nothing", "row_by_row"], Form()] = "all_or_nothing",

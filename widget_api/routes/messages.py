@@ -14,7 +14,7 @@ from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
 from crm.services import leads, mailboxes
 from mail_adapter.reading import looks_like_mail, read_raw
-from widget_api.deps import CurrentUser, RuntimeDep
+from widget_api.deps import CurrentUser, RuntimeDep, UploadUser
 from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
 from widget_api.schemas import DraftAlternativeOut, DraftFieldOut, DraftOut, DraftPersonOut, LeadRead, MessageOut, MessageRefIn, WarningOut
@@ -91,7 +91,7 @@ def draft(request: Request, ref: Annotated[MessageRefIn, Query()], principal: Cu
     "/draft/raw",
     openapi_extra={"requestBody": {"content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}, "required": True}},
 )
-async def draft_from_raw(request: Request, principal: CurrentUser, runtime: RuntimeDep) -> DraftOut:
+async def draft_from_raw(request: Request, principal: UploadUser, runtime: RuntimeDep) -> DraftOut:
     """The whole message in the body (Content-Type message/rfc822)."""
     raw = await _read_limited(request)
     if not looks_like_mail(raw):
