@@ -71,7 +71,7 @@ def main() -> None:
         url = f"sqlite:///{tmp / 'bench.db'}"
         migrate(url)
         key = Fernet.generate_key().decode()
-        runtime = Runtime.build(Settings(database_url=url, secret_keys=[key], data_dir=tmp))
+        runtime = Runtime.build(Settings(database_url=url, secret_keys=[key], data_dir=tmp, allow_private_hosts=True))
         org = make_org(runtime, "Bench")
         rep = make_user(runtime, org, "rep@bench.example")
         runtime.close()

@@ -71,7 +71,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-tb-"))
     url_db = f"sqlite:///{work / 'bench.db'}"
     migrate(url_db)
-    runtime = Runtime.build(Settings(database_url=url_db, secret_keys=[Fernet.generate_key().decode()], data_dir=work))
+    runtime = Runtime.build(Settings(database_url=url_db, secret_keys=[Fernet.generate_key().decode()], data_dir=work, allow_private_hosts=True))
     with serve_app(create_app(runtime.settings, runtime)) as url:
         results = measure(runtime, url, args.runs, work)
     print(f"Thunderbird popup, button press → fields filled, {args.runs} openings each (ms)")

@@ -105,6 +105,9 @@ class MailboxSettings:
     auth: str = "password"
     ca_file: str | None = None
     timeout: float = 20.0
+    # Covers the TCP connect and the server's greeting (imapclient reads it under the
+    # connect timeout): a host that accepts and never speaks fails fast.
+    connect_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if self.security not in SECURITIES:
@@ -140,7 +143,7 @@ class Mailbox:
 
     def _connect(self) -> IMAPClient:
         s = self.settings
-        timeout = SocketTimeout(connect=min(10.0, s.timeout), read=s.timeout)
+        timeout = SocketTimeout(connect=min(s.connect_timeout, s.timeout), read=s.timeout)
         client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl", ssl_context=self._ssl_context() if s.security == "ssl" else None, timeout=timeout)
         try:
             if s.security == "starttls":
@@ -174,16 +177,21 @@ class Mailbox:
         more when `retry` (reads are safe to repeat; writes decide for themselves)."""
         with self._lock:
             for attempt in (0, 1):
+                connecting = self._client is None
                 try:
                     if self._client is None:
                         self._client = self._connect()
+                    connecting = False
                     return op(self._client)
                 except LoginError as exc:
                     self._drop()
                     raise translate(exc, self.settings.host) from None
                 except CONNECTION_ERRORS as exc:
                     self._drop()
-                    if attempt or not retry:
+                    # A connection may have been dropped by the server: one more try on a
+                    # new one. A connect that just failed would fail again (and double the
+                    # wait on a host that never answers).
+                    if attempt or not retry or connecting:
                         raise translate(exc, self.settings.host) from None
                 except IMAPClientError as exc:
                     raise translate(exc, self.settings.host) from None

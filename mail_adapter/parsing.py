@@ -32,6 +32,12 @@ MAX_PARSE_PARTS = 5 * MAX_PARTS
 PARSE_CHUNK = 64 * 1024
 MAX_HEADER_CHARS = 64 * 1024  # a header value longer than this is truncated
 MAX_TEXT_CHARS = 512 * 1024  # body text kept for extraction
+# Markup converted to text: generous over MAX_TEXT_CHARS (tags and entities take room), and
+# cut *before* the conversion, whose time and memory grow with the markup.
+MAX_HTML_CHARS = 4 * MAX_TEXT_CHARS
+# Of a text/plain or text/html part, the transfer-encoded payload decoded (base64: 4 bytes
+# for 3): enough for MAX_HTML_CHARS of UTF-8 text, not the whole of a 50 MB part.
+MAX_TEXT_PART_ENCODED = 4 * MAX_HTML_CHARS
 CALENDAR_TYPES = ("text/calendar", "application/ics", "text/x-vcalendar")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -226,10 +232,7 @@ def _walk(msg: Message, depth: int = 0, section: str = "", nested: int = 0) -> I
                     stack.append((child, f"{sec}.{i}" if sec else str(i), d + 1, nest))
             continue
         seen += 1
-        try:
-            payload = part.get_payload(decode=True)
-        except Exception:  # noqa: BLE001
-            payload = None
+        payload = _text_payload(part) if ctype in ("text/plain", "text/html") else _decoded(part)
         if not isinstance(payload, bytes):
             raw = part.get_payload()
             payload = raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
@@ -243,6 +246,27 @@ def _walk(msg: Message, depth: int = 0, section: str = "", nested: int = 0) -> I
             section=sec or "1",
             nested=nest,
         )
+
+
+def _decoded(part: Message) -> bytes | None:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001
+        return None
+    return payload if isinstance(payload, bytes) else None
+
+
+def _text_payload(part: Message) -> bytes | None:
+    """A body text part decoded from its first MAX_TEXT_PART_ENCODED characters only: only
+    its beginning is ever read, and decoding all of a huge part costs time and memory."""
+    raw = part.get_payload()
+    if not isinstance(raw, str) or len(raw) <= MAX_TEXT_PART_ENCODED:
+        return _decoded(part)
+    head = raw[:MAX_TEXT_PART_ENCODED]
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding == "base64":
+        head = head[: head.rfind("\n") + 1] or head  # whole lines: a cut base64 quantum is noise
+    return decode_payload(head.encode("ascii", "surrogateescape"), encoding)
 
 
 def _param(part: Message, name: str) -> str | None:
@@ -316,7 +340,7 @@ def _assemble(msg: Message, parts: Iterable[BodyPart | tuple[str, Message, int]]
     html_raw = html[0] if html else None
     text = plain_text
     if html and len(plain_text.strip()) < 3:
-        text = html_to_text("\n".join(html))
+        text = html_to_text("\n".join(html)[:MAX_HTML_CHARS])
     return ParsedMessage(
         headers=_headers(msg),
         subject=decode_header_value((_all(msg, "Subject") or [""])[0]),
@@ -374,13 +398,13 @@ class _BoundedParser(BytesFeedParser):
             stack[-1].opaque = True
 
 
-def mime_tree(raw: bytes) -> Message:
+def mime_tree(raw: bytes | bytearray) -> Message:
     """A whole message parsed into its MIME tree, bounded in depth, and read only up to the
     chunk in which MAX_PARSE_PARTS parts were made. Never raises."""
     parser = _BoundedParser()
-    data = memoryview(raw.replace(b"\x00", b""))
+    data = memoryview(raw)  # NULs dropped chunk by chunk: no second copy of the whole message
     for start in range(0, len(data), PARSE_CHUNK):
-        parser.feed(bytes(data[start : start + PARSE_CHUNK]))
+        parser.feed(bytes(data[start : start + PARSE_CHUNK]).replace(b"\x00", b""))
         if parser.parts > MAX_PARSE_PARTS:
             break
     return parser.close()
@@ -390,7 +414,7 @@ def _parse_message(msg: Message, *, depth: int = 0) -> ParsedMessage:
     return _assemble(msg, _walk(msg), depth=depth)
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
+def parse_message(raw: bytes | bytearray) -> ParsedMessage:
     """A whole message (RFC 5322 bytes) to a ParsedMessage. Never raises."""
     return _parse_message(mime_tree(raw))
 

@@ -23,7 +23,7 @@ def read_parsed(parsed: ParsedMessage, ref: MessageRef, ctx: ReadContext, bytes_
     )
 
 
-def read_raw(raw: bytes, ctx: ReadContext, ref: MessageRef | None = None) -> OpenedMessage:
+def read_raw(raw: bytes | bytearray, ctx: ReadContext, ref: MessageRef | None = None) -> OpenedMessage:
     """A whole RFC 5322 message (uploaded by the widget when the backend has no IMAP access)."""
     parsed = parse_message(raw)
     return read_parsed(parsed, ref or MessageRef(folder="", message_id=parsed.message_id), ctx, len(raw))
@@ -34,12 +34,12 @@ def read_raw(raw: bytes, ctx: ReadContext, ref: MessageRef | None = None) -> Ope
 HEADER_WINDOW = 1024 * 1024
 
 
-def looks_like_mail(raw: bytes) -> bool:
+def looks_like_mail(raw: bytes | bytearray) -> bool:
     """True when the bytes start with a header block (at least one `Name: value` line before
     the blank line): `inspect` and the upload refuse anything else with a clear error.
     Only whole lines are judged: a window that ends inside the header block cuts its last
     line, which says nothing about the message."""
-    window = raw[:HEADER_WINDOW].replace(b"\r\n", b"\n")
+    window = bytes(raw[:HEADER_WINDOW]).replace(b"\r\n", b"\n")  # bytes: a bytearray's lines are unhashable
     head, blank, _body = window.partition(b"\n\n")
     if not blank and len(raw) > HEADER_WINDOW:
         head = head.rpartition(b"\n")[0]

@@ -57,7 +57,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture()
 def runtime(database_url: str, engine: Engine, tmp_path: Path) -> Iterator[Runtime]:
     """A runtime on the shared test database, emptied after each test."""
-    settings = Settings(database_url=database_url, secret_keys=[Fernet.generate_key().decode()], data_dir=tmp_path, cors_origins=["https://mail.example.test"])
+    settings = Settings(database_url=database_url, secret_keys=[Fernet.generate_key().decode()], data_dir=tmp_path, cors_origins=["https://mail.example.test"], allow_private_hosts=True)  # Dovecot is on 127.0.0.1
     rt = Runtime.build(settings)
     rt.engine.dispose()
     rt.engine = engine

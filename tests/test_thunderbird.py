@@ -77,7 +77,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Runtime,
     from tests.conftest import serve_app
 
     work = tmp_path_factory.mktemp("thunderbird-backend")
-    settings = Settings(database_url=f"sqlite:///{work / 'crm.db'}", secret_keys=[Fernet.generate_key().decode()], data_dir=work)
+    settings = Settings(database_url=f"sqlite:///{work / 'crm.db'}", secret_keys=[Fernet.generate_key().decode()], data_dir=work, allow_private_hosts=True)
     migrate(settings.database_url)
     runtime = Runtime.build(settings)
     with serve_app(create_app(settings, runtime)) as url:

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from widget_api.rate_limits import DEFAULT_LIMITS, parse_limits
+
 DEFAULT_DATA_DIR = Path("var")
 # The extension's gecko id (manifest.json). Its identity API redirects the pairing to
 # https://<sha1 of this id>.extensions.allizom.org/, a URL no web site can serve: the
@@ -28,6 +30,15 @@ class Settings:
     redirect_uris: tuple[str, ...] = (EXTENSION_REDIRECT_URI,)
     # The admin's CRM page of a lead, with {id}; None: the backend's own lead page.
     lead_url: str | None = None
+    # Mail servers the users name are reached from this server: by default only public
+    # addresses, so the mailbox test is no scanner of the local network. An admin whose mail
+    # server is on the LAN (or the tests' Dovecot on 127.0.0.1) allows them.
+    allow_private_hosts: bool = False
+    # A host that never answers must not hold a worker thread for long, nor many of them.
+    connect_timeout: float = 5.0
+    connection_tests_per_org: int = 2
+    # Requests a minute per token on the expensive endpoints (widget_api.rate_limits).
+    rate_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -35,7 +46,10 @@ class Settings:
         keys, newest first) or MAILWIDGET_SECRET_KEY_FILE, MAILWIDGET_CORS_ORIGINS
         (comma-separated), MAILWIDGET_IMAP_CA_FILE (an extra CA bundle for IMAP TLS),
         MAILWIDGET_POOL_SIZE, MAILWIDGET_DATA_DIR, MAILWIDGET_LEAD_URL (the CRM's lead page,
-        with {id}), MAILWIDGET_REDIRECT_URIS (extra pairing redirect URIs, comma-separated)."""
+        with {id}), MAILWIDGET_REDIRECT_URIS (extra pairing redirect URIs, comma-separated),
+        MAILWIDGET_ALLOW_PRIVATE_HOSTS (1: mail servers on loopback/private addresses),
+        MAILWIDGET_CONNECT_TIMEOUT (seconds), MAILWIDGET_CONNECTION_TESTS_PER_ORG,
+        MAILWIDGET_RATE_LIMITS (per token and minute: upload=30,import=5,mailbox_test=10)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -52,4 +66,8 @@ class Settings:
             data_dir=data_dir,
             redirect_uris=(EXTENSION_REDIRECT_URI, *[u.strip() for u in env.get("MAILWIDGET_REDIRECT_URIS", "").split(",") if u.strip()]),
             lead_url=env.get("MAILWIDGET_LEAD_URL") or None,
+            allow_private_hosts=env.get("MAILWIDGET_ALLOW_PRIVATE_HOSTS", "").lower() in ("1", "true", "yes"),
+            connect_timeout=float(env.get("MAILWIDGET_CONNECT_TIMEOUT", "5")),
+            connection_tests_per_org=int(env.get("MAILWIDGET_CONNECTION_TESTS_PER_ORG", "2")),
+            rate_limits=parse_limits(env.get("MAILWIDGET_RATE_LIMITS", "")),
         )

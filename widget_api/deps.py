@@ -3,8 +3,8 @@ here, and handed to endpoints through `Annotated` aliases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -19,7 +19,9 @@ from crm.services.secrets import SecretBox
 from crm.store.db import make_engine, make_session_factory
 from mail_adapter.mailbox import Mailbox, MailboxPool, MailboxSettings
 from widget_api.config import Settings
+from widget_api.connection_tests import ConnectionTests
 from widget_api.i18n import pick_language
+from widget_api.rate_limits import RateLimits
 
 
 @dataclass
@@ -29,6 +31,12 @@ class Runtime:
     sessions: sessionmaker[Session]
     pool: MailboxPool
     secrets: SecretBox
+    connection_tests: ConnectionTests = field(init=False)
+    rate_limits: RateLimits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connection_tests = ConnectionTests(self.settings.connection_tests_per_org, allow_private=self.settings.allow_private_hosts)
+        self.rate_limits = RateLimits(self.settings.rate_limits)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -41,11 +49,14 @@ class Runtime:
 
     def mailbox(self, session: Session, principal: Principal, mailbox_id: int | None = None) -> Mailbox:
         """The pooled mailbox of the principal's account (their first one by default)."""
+        return self.pool.get(self.account_settings(session, principal, mailbox_id))
+
+    def account_settings(self, session: Session, principal: Principal, mailbox_id: int | None = None) -> MailboxSettings:
         account = mailboxes.get_account(session, principal, mailbox_id)
-        return self.pool.get(self.mailbox_settings(account.host, account.port, account.security, account.username, self.secrets.decrypt(account.secret_encrypted), account.auth))
+        return self.mailbox_settings(account.host, account.port, account.security, account.username, self.secrets.decrypt(account.secret_encrypted), account.auth)
 
     def mailbox_settings(self, host: str, port: int, security: str, username: str, secret: str, auth: str) -> MailboxSettings:
-        return MailboxSettings(host, port, security, username, secret, auth, ca_file=self.settings.imap_ca_file)
+        return MailboxSettings(host, port, security, username, secret, auth, ca_file=self.settings.imap_ca_file, connect_timeout=self.settings.connect_timeout)
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -97,6 +108,22 @@ def get_admin(principal: CurrentUser) -> Principal:
 
 
 AdminUser = Annotated[Principal, Depends(get_admin)]
+
+
+def rate_limited(endpoint: str) -> Callable[..., Principal]:
+    """The authenticated principal, after one request of its token's bucket for `endpoint`
+    was taken (widget_api.rate_limits): a missing token is still 401 and never counted."""
+
+    def dependency(principal: CurrentUser, runtime: RuntimeDep) -> Principal:
+        runtime.rate_limits.take(principal.token_id if principal.token_id is not None else ("user", principal.user_id), endpoint)
+        return principal
+
+    return dependency
+
+
+UploadUser = Annotated[Principal, Depends(rate_limited("upload"))]
+ImportUser = Annotated[Principal, Depends(rate_limited("import"))]
+MailboxTestUser = Annotated[Principal, Depends(rate_limited("mailbox_test"))]
 
 
 def get_read_context(session: SessionDep, principal: CurrentUser) -> ReadContext:

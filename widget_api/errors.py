@@ -28,6 +28,7 @@ STATUS: list[tuple[type[e.DomainError], int]] = [
     (e.Conflict, 409),
     (e.InvalidInput, 400),
     (e.PermissionDenied, 403),
+    (e.RateLimited, 429),
 ]
 UNAUTHENTICATED = {"invalid_token", "missing_token"}
 CODE_STATUS = {"payload_too_large": 413}  # codes more precise than their class
@@ -112,6 +113,8 @@ def install(app: FastAPI) -> None:
             extra = {"field": exc.field, "existing_id": exc.existing_id, "existing": exc.existing}
         status = status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, e.RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(body(request, exc.code, exc.detail, **extra), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -5,6 +5,7 @@ DomainError
 ├── Conflict            a unique rule would be broken (carries the existing record id)
 ├── InvalidInput        the request is well-formed but makes no sense
 ├── PermissionDenied    the user may not do this
+├── RateLimited         too much at once from this token or organisation (try again later)
 └── MailboxError        the mailbox could not be reached or refused us
     ├── MailboxAuthError
     ├── MailboxUnavailable
@@ -50,6 +51,16 @@ class InvalidInput(DomainError):
 
 class PermissionDenied(DomainError):
     code = "forbidden"
+
+
+class RateLimited(DomainError):
+    """`retry_after`: whole seconds after which the same request may succeed."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = max(1, retry_after)
 
 
 class MailboxError(DomainError):

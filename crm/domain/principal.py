@@ -15,6 +15,8 @@ class Principal:
     time_zone: str = "Asia/Tokyo"
     # The token's scope: "full" (CLI tokens) or "widget" (a paired widget: never an admin's).
     scope: str = "full"
+    # The API token the request came with (rate limits are per token); None outside the API.
+    token_id: int | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -98,7 +98,7 @@ def authenticate(session: Session, token: str) -> Principal:
     user = row.user
     if not user.widget_enabled:
         raise PermissionDenied("the widget is disabled for this user", code="widget_disabled")
-    return Principal(user.id, user.organisation_id, user.email, user.role, user.language, user.organisation.time_zone, row.scope)
+    return Principal(user.id, user.organisation_id, user.email, user.role, user.language, user.organisation.time_zone, row.scope, row.id)
 
 
 def list_tokens(session: Session, principal: Principal, *, whole_organisation: bool = False) -> list[ApiToken]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from crm.services import mailboxes
-from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
+from widget_api.deps import CurrentUser, MailboxTestUser, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import Id, MailboxIn, MailboxRead
 
@@ -13,10 +13,12 @@ router = APIRouter(prefix="/api/v1/mailboxes", tags=["mailboxes"], responses=res
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def connect(body: MailboxIn, session: SessionDep, principal: CurrentUser, runtime: RuntimeDep) -> MailboxRead:
+def connect(body: MailboxIn, session: SessionDep, principal: MailboxTestUser, runtime: RuntimeDep) -> MailboxRead:
     """Log in once to check the settings, then store them (the password encrypted)."""
     settings = runtime.mailbox_settings(body.host, body.port, body.security, body.username, body.password, body.auth)
-    folders = runtime.pool.get(settings).check()
+    # A sync route: the connection runs in the thread pool, never on the event loop.
+    with runtime.connection_tests.slot(principal.organisation_id, settings.host, settings.port):
+        folders = runtime.pool.get(settings).check()
     account = mailboxes.save_account(
         session, principal, runtime.secrets,
         host=body.host, port=body.port, security=body.security, username=body.username,
@@ -31,9 +33,11 @@ def list_mailboxes(session: SessionDep, principal: CurrentUser) -> list[MailboxR
 
 
 @router.post("/{mailbox_id}/test")
-def test_mailbox(mailbox_id: Id, session: SessionDep, principal: CurrentUser, runtime: RuntimeDep) -> MailboxRead:
+def test_mailbox(mailbox_id: Id, session: SessionDep, principal: MailboxTestUser, runtime: RuntimeDep) -> MailboxRead:
     account = mailboxes.get_account(session, principal, mailbox_id)
-    folders = runtime.mailbox(session, principal, mailbox_id).check()
+    settings = runtime.account_settings(session, principal, mailbox_id)
+    with runtime.connection_tests.slot(principal.organisation_id, settings.host, settings.port):
+        folders = runtime.pool.get(settings).check()
     return MailboxRead.model_validate(account).model_copy(update={"folders": folders})
 
 

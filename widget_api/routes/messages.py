@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from crm.domain.drafts import CONFIDENT, LEAD_FIELDS, LeadDraft, MessageRef
@@ -14,7 +15,7 @@ from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
 from crm.services import leads, mailboxes
 from mail_adapter.reading import looks_like_mail, read_raw
-from widget_api.deps import CurrentUser, RuntimeDep
+from widget_api.deps import CurrentUser, Runtime, RuntimeDep, UploadUser
 from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
 from widget_api.schemas import DraftAlternativeOut, DraftFieldOut, DraftOut, DraftPersonOut, LeadRead, MessageOut, MessageRefIn, WarningOut
@@ -91,9 +92,15 @@ def draft(request: Request, ref: Annotated[MessageRefIn, Query()], principal: Cu
     "/draft/raw",
     openapi_extra={"requestBody": {"content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}, "required": True}},
 )
-async def draft_from_raw(request: Request, principal: CurrentUser, runtime: RuntimeDep) -> DraftOut:
+async def draft_from_raw(request: Request, principal: UploadUser, runtime: RuntimeDep) -> DraftOut:
     """The whole message in the body (Content-Type message/rfc822)."""
     raw = await _read_limited(request)
+    # Parsing a large message takes seconds of CPU, and the database calls block: all of it
+    # in the thread pool, so the event loop keeps answering every other request meanwhile.
+    return await run_in_threadpool(_draft_of_raw, request, principal, runtime, raw)
+
+
+def _draft_of_raw(request: Request, principal: Principal, runtime: Runtime, raw: bytearray) -> DraftOut:
     if not looks_like_mail(raw):
         raise InvalidInput("the body is not an email message", code="not_a_message")
     with runtime.sessions() as session:
@@ -104,12 +111,12 @@ async def draft_from_raw(request: Request, principal: CurrentUser, runtime: Runt
         return draft_out(request, session, principal, opened, key)
 
 
-async def _read_limited(request: Request) -> bytes:
-    chunks = []
-    size = 0
+async def _read_limited(request: Request) -> bytearray:
+    """The body, grown in one buffer: the message is held once (no list of chunks joined
+    into a second copy), and never more than MAX_RAW_BYTES of it."""
+    raw = bytearray()
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_RAW_BYTES:
+        if len(raw) + len(chunk) > MAX_RAW_BYTES:
             raise InvalidInput(f"the message is larger than {MAX_RAW_BYTES // 2**20} MB", code="payload_too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        raw += chunk
+    return raw
