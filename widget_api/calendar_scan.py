@@ -8,7 +8,7 @@ from crm.domain.errors import MessageNotFound
 from crm.domain.principal import Principal
 from crm.services import calendar, mailboxes
 from mail_adapter.invites import read_invites
-from mail_adapter.junk import diagnose_headers
+from mail_adapter.junk_diagnosis import diagnose_headers
 from widget_api.deps import Runtime
 from widget_api.routes.calendar import senders_of
 

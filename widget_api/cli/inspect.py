@@ -12,7 +12,7 @@ from pathlib import Path
 from crm.domain.drafts import LeadDraft, ReadContext
 from crm.domain.invites import InviteDraft
 from mail_adapter.invites import read_invites
-from mail_adapter.junk import diagnose_headers
+from mail_adapter.junk_diagnosis import diagnose_headers
 from mail_adapter.reading import looks_like_mail, read_raw
 from widget_api.cli import UsageError
 from widget_api.explain import explain
