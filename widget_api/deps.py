@@ -18,6 +18,7 @@ from crm.services import mailboxes, organisations
 from crm.services.secrets import SecretBox
 from crm.store.db import make_engine, make_session_factory
 from mail_adapter.mailbox import Mailbox, MailboxPool, MailboxSettings
+from widget_api import metrics
 from widget_api.config import Settings
 from widget_api.i18n import pick_language
 
@@ -33,7 +34,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.database_url)
-        return cls(settings, engine, make_session_factory(engine), MailboxPool(settings.pool_size), SecretBox(settings.secret_keys))
+        return cls(settings, engine, make_session_factory(engine), MailboxPool(settings.pool_size, metrics.observe_imap), SecretBox(settings.secret_keys))
 
     def close(self) -> None:
         self.pool.close_all()

@@ -17,7 +17,7 @@ from crm.services import mailboxes, spam
 from crm.store.db import refresh_statistics
 from crm.store.models import MailboxAccount, User
 from mail_adapter.junk import JunkFolder
-from widget_api import heartbeats
+from widget_api import heartbeats, metrics
 from widget_api.calendar_scan import scan_inbox
 from widget_api.cli._runtime import cli_runtime
 from widget_api.deps import Runtime
@@ -58,6 +58,7 @@ def scan_all(runtime: Runtime, only_user: str | None = None, out=sys.stderr) -> 
                 flush=True,
             )
         except DomainError as exc:
+            metrics.TASK_FAILURES.labels("mailbox-scan").inc()
             print(f"[{i}/{len(accounts)}] {email}: skipped ({exc.detail})", file=out, flush=True)
     return len(accounts), moved, kept
 
@@ -84,6 +85,7 @@ def worker_loop(runtime: Runtime, interval: float, stop: threading.Event, name: 
                 with runtime.sessions.begin() as s:
                     refresh_statistics(s)
             except Exception:
+                metrics.TASK_FAILURES.labels(name).inc()
                 log.exception("%s: the scan pass failed; next one in %g s", name, interval)
             else:
                 heartbeats.beat(name, interval)
