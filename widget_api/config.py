@@ -28,6 +28,8 @@ class Settings:
     redirect_uris: tuple[str, ...] = (EXTENSION_REDIRECT_URI,)
     # The admin's CRM page of a lead, with {id}; None: the backend's own lead page.
     lead_url: str | None = None
+    # "text" or "json" (one JSON object per line, with the request id): widget_api.logs.
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -35,7 +37,8 @@ class Settings:
         keys, newest first) or MAILWIDGET_SECRET_KEY_FILE, MAILWIDGET_CORS_ORIGINS
         (comma-separated), MAILWIDGET_IMAP_CA_FILE (an extra CA bundle for IMAP TLS),
         MAILWIDGET_POOL_SIZE, MAILWIDGET_DATA_DIR, MAILWIDGET_LEAD_URL (the CRM's lead page,
-        with {id}), MAILWIDGET_REDIRECT_URIS (extra pairing redirect URIs, comma-separated)."""
+        with {id}), MAILWIDGET_REDIRECT_URIS (extra pairing redirect URIs, comma-separated),
+        MAILWIDGET_LOG_FORMAT (text or json)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -52,4 +55,12 @@ class Settings:
             data_dir=data_dir,
             redirect_uris=(EXTENSION_REDIRECT_URI, *[u.strip() for u in env.get("MAILWIDGET_REDIRECT_URIS", "").split(",") if u.strip()]),
             lead_url=env.get("MAILWIDGET_LEAD_URL") or None,
+            log_format=_log_format(env.get("MAILWIDGET_LOG_FORMAT", "text")),
         )
+
+
+def _log_format(value: str) -> str:
+    value = value.strip().lower() or "text"
+    if value not in ("text", "json"):
+        raise ValueError(f"MAILWIDGET_LOG_FORMAT must be text or json, not {value!r}")
+    return value

@@ -96,6 +96,10 @@ def worker_loop(runtime: Runtime, interval: float, stop: threading.Event, name: 
 
 def run_worker(args: argparse.Namespace) -> int:
     runtime = cli_runtime()
+    if runtime.settings.log_format == "json":
+        from widget_api.logs import configure
+
+        configure("json")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
