@@ -71,8 +71,9 @@ HEAVY = ("fastapi", "starlette", "sqlalchemy", "alembic", "imapclient", "widget_
 LOADED = "import sys, runpy; sys.argv = ['mailwidget', *{args!r}]\ntry:\n    runpy.run_module('widget_api.cli', run_name='__main__')\nexcept SystemExit:\n    pass\nprint('LOADED', ' '.join(m for m in {heavy!r} if m in sys.modules))"
 
 
-def loaded_heavy(*args: str) -> list[str]:
-    result = subprocess.run([sys.executable, "-c", LOADED.format(args=list(args), heavy=HEAVY)], capture_output=True, text=True, timeout=120)
+def loaded_heavy(*args: str, env: dict[str, str] | None = None) -> list[str]:
+    code = LOADED.format(args=list(args), heavy=HEAVY)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("LOADED"), result.stdout + result.stderr
     return last.split()[1:]
@@ -92,6 +93,11 @@ class TestStartup:
     def test_the_probe_sees_a_command_that_does_load_them(self) -> None:
         # guards the test above: the same probe does report SQLAlchemy for a database command
         assert "sqlalchemy" in loaded_heavy("users", "--help")
+
+    def test_a_database_command_imports_no_web_framework(self, tmp_path: Path) -> None:
+        env = {"MAILWIDGET_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+        loaded = loaded_heavy("users", env=env)
+        assert "sqlalchemy" in loaded and not {"fastapi", "starlette", "widget_api.main"} & set(loaded)
 
     def test_the_command_table_matches_what_each_module_registers(self) -> None:
         import argparse

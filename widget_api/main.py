@@ -13,9 +13,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from widget_api import errors, pages, routes
 from widget_api.config import Settings
-from widget_api.deps import Runtime
 from widget_api.metrics import RequestMetrics
 from widget_api.request_ids import RequestIds
+from widget_api.runtime import Runtime
 
 VERSION = "0.1.0"
 # The extension's pages run on moz-extension://<uuid>, a uuid drawn per profile: no list could

@@ -7,9 +7,12 @@ raw path, so an id never becomes a time series of its own."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:  # annotations only: the command line's Runtime imports this module
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Own registry: every app built in one process (tests build many) shares these series, and
 # nothing another library puts in the default registry is exposed by accident.

@@ -20,7 +20,7 @@ from mail_adapter.junk import JunkFolder
 from widget_api import heartbeats, metrics
 from widget_api.calendar_scan import scan_inbox
 from widget_api.cli._runtime import cli_runtime
-from widget_api.deps import Runtime
+from widget_api.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
