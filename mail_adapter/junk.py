@@ -22,10 +22,9 @@ from crm.domain.drafts import MessageRef, ReadContext
 from crm.domain.errors import Conflict, MailboxUnavailable, MessageNotFound
 from crm.domain.junk import Diagnosis, MoveOutcome, RescueOutcome, ScanState
 from crm.domain.rules import email_domain
-from mail_adapter.auth_results import verdict
+from mail_adapter.junk_diagnosis import diagnose_headers, single_sender
 from mail_adapter.mailbox import Mailbox, SearchText, search
-from mail_adapter.parsing import parse_addresses, parse_header_block
-from mail_adapter.spam_headers import spam_report
+from mail_adapter.parsing import parse_header_block
 
 JUNK = b"\\Junk"
 INBOX = "INBOX"
@@ -86,11 +85,6 @@ def find_junk_folder(client: IMAPClient) -> str | None:
 
 def _headers(raw: bytes) -> list[tuple[str, str]]:
     return list(parse_header_block(raw))
-
-
-def _single_sender(headers: list[tuple[str, str]]) -> str | None:
-    addresses = parse_addresses([v for k, v in headers if k == "from"])
-    return addresses[0].email if len(addresses) == 1 and addresses[0].email else None
 
 
 class JunkFolder:
@@ -170,7 +164,7 @@ class JunkFolder:
         if original is not None:
             memo.fingerprint = original[0]
             headers = _headers(original[1])
-            memo.sender = _single_sender(headers)
+            memo.sender = single_sender(headers)
             memo.message_id = next((v.strip() for k, v in headers if k == "message-id"), None) or memo.message_id
         elif not memo.message_id:
             raise MessageNotFound("the message is not in the Junk folder")
@@ -318,7 +312,7 @@ class JunkFolder:
         out = []
         for uid in sorted(data):
             headers = _headers(next(v for k, v in data[uid].items() if k.startswith(b"BODY")))
-            sender = _single_sender(headers)
+            sender = single_sender(headers)
             if not sender or not _listed(sender, senders):
                 continue  # FROM search is a substring match: check the real address
             message_id = next((v.strip() for k, v in headers if k == "message-id"), None)
@@ -345,8 +339,3 @@ def _copyuid(answer: object) -> int | None:
     found = COPYUID.search(answer) if isinstance(answer, bytes) else None
     return int(found[1]) if found else None
 
-
-def diagnose_headers(headers: list[tuple[str, str]], ctx: ReadContext) -> Diagnosis:
-    sender = _single_sender(headers)
-    auth = verdict([v for k, v in headers if k == "authentication-results"], email_domain(sender) if sender else None, ctx.trusted_authserv_ids)
-    return Diagnosis(sender, auth.as_dict(), spam_report(headers).as_dict(), auth.authenticated)

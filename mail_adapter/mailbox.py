@@ -15,6 +15,7 @@ import hashlib
 import ipaddress
 import ssl
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ AUTHS = ("password", "xoauth2")
 # RFC 6154 special uses by the names mail clients give them (Thunderbird's folder.specialUse).
 SPECIAL_USE_FLAGS = {"junk": b"\\Junk", "sent": b"\\Sent", "drafts": b"\\Drafts", "trash": b"\\Trash", "archives": b"\\Archive", "all": b"\\All"}
 UNSELECTABLE = (b"\\Noselect", b"\\NonExistent")
+# Told (command, seconds waited for its tagged answer) once per IMAP command: the one seam
+# through which the application counts round trips (widget_api.metrics) without this layer
+# knowing of it.
+RoundTripObserver = Callable[[str, float], None]
 
 
 class SearchText(str):
@@ -128,8 +133,9 @@ class MailboxSettings:
 class Mailbox:
     """One mailbox: connects lazily, keeps the connection, retries once on a drop."""
 
-    def __init__(self, settings: MailboxSettings) -> None:
+    def __init__(self, settings: MailboxSettings, on_round_trip: RoundTripObserver | None = None) -> None:
         self.settings = settings
+        self.on_round_trip = on_round_trip
         self._client: IMAPClient | None = None
         self._selected: tuple[str, bool, int] | None = None  # folder, readonly, uidvalidity
         self._listing: list[tuple[tuple[bytes, ...], str, str]] | None = None  # LIST, kept per connection
@@ -145,6 +151,8 @@ class Mailbox:
         s = self.settings
         timeout = SocketTimeout(connect=min(s.connect_timeout, s.timeout), read=s.timeout)
         client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl", ssl_context=self._ssl_context() if s.security == "ssl" else None, timeout=timeout)
+        if self.on_round_trip is not None:
+            _observe_round_trips(client, self.on_round_trip)
         try:
             if s.security == "starttls":
                 client.starttls(self._ssl_context())
@@ -394,6 +402,22 @@ def _by_section(data: dict[bytes, Any]) -> dict[str, bytes]:
     return out
 
 
+def _observe_round_trips(client: IMAPClient, observer: RoundTripObserver) -> None:
+    """Every command, imapclient's own or imaplib's, ends in imaplib's `_command_complete`
+    (wait for the tagged answer): timing it there counts each round trip exactly once."""
+    imap = client._imap
+    complete = imap._command_complete
+
+    def timed(name: str, tag: bytes) -> Any:
+        start = time.perf_counter()
+        try:
+            return complete(name, tag)
+        finally:
+            observer(str(name).upper(), time.perf_counter() - start)
+
+    imap._command_complete = timed
+
+
 def _quietly_close(client: IMAPClient) -> None:
     with contextlib.suppress(Exception):  # the socket may already be gone
         client.shutdown()
@@ -403,8 +427,9 @@ class MailboxPool:
     """At most `size` open mailboxes, least recently used closed first. Never a connection
     per request: the same settings get the same Mailbox (and its connection)."""
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 64, on_round_trip: RoundTripObserver | None = None) -> None:
         self.size = size
+        self.on_round_trip = on_round_trip
         self._boxes: OrderedDict[tuple[str, int, str, str, str, str], Mailbox] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -414,7 +439,7 @@ class MailboxPool:
         with self._lock:
             box = self._boxes.get(key)
             if box is None:
-                box = self._boxes[key] = Mailbox(settings)
+                box = self._boxes[key] = Mailbox(settings, self.on_round_trip)
             self._boxes.move_to_end(key)
             while len(self._boxes) > self.size:
                 evicted.append(self._boxes.popitem(last=False)[1])

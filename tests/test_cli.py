@@ -64,3 +64,50 @@ def test_an_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path) -> 
         assert result.returncode == 2
         assert result.stderr.strip().splitlines()[-1].startswith("mailwidget campaign-show: the database is unavailable (")
         assert "Traceback" not in result.stderr
+
+
+# The libraries a command must not pay for unless it needs them.
+HEAVY = ("fastapi", "starlette", "sqlalchemy", "alembic", "imapclient", "widget_api.main")
+LOADED = "import sys, runpy; sys.argv = ['mailwidget', *{args!r}]\ntry:\n    runpy.run_module('widget_api.cli', run_name='__main__')\nexcept SystemExit:\n    pass\nprint('LOADED', ' '.join(m for m in {heavy!r} if m in sys.modules))"
+
+
+def loaded_heavy(*args: str, env: dict[str, str] | None = None) -> list[str]:
+    code = LOADED.format(args=list(args), heavy=HEAVY)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("LOADED"), result.stdout + result.stderr
+    return last.split()[1:]
+
+
+class TestStartup:
+    """Every command imports what it needs when it runs, so `--help` and `inspect` answer fast."""
+
+    def test_help_imports_no_framework(self) -> None:
+        assert loaded_heavy("--help") == []
+
+    def test_inspect_imports_no_framework_nor_imap(self, tmp_path: Path) -> None:
+        path = tmp_path / "m.eml"
+        path.write_bytes(business_mail())
+        assert loaded_heavy("inspect", str(path)) == []
+
+    def test_the_probe_sees_a_command_that_does_load_them(self) -> None:
+        # guards the test above: the same probe does report SQLAlchemy for a database command
+        assert "sqlalchemy" in loaded_heavy("users", "--help")
+
+    def test_a_database_command_imports_no_web_framework(self, tmp_path: Path) -> None:
+        env = {"MAILWIDGET_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+        loaded = loaded_heavy("users", env=env)
+        assert "sqlalchemy" in loaded and not {"fastapi", "starlette", "widget_api.main"} & set(loaded)
+
+    def test_the_command_table_matches_what_each_module_registers(self) -> None:
+        import argparse
+        import importlib
+
+        from widget_api.cli import COMMANDS
+
+        registered: dict[str, tuple[str, str]] = {}
+        for module in sorted({m for m, _ in COMMANDS.values()}):
+            sub = argparse.ArgumentParser().add_subparsers()
+            importlib.import_module(f"widget_api.cli.{module}").register(sub)
+            registered |= {a.dest: (module, a.help) for a in sub._choices_actions}
+        assert registered == COMMANDS

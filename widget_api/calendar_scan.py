@@ -8,9 +8,9 @@ from crm.domain.errors import MessageNotFound
 from crm.domain.principal import Principal
 from crm.services import calendar, mailboxes
 from mail_adapter.invites import read_invites
-from mail_adapter.junk import diagnose_headers
-from widget_api.deps import Runtime
+from mail_adapter.junk_diagnosis import diagnose_headers
 from widget_api.routes.calendar import senders_of
+from widget_api.runtime import Runtime
 
 
 def scan_inbox(runtime: Runtime, principal: Principal, mailbox_id: int | None = None) -> dict[str, int]:

@@ -39,6 +39,8 @@ class Settings:
     connection_tests_per_org: int = 2
     # Requests a minute per token on the expensive endpoints (widget_api.rate_limits).
     rate_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    # "text" or "json" (one JSON object per line, with the request id): widget_api.logs.
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -49,7 +51,8 @@ class Settings:
         with {id}), MAILWIDGET_REDIRECT_URIS (extra pairing redirect URIs, comma-separated),
         MAILWIDGET_ALLOW_PRIVATE_HOSTS (1: mail servers on loopback/private addresses),
         MAILWIDGET_CONNECT_TIMEOUT (seconds), MAILWIDGET_CONNECTION_TESTS_PER_ORG,
-        MAILWIDGET_RATE_LIMITS (per token and minute: upload=30,import=5,mailbox_test=10)."""
+        MAILWIDGET_RATE_LIMITS (per token and minute: upload=30,import=5,mailbox_test=10),
+        MAILWIDGET_LOG_FORMAT (text or json)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -70,4 +73,12 @@ class Settings:
             connect_timeout=float(env.get("MAILWIDGET_CONNECT_TIMEOUT", "5")),
             connection_tests_per_org=int(env.get("MAILWIDGET_CONNECTION_TESTS_PER_ORG", "2")),
             rate_limits=parse_limits(env.get("MAILWIDGET_RATE_LIMITS", "")),
+            log_format=_log_format(env.get("MAILWIDGET_LOG_FORMAT", "text")),
         )
+
+
+def _log_format(value: str) -> str:
+    value = value.strip().lower() or "text"
+    if value not in ("text", "json"):
+        raise ValueError(f"MAILWIDGET_LOG_FORMAT must be text or json, not {value!r}")
+    return value

@@ -13,8 +13,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from widget_api import errors, pages, routes
 from widget_api.config import Settings
-from widget_api.deps import Runtime
+from widget_api.metrics import RequestMetrics
 from widget_api.request_ids import RequestIds
+from widget_api.runtime import Runtime
 
 VERSION = "0.1.0"
 # The extension's pages run on moz-extension://<uuid>, a uuid drawn per profile: no list could
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     errors.install(app)
     app.add_middleware(RequestIds)
+    app.add_middleware(RequestMetrics)  # outside RequestIds: it sees the 500 RequestIds answers
     app.add_exception_handler(pages.NotSignedIn, lambda _request, exc: pages.sign_in_redirect(exc.next_path))  # type: ignore[arg-type, attr-defined]
     app.add_middleware(
         CORSMiddleware,

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from widget_api.errors import body
+from widget_api.logs import REQUEST_ID
 
 HEADER = "X-Request-ID"
 _PLAIN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -54,6 +55,7 @@ class RequestIds:
                 MutableHeaders(scope=message)[HEADER] = request_id
             await send(message)
 
+        token = REQUEST_ID.set(request_id)  # every log line of this request carries it
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:  # noqa: BLE001 - the last handler: every exception becomes a 500 here
@@ -63,3 +65,5 @@ class RequestIds:
                 return  # the answer is under way: the client sees a cut response
             request = Request(scope)
             await JSONResponse(body(request, "internal_error", "internal error"), status_code=500)(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from crm.store.db import migrate
 from widget_api.config import Settings
-from widget_api.deps import Runtime
 from widget_api.keys import ensure_secret_key
+from widget_api.runtime import Runtime
 
 
 def cli_runtime() -> Runtime:

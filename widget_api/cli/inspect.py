@@ -11,8 +11,8 @@ from pathlib import Path
 
 from crm.domain.drafts import LeadDraft, ReadContext
 from crm.domain.invites import InviteDraft
-from mail_adapter.invites import read_invites
-from mail_adapter.junk import diagnose_headers
+from crm.domain.ports import CalendarObject
+from mail_adapter.junk_diagnosis import diagnose_headers
 from mail_adapter.reading import looks_like_mail, read_raw
 from widget_api.cli import UsageError
 from widget_api.explain import explain
@@ -40,9 +40,17 @@ def draft_json(raw: bytes, ctx: ReadContext) -> dict[str, object]:
         "message_id": opened.message_id,
         "subject": opened.subject,
         "sender": opened.sender,
-        "invites": [invite_json(i) for i in read_invites(opened.calendars)[0]],
+        "invites": [invite_json(i) for i in _invites(opened.calendars)],
         "authentication": authentication(opened.headers, ctx),
     }
+
+
+def _invites(calendars: tuple[CalendarObject, ...]) -> list[InviteDraft]:
+    if not calendars:
+        return []  # most mail has no calendar part: the iCalendar library is not even loaded
+    from mail_adapter.invites import read_invites
+
+    return read_invites(calendars)[0]
 
 
 def _person_json(draft: LeadDraft) -> dict[str, object] | None:

@@ -26,6 +26,11 @@ def run(args: argparse.Namespace) -> int:
     from widget_api.main import create_app
 
     runtime = cli_runtime()
+    json_logs = runtime.settings.log_format == "json"
+    if json_logs:
+        from widget_api.logs import configure
+
+        configure("json")
     with runtime.sessions.begin() as session:
         token = organisations.bootstrap(session, org_name=args.org, admin_email=args.admin, time_zone=args.time_zone)
     if token:
@@ -38,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     worker = threading.Thread(target=worker_loop, args=(cli_runtime(), args.scan_interval, stop), name="rescue-worker", daemon=True)
     worker.start()
     try:
-        uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info")
+        # log_config=None: uvicorn's own loggers propagate to the JSON handler instead of theirs
+        uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG)
     finally:
         stop.set()
     return 0

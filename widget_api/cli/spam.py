@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -16,9 +17,12 @@ from crm.services import mailboxes, spam
 from crm.store.db import refresh_statistics
 from crm.store.models import MailboxAccount, User
 from mail_adapter.junk import JunkFolder
+from widget_api import heartbeats, metrics
 from widget_api.calendar_scan import scan_inbox
 from widget_api.cli._runtime import cli_runtime
-from widget_api.deps import Runtime
+from widget_api.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,6 +58,7 @@ def scan_all(runtime: Runtime, only_user: str | None = None, out=sys.stderr) -> 
                 flush=True,
             )
         except DomainError as exc:
+            metrics.TASK_FAILURES.labels("mailbox-scan").inc()
             print(f"[{i}/{len(accounts)}] {email}: skipped ({exc.detail})", file=out, flush=True)
     return len(accounts), moved, kept
 
@@ -68,16 +73,33 @@ def run_rescue(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker_loop(runtime: Runtime, interval: float, stop: threading.Event) -> None:
-    while not stop.is_set():
-        scan_all(runtime)
-        with runtime.sessions.begin() as s:
-            refresh_statistics(s)
-        stop.wait(interval)
+def worker_loop(runtime: Runtime, interval: float, stop: threading.Event, name: str = "rescue-worker") -> None:
+    """Scan every mailbox each `interval` seconds until `stop`. A failing pass is logged and
+    the next one tried (a restarting database must not end the loop for good); only passes
+    that completed beat the heartbeat `/ready` reads."""
+    heartbeats.beat(name, interval)
+    try:
+        while not stop.is_set():
+            try:
+                scan_all(runtime)
+                with runtime.sessions.begin() as s:
+                    refresh_statistics(s)
+            except Exception:
+                metrics.TASK_FAILURES.labels(name).inc()
+                log.exception("%s: the scan pass failed; next one in %g s", name, interval)
+            else:
+                heartbeats.beat(name, interval)
+            stop.wait(interval)
+    finally:
+        heartbeats.forget(name)
 
 
 def run_worker(args: argparse.Namespace) -> int:
     runtime = cli_runtime()
+    if runtime.settings.log_format == "json":
+        from widget_api.logs import configure
+
+        configure("json")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

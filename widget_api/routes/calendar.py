@@ -17,7 +17,7 @@ from crm.domain.principal import Principal
 from crm.services import calendar, mailboxes
 from mail_adapter.invites import read_invites
 from mail_adapter.itip_reply import SmtpSettings, build_reply, reply_message, send
-from mail_adapter.junk import diagnose_headers
+from mail_adapter.junk_diagnosis import diagnose_headers
 from mail_adapter.mailbox import is_loopback
 from mail_adapter.parsing import parse_addresses
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep

@@ -1,14 +1,23 @@
-"""Liveness and readiness: the only endpoint without a token."""
+"""Liveness (`/health`) and readiness (`/ready`): the only endpoints without a token, so
+they say nothing but ok or not and which check failed (no URL, no error text)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import threading
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from widget_api.deps import RuntimeDep
-from widget_api.errors import responses
+from widget_api import heartbeats
+from widget_api.deps import Runtime, RuntimeDep
+from widget_api.errors import body, responses
 
 router = APIRouter(tags=["health"], responses=responses(503, authenticated=False))
+
+DB_TIMEOUT = 2.0  # seconds: a readiness probe must answer before the balancer gives up on it
+RETRY_AFTER = "5"
 
 
 @router.get("/api/v1/health")
@@ -16,3 +25,40 @@ def health(runtime: RuntimeDep) -> dict[str, str]:
     with runtime.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     return {"status": "ok"}
+
+
+@router.get("/api/v1/ready")
+def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    """Ready to take traffic: the database answers SELECT 1 within DB_TIMEOUT and every
+    background loop of this process beat recently (widget_api.heartbeats)."""
+    workers = heartbeats.status()
+    checks: dict[str, object] = {"database": database_check(runtime), "workers": workers}
+    failed = [name for name, c in (("database", checks["database"]), *workers.items()) if not c["ok"]]  # type: ignore[index]
+    if not failed:
+        return JSONResponse({"status": "ok", "checks": checks})
+    detail = "not ready: " + ", ".join(failed)
+    return JSONResponse(body(request, "not_ready", detail, checks=checks), status_code=503, headers={"Retry-After": RETRY_AFTER})
+
+
+def database_check(runtime: Runtime) -> dict[str, object]:
+    # In a thread with a deadline: a pool checkout or a connect to an unreachable host can
+    # block far longer than any statement timeout covers.
+    outcome: dict[str, object] = {"ok": False, "error": "timeout"}
+    start = time.perf_counter()
+
+    def probe() -> None:
+        try:
+            with runtime.engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text(f"SET LOCAL statement_timeout = {int(DB_TIMEOUT * 1000)}"))
+                conn.execute(text("SELECT 1"))
+            outcome.update(ok=True, error=None)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; the type only, the message may carry the URL
+            outcome.update(ok=False, error=type(exc).__name__)
+
+    worker = threading.Thread(target=probe, name="ready-db-probe", daemon=True)
+    worker.start()
+    worker.join(DB_TIMEOUT)
+    result = dict(outcome) if not worker.is_alive() else {"ok": False, "error": "timeout"}
+    result["ms"] = round((time.perf_counter() - start) * 1000, 1)
+    return {k: v for k, v in result.items() if v is not None}

@@ -1,0 +1,18 @@
+"""`GET /metrics`: this process's Prometheus metrics, for an admin's full-scope token
+(route names and volumes are the organisation's business, not the public's)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from widget_api.deps import AdminUser
+from widget_api.errors import responses
+from widget_api.metrics import REGISTRY
+
+router = APIRouter(tags=["operations"], responses=responses(403))
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}})
+def metrics(_admin: AdminUser) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,56 @@
+"""The concrete objects (engine, sessions, mailbox pool, secret box), built once per
+process and handed to endpoints by widget_api.deps. Apart from deps.py so that a command
+line command gets them without importing FastAPI (widget_api.cli starts in a fraction of
+a second)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm.domain.principal import Principal
+from crm.services import mailboxes
+from crm.services.secrets import SecretBox
+from crm.store.db import make_engine, make_session_factory
+from mail_adapter.mailbox import Mailbox, MailboxPool, MailboxSettings
+from widget_api import metrics
+from widget_api.config import Settings
+from widget_api.connection_tests import ConnectionTests
+from widget_api.rate_limits import RateLimits
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    pool: MailboxPool
+    secrets: SecretBox
+    connection_tests: ConnectionTests = field(init=False)
+    rate_limits: RateLimits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connection_tests = ConnectionTests(self.settings.connection_tests_per_org, allow_private=self.settings.allow_private_hosts)
+        self.rate_limits = RateLimits(self.settings.rate_limits)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        engine = make_engine(settings.database_url)
+        return cls(settings, engine, make_session_factory(engine), MailboxPool(settings.pool_size, metrics.observe_imap), SecretBox(settings.secret_keys))
+
+    def close(self) -> None:
+        self.pool.close_all()
+        self.engine.dispose()
+
+    def mailbox(self, session: Session, principal: Principal, mailbox_id: int | None = None) -> Mailbox:
+        """The pooled mailbox of the principal's account (their first one by default)."""
+        return self.pool.get(self.account_settings(session, principal, mailbox_id))
+
+    def account_settings(self, session: Session, principal: Principal, mailbox_id: int | None = None) -> MailboxSettings:
+        account = mailboxes.get_account(session, principal, mailbox_id)
+        return self.mailbox_settings(account.host, account.port, account.security, account.username, self.secrets.decrypt(account.secret_encrypted), account.auth)
+
+    def mailbox_settings(self, host: str, port: int, security: str, username: str, secret: str, auth: str) -> MailboxSettings:
+        return MailboxSettings(host, port, security, username, secret, auth, ca_file=self.settings.imap_ca_file, connect_timeout=self.settings.connect_timeout)
