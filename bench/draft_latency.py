@@ -77,7 +77,7 @@ def main() -> None:
         runtime.close()
         # The API as users meet it: uvicorn in its own process, a keep-alive HTTP client.
         port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "MAILWIDGET_SECRET_KEY": key, "MAILWIDGET_DATA_DIR": str(tmp)}
+        env = {**os.environ, "DATABASE_URL": url, "MAILWIDGET_SECRET_KEY": key, "MAILWIDGET_DATA_DIR": str(tmp), "MAILWIDGET_ALLOW_PRIVATE_HOSTS": "1"}
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "widget_api.main:create_app", "--port", str(port), "--log-level", "warning", "--no-access-log"],
             env=env, cwd=ROOT,
