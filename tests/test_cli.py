@@ -111,3 +111,10 @@ class TestStartup:
             importlib.import_module(f"widget_api.cli.{module}").register(sub)
             registered |= {a.dest: (module, a.help) for a in sub._choices_actions}
         assert registered == COMMANDS
+
+
+def test_a_server_bound_to_loopback_allows_the_local_mail_server() -> None:
+    from widget_api.cli.serve import loopback_only
+
+    assert all(loopback_only(h) for h in ("127.0.0.1", "::1", "localhost", "127.0.0.2"))
+    assert not any(loopback_only(h) for h in ("0.0.0.0", "::", "192.168.1.5", "mail.example.com"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 import threading
 
 from crm.services import organisations
@@ -20,11 +22,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
+def loopback_only(host: str) -> bool:
+    """Whether a server bound to host is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from widget_api.main import create_app
 
+    if loopback_only(args.host):
+        # Bound to loopback (`make serve`), the API's users are on this machine and reach its
+        # network anyway: refusing their local mail server (a Dovecot on 127.0.0.1) would
+        # protect nothing. Served to others, private targets stay refused unless the admin
+        # sets MAILWIDGET_ALLOW_PRIVATE_HOSTS.
+        os.environ.setdefault("MAILWIDGET_ALLOW_PRIVATE_HOSTS", "1")
     runtime = cli_runtime()
     json_logs = runtime.settings.log_format == "json"
     if json_logs:
