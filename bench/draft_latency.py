@@ -19,22 +19,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import os  # noqa: E402
-import subprocess  # noqa: E402
 
 import httpx  # noqa: E402
-from cryptography.fernet import Fernet  # noqa: E402
 
 from crm.domain.drafts import ReadContext  # noqa: E402
-from crm.store.db import migrate  # noqa: E402
 from mail_adapter.leads import extract_lead  # noqa: E402
 from mail_adapter.parsing import parse_message  # noqa: E402
-from tests.factories import connect_mailbox, make_org, make_user  # noqa: E402
+from tests.factories import connect_mailbox  # noqa: E402
 from tests.mails import business_mail  # noqa: E402
+from tests.servers.api import api_process  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
-from tests.servers.net import free_port, wait_for_port  # noqa: E402
-from widget_api.config import Settings  # noqa: E402
-from widget_api.deps import Runtime  # noqa: E402
 
 BODY = "Hello,\n\n" + "Please find our request below.\n" * 150 + "\nBest regards,\nTaro Yamada\nExample Trading Co., Ltd.\nTel: +81 3-1234-5678\n"
 
@@ -68,22 +62,8 @@ def main() -> None:
         uids = {"5 KB": dovecot.append(user.name, "INBOX", small_raw), "20 MB attachment": dovecot.append(user.name, "INBOX", big_raw)}
         sizes = {"5 KB": len(small_raw), "20 MB attachment": len(big_raw)}
 
-        url = f"sqlite:///{tmp / 'bench.db'}"
-        migrate(url)
-        key = Fernet.generate_key().decode()
-        runtime = Runtime.build(Settings(database_url=url, secret_keys=[key], data_dir=tmp, allow_private_hosts=True))
-        org = make_org(runtime, "Bench")
-        rep = make_user(runtime, org, "rep@bench.example")
-        runtime.close()
         # The API as users meet it: uvicorn in its own process, a keep-alive HTTP client.
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "MAILWIDGET_SECRET_KEY": key, "MAILWIDGET_DATA_DIR": str(tmp), "MAILWIDGET_ALLOW_PRIVATE_HOSTS": "1"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "widget_api.main:create_app", "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            env=env, cwd=ROOT,
-        )
-        wait_for_port(port, what="uvicorn")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        with api_process(tmp, ["rep@bench.example"]) as (base, (rep,), _server), httpx.Client(base_url=base) as client:
             assert connect_mailbox(client, rep, user).status_code == 201
             print(f"{'message':18} {'size':>9} {'p50 ms':>8} {'p99 ms':>8} {'fetched':>10} | {'naive p50 ms':>12} {'naive fetched':>13} {'speed-up':>9}")
             results = {}
@@ -106,8 +86,6 @@ def main() -> None:
                 results[label] = p50
                 print(f"{label:18} {sizes[label] / 1024:8.0f}K {p50:8.2f} {p99:8.2f} {fetched:10d} | {n50:12.1f} {sizes[label]:13d} {n50 / p50:8.0f}x")
             print(f"20 MB message / 5 KB message (p50): {results['20 MB attachment'] / results['5 KB']:.2f}x")
-        server.terminate()
-        server.wait(10)
     finally:
         dovecot.stop()
 

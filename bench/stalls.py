@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,15 +25,11 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
-from cryptography.fernet import Fernet  # noqa: E402
 
-from crm.store.db import migrate  # noqa: E402
-from tests.factories import connect_mailbox, make_org, make_user  # noqa: E402
+from tests.factories import UserRef, connect_mailbox  # noqa: E402
 from tests.mails import business_mail  # noqa: E402
+from tests.servers.api import api_process  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
-from tests.servers.net import free_port, wait_for_port  # noqa: E402
-from widget_api.config import Settings  # noqa: E402
-from widget_api.runtime import Runtime  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -74,6 +68,65 @@ def figures(values: list[float]) -> str:
     return f"n={len(values):4d} p50 {percentile(values, 0.5):7.1f} ms  p99 {percentile(values, 0.99):7.1f} ms  max {max(values):7.1f} ms"
 
 
+def run(base: str, heavy: UserRef, rep: UserRef, process: psutil.Process, uid: int, user, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    """The probes on the idle server, then during the heavy work; the figures printed."""
+    raw, csv = html_mail(args.upload_mb * 2**20), csv_of(args.import_mb * 2**20)
+    with httpx.Client(base_url=base, timeout=600) as client:
+        assert connect_mailbox(client, rep, user).status_code == 201
+        draft = ("/api/v1/messages/draft", {"folder": "INBOX", "uid": uid}, rep.headers)
+        health = ("/api/v1/health", {}, {})
+        for _ in range(20):  # warm: pool, folder selected, OpenAPI built
+            client.get(draft[0], params=draft[1], headers=draft[2])
+            client.get(health[0])
+        idle: dict[str, list[float]] = {"health": [], "draft": []}
+        for name, (path, params, headers) in (("health", health), ("draft", draft)):
+            for _ in range(100):
+                started = time.perf_counter()
+                client.get(path, params=params, headers=headers).raise_for_status()
+                idle[name].append((time.perf_counter() - started) * 1000)
+        rss_idle = process.memory_info().rss
+
+        busy: dict[str, dict[str, list[float]]] = {"health": {}, "draft": {}}
+        phase = ["upload"]
+        heavy_results: list[str] = []
+        peak = [rss_idle]
+        stop = threading.Event()
+
+        def sample_rss() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], process.memory_info().rss)
+                time.sleep(0.05)
+
+        def heavy_work() -> None:
+            with httpx.Client(base_url=base, timeout=600) as own:
+                started = time.perf_counter()
+                r = own.post("/api/v1/messages/draft/raw", content=raw, headers={**heavy.headers, "Content-Type": "message/rfc822"})
+                heavy_results.append(f"upload {len(raw) / 2**20:.0f} MB: {r.status_code} in {time.perf_counter() - started:.1f} s")
+                phase[0] = "import"
+                started = time.perf_counter()
+                r = own.post("/api/v1/imports/leads", files={"file": ("leads.csv", csv, "text/csv")}, data={"mode": "row_by_row"}, headers=heavy.headers)
+                heavy_results.append(f"import {len(csv) / 2**20:.0f} MB: {r.status_code} in {time.perf_counter() - started:.1f} s")
+
+        threads = [threading.Thread(target=sample_rss)]
+        threads += [threading.Thread(target=probe, args=(httpx.Client(base_url=base, timeout=600), *spec, stop, phase, busy[name])) for name, spec in (("health", health), ("draft", draft))]
+        for t in threads:
+            t.start()
+        worker = threading.Thread(target=heavy_work)
+        worker.start()
+        worker.join()
+        stop.set()
+        for t in threads:
+            t.join()
+
+    print(f"server RSS idle {rss_idle / 2**20:.0f} MB, peak during the heavy work {peak[0] / 2**20:.0f} MB (target ≤ 400 MB)")
+    print("; ".join(heavy_results))
+    for name in ("health", "draft"):
+        print(f"{name:6} idle:          {figures(idle[name])}")
+        for during, values in busy[name].items():
+            ratio = percentile(values, 0.99) / percentile(idle[name], 0.99)
+            print(f"{name:6} during {during}: {figures(values)}  (p99 {ratio:.1f}x idle; target ≤ 100 ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--upload-mb", type=int, default=48)
@@ -82,86 +135,12 @@ def main() -> None:
 
     dovecot = Dovecot().start()
     tmp = Path(tempfile.mkdtemp())
-    server = None
     try:
         user = dovecot.add_user()
         uid = dovecot.append(user.name, "INBOX", business_mail())
-        url = f"sqlite:///{tmp / 'bench.db'}"
-        migrate(url)
-        key = Fernet.generate_key().decode()
-        runtime = Runtime.build(Settings(database_url=url, secret_keys=[key], data_dir=tmp, allow_private_hosts=True))
-        org = make_org(runtime, "Bench")
-        heavy = make_user(runtime, org, "heavy@bench.example")
-        rep = make_user(runtime, org, "rep@bench.example")
-        runtime.close()
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": url, "MAILWIDGET_SECRET_KEY": key, "MAILWIDGET_DATA_DIR": str(tmp), "MAILWIDGET_ALLOW_PRIVATE_HOSTS": "1"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "widget_api.main:create_app", "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            env=env, cwd=ROOT,
-        )
-        wait_for_port(port, what="uvicorn")
-        process = psutil.Process(server.pid)
-        base = f"http://127.0.0.1:{port}"
-        raw, csv = html_mail(args.upload_mb * 2**20), csv_of(args.import_mb * 2**20)
-        with httpx.Client(base_url=base, timeout=600) as client:
-            assert connect_mailbox(client, rep, user).status_code == 201
-            draft = ("/api/v1/messages/draft", {"folder": "INBOX", "uid": uid}, rep.headers)
-            health = ("/api/v1/health", {}, {})
-            for _ in range(20):  # warm: pool, folder selected, OpenAPI built
-                client.get(draft[0], params=draft[1], headers=draft[2])
-                client.get(health[0])
-            idle: dict[str, list[float]] = {"health": [], "draft": []}
-            for name, (path, params, headers) in (("health", health), ("draft", draft)):
-                for _ in range(100):
-                    started = time.perf_counter()
-                    client.get(path, params=params, headers=headers).raise_for_status()
-                    idle[name].append((time.perf_counter() - started) * 1000)
-            rss_idle = process.memory_info().rss
-
-            busy: dict[str, dict[str, list[float]]] = {"health": {}, "draft": {}}
-            phase = ["upload"]
-            heavy_results: list[str] = []
-            peak = [rss_idle]
-            stop = threading.Event()
-
-            def sample_rss() -> None:
-                while not stop.is_set():
-                    peak[0] = max(peak[0], process.memory_info().rss)
-                    time.sleep(0.05)
-
-            def heavy_work() -> None:
-                with httpx.Client(base_url=base, timeout=600) as own:
-                    started = time.perf_counter()
-                    r = own.post("/api/v1/messages/draft/raw", content=raw, headers={**heavy.headers, "Content-Type": "message/rfc822"})
-                    heavy_results.append(f"upload {len(raw) / 2**20:.0f} MB: {r.status_code} in {time.perf_counter() - started:.1f} s")
-                    phase[0] = "import"
-                    started = time.perf_counter()
-                    r = own.post("/api/v1/imports/leads", files={"file": ("leads.csv", csv, "text/csv")}, data={"mode": "row_by_row"}, headers=heavy.headers)
-                    heavy_results.append(f"import {len(csv) / 2**20:.0f} MB: {r.status_code} in {time.perf_counter() - started:.1f} s")
-
-            threads = [threading.Thread(target=sample_rss)]
-            threads += [threading.Thread(target=probe, args=(httpx.Client(base_url=base, timeout=600), *spec, stop, phase, busy[name])) for name, spec in (("health", health), ("draft", draft))]
-            for t in threads:
-                t.start()
-            worker = threading.Thread(target=heavy_work)
-            worker.start()
-            worker.join()
-            stop.set()
-            for t in threads:
-                t.join()
-
-        print(f"server RSS idle {rss_idle / 2**20:.0f} MB, peak during the heavy work {peak[0] / 2**20:.0f} MB (target ≤ 400 MB)")
-        print("; ".join(heavy_results))
-        for name in ("health", "draft"):
-            print(f"{name:6} idle:          {figures(idle[name])}")
-            for during, values in busy[name].items():
-                ratio = percentile(values, 0.99) / percentile(idle[name], 0.99)
-                print(f"{name:6} during {during}: {figures(values)}  (p99 {ratio:.1f}x idle; target ≤ 100 ms)")
+        with api_process(tmp, ["heavy@bench.example", "rep@bench.example"]) as (base, (heavy, rep), server):
+            run(base, heavy, rep, psutil.Process(server.pid), uid, user, args)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(10)
         dovecot.stop()
 
 
