@@ -7,7 +7,8 @@ Outcomes map to the domain's errors (crm.domain.errors):
 - 250 to DATA: sent. What happens to the connection afterwards (QUIT lost, reset) changes
   nothing: the server took responsibility for the mail, and a retry would duplicate it.
 - 4xx anywhere, or the connection lost or timed out before DATA's reply: MailSendTemporary.
-- 5xx: MailSendRejected (`recipient_refused` when it was the RCPT TO).
+- 5xx: MailSendRejected (`recipient_refused` when it was the RCPT TO), except a refused
+  login: that is the organisation's settings, not the mail, so it is retried like a 4xx.
 """
 
 from __future__ import annotations
@@ -62,13 +63,14 @@ class SmtpSubmission:
         try:
             client = self._connect()
         except smtplib.SMTPAuthenticationError as exc:
-            raise MailSendRejected("the SMTP server refused the login", smtp_code=exc.smtp_code, code="smtp_auth_failed") from None
+            # The organisation's settings, not this mail: it waits (backoff) for the admin's fix.
+            raise MailSendTemporary("the SMTP server refused the login", smtp_code=exc.smtp_code, code="smtp_auth_failed") from None
         except smtplib.SMTPResponseException as exc:
             raise _from_reply(exc.smtp_code, exc.smtp_error, "connect") from None
+        except _CONNECTION_LOST as exc:  # before SMTPException: SMTPServerDisconnected is one
+            raise MailSendTemporary(f"SMTP connection failed: {type(exc).__name__}", code="smtp_connection_lost") from None
         except smtplib.SMTPException as exc:  # e.g. no AUTH offered
             raise MailSendRejected(f"SMTP: {exc}"[:300], code="smtp_session_failed") from None
-        except _CONNECTION_LOST as exc:
-            raise MailSendTemporary(f"SMTP connection failed: {type(exc).__name__}", code="smtp_connection_lost") from None
         try:
             reply = _transaction(client, envelope_from, recipient, message)
         finally:
