@@ -17,14 +17,12 @@ import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.servers.dovecot import make_certificates
-
 from tests.servers.net import free_port
 
 
