@@ -377,8 +377,13 @@ def claim_next(session: Session, box: SecretBox, now: datetime, *, timeout: floa
         day = quota_day(now, settings.time_zone)
         form = row.kind == "form_reply"
         if not reserve_quota(session, row.organisation_id, day.key, settings.daily_limit, form_reply=form, form_limit=form_reply_limit(settings.daily_limit)):
-            row.status, row.reason, row.next_attempt_at = "waiting_quota", "waiting_for_quota", day.resets_at
-            session.flush()
+            # Every due mail of the organisation that this quota stops waits for the next
+            # local midnight (only the auto-replies, when it was their share that ran out).
+            waiting = update(OutboxMail).where(OutboxMail.organisation_id == row.organisation_id, OutboxMail.status.in_(DUE_STATUSES), OutboxMail.next_attempt_at <= now)
+            if form:
+                waiting = waiting.where(OutboxMail.kind == "form_reply")
+            session.execute(waiting.values(status="waiting_quota", reason="waiting_for_quota", next_attempt_at=day.resets_at).execution_options(synchronize_session=False))
+            session.expire(row)
             continue
         row.status, row.reason, row.claimed_at, row.quota_day = "sending", None, now, day.key
         row.attempts += 1
