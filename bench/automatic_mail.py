@@ -64,13 +64,13 @@ def _statuses(sessions: sessionmaker[Session], org_id: int) -> dict[str, int]:
 
 def _run(senders: int, sessions: sessionmaker[Session], box: SecretBox) -> float:
     start = threading.Barrier(senders)
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
 
     def sender() -> None:
         start.wait()
         try:
             send_pass(sessions, box)
-        except BaseException as exc:  # reported below: a bench must not hide a failure
+        except Exception as exc:  # noqa: BLE001 - re-raised below: a bench must not hide a failure
             errors.append(exc)
 
     threads = [threading.Thread(target=sender) for _ in range(senders)]
