@@ -41,6 +41,7 @@ from crm.domain.rules import checked_email, normalise_email
 from crm.services.organisations import check_time_zone
 from crm.services.secrets import SecretBox
 from crm.store.base import utcnow
+from crm.store.db import among, id_chunks
 from crm.store.models import Organisation
 from crm.store.outbox import DUE_STATUSES, KINDS, MailQuotaDay, MailSuppression, OutboxMail, SmtpSettings, release_quota, reserve_quota
 
@@ -379,10 +380,19 @@ def claim_next(session: Session, box: SecretBox, now: datetime, *, timeout: floa
         if not reserve_quota(session, row.organisation_id, day.key, settings.daily_limit, form_reply=form, form_limit=form_reply_limit(settings.daily_limit)):
             # Every due mail of the organisation that this quota stops waits for the next
             # local midnight (only the auto-replies, when it was their share that ran out).
-            waiting = update(OutboxMail).where(OutboxMail.organisation_id == row.organisation_id, OutboxMail.status.in_(DUE_STATUSES), OutboxMail.next_attempt_at <= now)
+            # SKIP LOCKED: the rows other senders hold are theirs to park, and waiting for them
+            # while the failed UPDATE keeps the quota row locked (PostgreSQL does) deadlocks.
+            waiting = select(OutboxMail.id).where(OutboxMail.organisation_id == row.organisation_id, OutboxMail.status.in_(DUE_STATUSES), OutboxMail.next_attempt_at <= now)
             if form:
                 waiting = waiting.where(OutboxMail.kind == "form_reply")
-            session.execute(waiting.values(status="waiting_quota", reason="waiting_for_quota", next_attempt_at=day.resets_at).execution_options(synchronize_session=False))
+            ids = list(session.scalars(waiting.with_for_update(skip_locked=True)))
+            for chunk in id_chunks(session, ids):
+                session.execute(
+                    update(OutboxMail)
+                    .where(among(session, OutboxMail.id, chunk))
+                    .values(status="waiting_quota", reason="waiting_for_quota", next_attempt_at=day.resets_at)
+                    .execution_options(synchronize_session=False)
+                )
             session.expire(row)
             continue
         row.status, row.reason, row.claimed_at, row.quota_day = "sending", None, now, day.key
@@ -415,11 +425,11 @@ def mark_failed(session: Session, outbox_id: int, reason: str, *, hard_bounce: b
     """Refused for good (5xx). A refused recipient (550/551/553 at RCPT) is a hard bounce:
     the address is suppressed."""
     row = _sending(session, outbox_id)
+    if hard_bounce:  # before the quota row is locked: suppress() may wait for other senders' rows
+        suppress(session, row.organisation_id, row.to_address, "hard_bounce", row.id)
     _release(session, row)
     row.status, row.reason = "failed", reason[:300]
     session.flush()
-    if hard_bounce:
-        suppress(session, row.organisation_id, row.to_address, "hard_bounce", row.id)
 
 
 def recover_interrupted(session: Session, now: datetime, stale_after: timedelta = STALE_AFTER) -> int:
