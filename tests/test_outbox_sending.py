@@ -202,3 +202,26 @@ def test_outbox_send_command(runtime: Runtime, org, smtp_sink: SmtpSink, databas
     result = subprocess.run([sys.executable, "-m", "widget_api.cli", "outbox-send"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "1 sent" in result.stdout and len(smtp_sink.received) == 1
+
+
+def test_the_sender_loop_sends_and_beats(runtime: Runtime, org, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    from widget_api import heartbeats
+    from widget_api.cli.outbox import LOOP, start_loop
+
+    configure(runtime, org.id, port=smtp_sink.port)
+    with runtime.sessions.begin() as s:
+        outbox.enqueue(s, organisation_id=org.id, **mail())  # type: ignore[arg-type]
+    stop = threading.Event()
+    thread = start_loop(runtime, 0.05, stop)
+    try:
+        deadline = time.monotonic() + 10
+        while not smtp_sink.received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(smtp_sink.received) == 1 and heartbeats.status()[LOOP]["ok"]
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert LOOP not in heartbeats.status()
