@@ -116,12 +116,16 @@ class TestEnqueue:
             claim = outbox.claim_next(s, runtime.secrets, later)
             assert claim is not None and claim.outbox_id == row.id
 
-    def test_header_injection_refused(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+    def test_a_line_break_never_ends_the_subject(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
         from crm.domain.errors import InvalidInput
 
         configure(runtime, org.id)
-        with runtime.sessions.begin() as s, pytest.raises(InvalidInput):
-            outbox.enqueue(s, organisation_id=org.id, **mail(subject="Hi\r\nBcc: victim@example.com"))  # type: ignore[arg-type]
+        with runtime.sessions.begin() as s:
+            result = outbox.enqueue(s, organisation_id=org.id, **mail(subject="Hi\r\nBcc: victim@example.com"))  # type: ignore[arg-type]
+            raw = s.get(OutboxMail, result.outbox_id).raw  # type: ignore[union-attr]
+            assert raw is not None and b"\r\nBcc:" not in raw and email.message_from_bytes(raw)["Subject"] == "Hi Bcc: victim@example.com"
+            with pytest.raises(InvalidInput):
+                outbox.enqueue(s, organisation_id=org.id, reply_to="a@b\r\nBcc: x@y.example", **mail())  # type: ignore[arg-type]
 
     def test_concurrent_enqueues_of_one_key_queue_one(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
         import threading

@@ -22,6 +22,7 @@ through their own mail client and is not counted, as in the source CRM.
 
 from __future__ import annotations
 
+import re
 import secrets as token_source
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -262,8 +263,15 @@ def _skip_reason(session: Session, organisation_id: int, address: str, settings:
 
 def _build(mail: MailRequest, row: OutboxMail, settings: SmtpSettings, now: datetime) -> tuple[bytes, str]:
     token = row.unsubscribe_token
+    if mail.reply_to is not None:
+        try:
+            checked_email(mail.reply_to)
+        except EmailNotValidError:
+            raise InvalidInput("the Reply-To address is not valid") from None
+    # A merged value with a line break (a lead's name) must not end the header: one line.
+    subject = re.sub(r"[\r\n]+", " ", mail.subject)
     fields: dict[str, Any] = {
-        "from_address": settings.from_address, "to_address": row.to_address, "subject": mail.subject, "text": mail.text, "html": mail.html,
+        "from_address": settings.from_address, "to_address": row.to_address, "subject": subject, "text": mail.text, "html": mail.html,
         "unsubscribe_url": f"{settings.public_url}/u/{token}", "unsubscribe_mailto": f"mailto:{settings.from_address}?subject=unsubscribe%20{token}",
         "from_name": settings.from_name, "reply_to": mail.reply_to,
     }
