@@ -140,6 +140,8 @@ def save_smtp_settings(
         sender = checked_email(from_address)
     except EmailNotValidError:
         raise InvalidInput("the From address is not valid") from None
+    if from_name and ("\r" in from_name or "\n" in from_name):
+        raise InvalidInput("the sender name must be one line")
     row = session.get(SmtpSettings, organisation_id)
     if row is None:
         org = session.get(Organisation, organisation_id)
