@@ -5,6 +5,7 @@ timeline."""
 
 from __future__ import annotations
 
+import os
 from email.message import EmailMessage
 
 from fastapi.testclient import TestClient
@@ -127,3 +128,174 @@ class TestTimelinePages:
         assert client.post(f"/api/v1/campaigns/{campaign}/members", json={"lead_ids": [mine]}, headers=member.headers).status_code == 200
         entries = timeline(client, member, "leads", mine)["entries"]
         assert [(e["kind"], e["payload"]["campaign"], e["payload"]["change"]) for e in entries] == [("campaign", "Autumn fair", "added")]
+
+
+def big_mail(message_id: str, attachment: bytes, html_bytes: int) -> bytes:
+    """Text, a large HTML alternative (never read: the plain part is the text) and one
+    attachment."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = f"Hanako Sato <{PERSON}>", "rep@acme.example", "Drawings", message_id
+    msg.set_content("The drawings are attached.\n")
+    msg.add_alternative("<p>" + "x" * html_bytes + "</p>", subtype="html")
+    msg.add_attachment(attachment, maintype="application", subtype="pdf", filename="drawings.pdf")
+    return msg.as_bytes()
+
+
+class TestAttachments:
+    def test_names_and_sizes_without_fetching_the_attachment(self, client: TestClient, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        raw = big_mail("<a1@client.example>", os.urandom(2 * 2**20), 1000)
+        uid = dovecot.append(imap_user.name, "INBOX", raw)
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        response = log(client, member, [{"type": "lead", "id": mine}], folder="INBOX", uid=uid).json()
+        assert response["bytes_fetched"] < 16 * 1024
+        entry = response["logged"][0]["entry_id"]
+        detail = client.get(f"/api/v1/leads/{mine}/mails/{entry}", headers=member.headers).json()
+        [attachment] = detail["attachments"]
+        assert attachment["name"] == "drawings.pdf" and not attachment["stored"] and attachment["size"] > 2 * 2**20
+
+    def test_a_20_mb_attachment_is_kept_part_by_part(self, client: TestClient, member, admin, imap_user, dovecot, runtime) -> None:  # type: ignore[no-untyped-def]
+        from crm.store.timeline import MailAttachmentChunk
+
+        data = os.urandom(20 * 2**20)
+        raw = big_mail("<a2@client.example>", data, 4 * 2**20)
+        uid = dovecot.append(imap_user.name, "INBOX", raw)
+        assert client.put("/api/v1/settings/mail-log", json={"store_attachments": True}, headers=member.headers).status_code == 403
+        assert client.put("/api/v1/settings/mail-log", json={"store_attachments": True}, headers=admin.headers).status_code == 200
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        response = log(client, member, [{"type": "lead", "id": mine}], folder="INBOX", uid=uid).json()
+        encoded = len(raw) - 4 * 2**20  # about the base64 of the attachment, plus the text
+        # The attachment's encoded bytes and the header and text: never the 4 MB HTML part,
+        # so never the whole message.
+        assert encoded * 0.9 < response["bytes_fetched"] < len(raw) - 3 * 2**20
+        entry = response["logged"][0]["entry_id"]
+        [attachment] = client.get(f"/api/v1/leads/{mine}/mails/{entry}", headers=member.headers).json()["attachments"]
+        assert attachment["stored"] and attachment["size"] == len(data)
+        with runtime.sessions() as s:
+            chunks = s.scalar(select(func.count()).select_from(MailAttachmentChunk))
+        assert chunks >= 20  # written as it was read, one chunk per partial fetch
+        download = client.get(f"/api/v1/leads/{mine}/mails/{entry}/attachments/{attachment['id']}", headers=member.headers)
+        assert download.status_code == 200 and download.content == data
+
+
+def thread(n: int) -> list[tuple[str, bytes]]:
+    """A five-mail thread with the rep: the client writes, the rep answers (in Sent), …"""
+    ids = [f"<t{i}@{'client' if i % 2 == 0 else 'acme'}.example>" for i in range(n)]
+    out = []
+    for i, mid in enumerate(ids):
+        refs = tuple(ids[:i])
+        if i % 2 == 0:
+            raw = mail(message_id=mid, subject="Re: Estimate" if i else "Estimate", references=refs, in_reply_to=refs[-1] if refs else None, date=f"Thu, 19 Nov 2026 1{i}:00:00 +0900")
+            out.append(("INBOX", raw))
+        else:
+            raw = mail(sender="Rep <rep@acme.example>", to=f"Hanako Sato <{PERSON}>", message_id=mid, subject="Re: Estimate", references=refs, in_reply_to=refs[-1], date=f"Thu, 19 Nov 2026 1{i}:00:00 +0900")
+            out.append(("Sent", raw))
+    return out
+
+
+def scan(client: TestClient, user):  # type: ignore[no-untyped-def]
+    return client.post("/api/v1/mail-log/scan", headers=user.headers)
+
+
+class TestAutoLog:
+    def test_a_thread_is_logged_once_each_over_scans_and_dropped_connections(self, client: TestClient, member, imap_user, dovecot, fault_proxy) -> None:  # type: ignore[no-untyped-def]
+        proxy = fault_proxy(dovecot)
+        connect_mailbox(client, member, imap_user, port=proxy.port)
+        mine = lead(client, member)
+        assert client.put(f"/api/v1/leads/{mine}/auto-log", json={"enabled": True}, headers=member.headers).json() == {"enabled": True, "address": PERSON}
+        mails = thread(5)
+        dovecot.append(imap_user.name, "INBOX", mail(sender="Someone <other@elsewhere.example>", message_id="<noise@elsewhere.example>"))
+        for folder, raw in mails[:3]:
+            dovecot.append(imap_user.name, folder, raw)
+        first = scan(client, member)
+        assert first.status_code == 200, first.text
+        assert first.json()["logged"] == 3
+        for folder, raw in mails[3:]:
+            dovecot.append(imap_user.name, folder, raw)
+        proxy.cut_on(rb"UID SEARCH", times=1)  # dropped once: the mailbox reconnects and goes on
+        assert scan(client, member).json()["logged"] == 2
+        assert proxy.cuts == 1
+        proxy.cut_on(rb"UID FETCH", times=2)  # dropped twice: the scan fails, nothing is recorded
+        dovecot.append(imap_user.name, "INBOX", mail(message_id="<t5@client.example>", subject="Re: Estimate", references=("<t0@client.example>",)))
+        assert scan(client, member).status_code == 502
+        proxy.reset()
+        assert scan(client, member).json()["logged"] == 1
+        assert scan(client, member).json()["logged"] == 0
+        entries = timeline(client, member, "leads", mine)["entries"]
+        assert sorted(e["payload"]["from"] for e in entries) == sorted([PERSON] * 4 + ["rep@acme.example"] * 2)
+        assert {e["payload"]["thread_key"] for e in entries} == {"t0@client.example"}
+
+    def test_the_second_scan_only_asks_for_new_mail(self, client: TestClient, member, imap_user, dovecot, fault_proxy) -> None:  # type: ignore[no-untyped-def]
+        proxy = fault_proxy(dovecot)
+        connect_mailbox(client, member, imap_user, port=proxy.port)
+        mine = lead(client, member)
+        client.put(f"/api/v1/leads/{mine}/auto-log", json={"enabled": True}, headers=member.headers)
+        for i in range(30):
+            dovecot.append(imap_user.name, "INBOX", mail(sender=f"x{i}@elsewhere.example", message_id=f"<n{i}@elsewhere.example>"))
+        dovecot.append(imap_user.name, "INBOX", mail(message_id="<only@client.example>"))
+        assert scan(client, member).json()["logged"] == 1
+        del proxy.commands[:]
+        assert scan(client, member).json()["logged"] == 0
+        sent = b"\n".join(proxy.commands)
+        assert b"FETCH" not in sent and b"SEARCH" not in sent  # UIDNEXT said nothing came
+
+    def test_never_logged(self, client: TestClient, member, admin, imap_user, dovecot, runtime) -> None:  # type: ignore[no-untyped-def]
+        connect_mailbox(client, member, imap_user)
+        person, colleague, blocked = lead(client, member), lead(client, member, "jiro@acme.example", "Acme"), lead(client, member, "kim@blocked.example", "Blocked")
+        for record in (person, colleague, blocked):
+            assert client.put(f"/api/v1/leads/{record}/auto-log", json={"enabled": True}, headers=member.headers).status_code == 200
+        assert client.post("/api/v1/never-log", json={"value": "@blocked.example"}, headers=member.headers).status_code == 201
+        assert client.post("/api/v1/never-log", json={"value": "@elsewhere.example", "org_wide": True}, headers=member.headers).status_code == 403
+        assert client.post("/api/v1/never-log", json={"value": "news@client.example", "org_wide": True}, headers=admin.headers).status_code == 201
+        # the rep's own list is theirs: the admin sees only the organisation's entry
+        assert [e["value"] for e in client.get("/api/v1/never-log", headers=admin.headers).json()] == ["news@client.example"]
+        assert sorted(e["value"] for e in client.get("/api/v1/never-log", headers=member.headers).json()) == ["@blocked.example", "news@client.example"]
+        dovecot.append(imap_user.name, "INBOX", mail(message_id="<ok@client.example>"))
+        dovecot.append(imap_user.name, "INBOX", mail(message_id="<list@client.example>", extra={"List-Unsubscribe": "<mailto:u@client.example>"}))
+        dovecot.append(imap_user.name, "INBOX", mail(sender="news@client.example", to=PERSON, message_id="<news@client.example>"))
+        dovecot.append(imap_user.name, "INBOX", mail(sender="jiro@acme.example", message_id="<internal@acme.example>"))
+        dovecot.append(imap_user.name, "INBOX", mail(sender="kim@blocked.example", message_id="<b@blocked.example>"))
+        assert scan(client, member).json()["logged"] == 1
+        assert [e["summary"] for e in timeline(client, member, "leads", person)["entries"]] == ["Estimate"]
+        assert timeline(client, member, "leads", colleague)["entries"] == [] and timeline(client, member, "leads", blocked)["entries"] == []
+        # internal mail is logged once the admin asks for it
+        client.put("/api/v1/settings/mail-log", json={"log_internal": True}, headers=admin.headers)
+        assert scan(client, member).json()["logged"] == 1
+        assert len(timeline(client, member, "leads", colleague)["entries"]) == 1
+
+
+class TestConversion:
+    def test_the_timeline_moves_to_the_contact_and_account(self, client: TestClient, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        uid = dovecot.append(imap_user.name, "INBOX", mail(message_id="<c1@client.example>"))
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        log(client, member, [{"type": "lead", "id": mine}], folder="INBOX", uid=uid)
+        client.put(f"/api/v1/leads/{mine}/auto-log", json={"enabled": True}, headers=member.headers)
+        converted = client.post(f"/api/v1/leads/{mine}/conversion", json={}, headers=member.headers)
+        assert converted.status_code == 201, converted.text
+        contact, account = converted.json()["contact_id"], converted.json()["account_id"]
+        assert timeline(client, member, "leads", mine)["entries"] == []
+        on_contact = timeline(client, member, "contacts", contact)["entries"]
+        assert [e["kind"] for e in on_contact] == ["status", "mail"]
+        assert [e["kind"] for e in timeline(client, member, "accounts", account)["entries"]] == ["status", "mail"]
+        assert client.get(f"/api/v1/contacts/{contact}/auto-log", headers=member.headers).json()["enabled"] is True
+        # the account's copy of the mail opens too, and logging the mail again onto the
+        # account changes nothing
+        again = log(client, member, [{"type": "account", "id": account}], message_id="<c1@client.example>").json()["logged"]
+        assert again[0]["created"] is False
+
+    def test_a_conversion_rolled_back_leaves_the_timeline_on_the_lead(self, client: TestClient, member, runtime) -> None:  # type: ignore[no-untyped-def]
+        from crm.domain.principal import Principal
+        from crm.services import conversion
+        from crm.services import timeline as service
+        from crm.services.timeline import RecordRef
+
+        mine = lead(client, member)
+        with runtime.sessions.begin() as s:
+            service.add_entry(s, RecordRef("lead", mine, member.organisation_id), "automatic_mail", summary="follow-up")
+        principal = Principal(member.id, member.organisation_id, member.email)
+        with runtime.sessions() as s:
+            conversion.convert(s, principal, mine)
+            s.rollback()  # the request failed after converting: its transaction goes, history included
+        assert [e["summary"] for e in timeline(client, member, "leads", mine)["entries"]] == ["follow-up"]
