@@ -63,9 +63,11 @@ def scan_mailbox(runtime: Runtime, principal: Principal, mailbox_id: int | None 
     if not found.records:
         return result
     for role, sent in ROLES:
-        scan = port.scan(states[role], found.records, sent=sent)
-        with runtime.sessions.begin() as session:
-            result["logged"] += mail_log.record_scan(session, principal, account_id, role, scan, found)
+        previous, known = states[role]
+        scan = port.scan(previous, found.records, sent=sent)
+        if not mail_log.scan_changes_nothing(previous, scan, found, known):
+            with runtime.sessions.begin() as session:
+                result["logged"] += mail_log.record_scan(session, principal, account_id, role, scan, found)
         result["scanned"] += len(scan.mails)
         result["round_trips"] += scan.round_trips
     return result

@@ -122,7 +122,7 @@ def store_mail(session: Session, principal: Principal, draft: MailDraft, records
     for ref in records:
         entry, created = timeline.add_entry(
             session, ref, "mail", at=draft.date or mail.created_at, summary=draft.subject or "(no subject)", source_key=f"mail:{mail.id}", mail_id=mail.id, user_id=principal.user_id,
-            payload={"from": draft.sender, "to": list(draft.to), "cc": list(draft.cc), "thread_key": draft.thread_key, "attachments": [a.name for a in draft.attachments]},
+            payload=mail_payload(draft),
         )
         out.append(Logged(ref, entry.id, created))
     return mail, out
@@ -312,26 +312,33 @@ def should_log(draft: MailDraft, found: Targets) -> list[RecordRef]:
     return list(dict.fromkeys(refs))
 
 
-def folder_state(session: Session, mailbox_account_id: int, role: str, addresses: Iterable[str]) -> FolderState:
-    """Where to scan from: the stored state, or the folder's start when an address was
-    added since the last scan (its older mail is logged once too)."""
+def folder_state(session: Session, mailbox_account_id: int, role: str, addresses: Iterable[str]) -> tuple[FolderState, list[str]]:
+    """Where to scan from — the stored state, or the folder's start when an address was
+    added since the last scan (its older mail is logged once too) — and the addresses the
+    last scan looked for."""
     row = session.scalar(select(AutoLogState).where(AutoLogState.mailbox_account_id == mailbox_account_id, AutoLogState.role == role))
     if row is None:
-        return FolderState("INBOX" if role == "inbox" else "")
-    if set(addresses) - set(row.addresses or []):
-        return FolderState(row.folder, row.uidvalidity, 0)
-    return FolderState(row.folder, row.uidvalidity, row.last_uid)
+        return FolderState("INBOX" if role == "inbox" else ""), []
+    known = list(row.addresses or [])
+    if set(addresses) - set(known):
+        return FolderState(row.folder, row.uidvalidity, 0), known
+    return FolderState(row.folder, row.uidvalidity, row.last_uid), known
+
+
+def scan_changes_nothing(previous: FolderState, scan: FolderScan, found: Targets, known: Iterable[str]) -> bool:
+    """Nothing to log and the folder's state as stored: the scan need not write at all."""
+    return not scan.mails and scan.state == previous and set(found.records) == set(known)
 
 
 def record_scan(session: Session, principal: Principal, mailbox_account_id: int, role: str, scan: FolderScan, found: Targets) -> int:
     """Log what the scan found and move the folder's state on, in the caller's transaction:
     both or neither, so a scan that fails midway is done again, never half."""
-    logged = 0
+    batch: dict[str, tuple[MailDraft, list[RecordRef]]] = {}
     for draft in scan.mails:
         refs = should_log(draft, found)
         if refs:
-            _mail_row, links = store_mail(session, principal, draft, refs)
-            logged += sum(1 for link in links if link.created)
+            batch.setdefault(draft.message_id, (draft, refs))
+    logged = _store_many(session, principal, list(batch.values()))
     row = session.scalar(select(AutoLogState).where(AutoLogState.mailbox_account_id == mailbox_account_id, AutoLogState.role == role))
     if row is None:
         row = AutoLogState(mailbox_account_id=mailbox_account_id, role=role, folder=scan.state.folder)
@@ -340,3 +347,58 @@ def record_scan(session: Session, principal: Principal, mailbox_account_id: int,
     row.addresses, row.scanned_at = sorted(found.records), utcnow()
     session.flush()
     return logged
+
+
+def _store_many(session: Session, principal: Principal, items: list[tuple[MailDraft, list[RecordRef]]]) -> int:
+    """store_mail for many mails in a few statements: the mails and entries that exist are
+    looked up at once, the rest inserted at once. A concurrent "log this mail" of one of
+    them makes the batch fail on a unique constraint: then one by one."""
+    if not items:
+        return 0
+    try:
+        with session.begin_nested():
+            return _insert_many(session, principal, items)
+    except IntegrityError:
+        logged = 0
+        for draft, refs in items:
+            logged += sum(1 for link in store_mail(session, principal, draft, refs)[1] if link.created)
+        return logged
+
+
+def _insert_many(session: Session, principal: Principal, items: list[tuple[MailDraft, list[RecordRef]]]) -> int:
+    keys = [d.message_id for d, _r in items]
+    mails = {m.message_key: m for m in session.scalars(select(LoggedMail).where(LoggedMail.organisation_id == principal.organisation_id, LoggedMail.message_key.in_(keys)))}
+    new = []
+    for draft, _refs in items:
+        if draft.message_id not in mails:
+            mail = LoggedMail(
+                organisation_id=principal.organisation_id, message_key=draft.message_id, thread_key=draft.thread_key, subject=draft.subject, sender=draft.sender,
+                to=list(draft.to), cc=list(draft.cc), sent_at=draft.date, in_reply_to=draft.in_reply_to, refs=list(draft.references), text=draft.text,
+                logged_by_id=principal.user_id,
+            )
+            mails[draft.message_id] = mail
+            new.append((mail, draft))
+    session.add_all(m for m, _d in new)
+    session.flush()
+    session.add_all(MailAttachment(mail_id=m.id, section=a.section, name=a.name[:500], content_type=a.content_type[:255], size=a.size, stored=False) for m, d in new for a in d.attachments)
+    sources = [f"mail:{m.id}" for m in mails.values()]
+    have = {tuple(r) for r in session.execute(select(TimelineEntry.record_type, TimelineEntry.record_id, TimelineEntry.source_key).where(TimelineEntry.source_key.in_(sources)))}
+    entries = []
+    for draft, refs in items:
+        mail = mails[draft.message_id]
+        for ref in refs:
+            if (ref.type, ref.id, f"mail:{mail.id}") in have:
+                continue
+            entries.append(
+                TimelineEntry(
+                    organisation_id=principal.organisation_id, record_type=ref.type, record_id=ref.id, kind="mail", at=draft.date or utcnow(), summary=(draft.subject or "(no subject)")[:500],
+                    payload=mail_payload(draft), source_key=f"mail:{mail.id}", mail_id=mail.id, user_id=principal.user_id,
+                )
+            )
+    session.add_all(entries)
+    session.flush()
+    return len(entries)
+
+
+def mail_payload(draft: MailDraft) -> dict[str, object]:
+    return {"from": draft.sender, "to": list(draft.to), "cc": list(draft.cc), "thread_key": draft.thread_key, "attachments": [a.name for a in draft.attachments]}
