@@ -37,6 +37,10 @@ FETCH_BATCH = 200  # UIDs per FETCH command (a command line stays short)
 SCAN_LIMIT = 2000  # mails one scan of one folder logs at most; the next scan goes on from there
 MAX_TEXT_CHARS = 200_000
 _MSGID = re.compile(r"<[^<>\s]+>")
+# What the log keeps and the automated-sender rules read; not the kilobytes of Received and
+# DKIM lines a delivered mail carries.
+HEADER_FIELDS = b"FROM SENDER REPLY-TO TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE LIST-ID LIST-UNSUBSCRIBE PRECEDENCE AUTO-SUBMITTED"
+HEADER_ITEM = b"BODY.PEEK[HEADER.FIELDS (" + HEADER_FIELDS + b")]"
 
 
 class MailLog:
@@ -147,10 +151,10 @@ def _read_many(c: IMAPClient, uids: list[int], folder: str, uidvalidity: int) ->
     out: dict[int, MailDraft] = {}
     for start in range(0, len(uids), FETCH_BATCH):
         batch = uids[start : start + FETCH_BATCH]
-        first = c.fetch(batch, [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]"])
+        first = c.fetch(batch, [b"BODYSTRUCTURE", HEADER_ITEM])
         plans: dict[int, tuple[bytes, list[PartInfo], list[AttachmentInfo]]] = {}
         for uid, data in first.items():
-            header = data.get(b"BODY[HEADER]") or b""
+            header = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER") and isinstance(v, bytes)), b"")
             texts, attachments = _plan(data.get(b"BODYSTRUCTURE"))
             plans[int(uid)] = (header, texts, attachments)
         groups: dict[tuple[str, ...], list[int]] = {}

@@ -56,9 +56,10 @@ def scan_mailbox(runtime: Runtime, principal: Principal, mailbox_id: int | None 
     with runtime.sessions() as session:
         account = mailboxes.get_account(session, principal, mailbox_id)
         account_id = account.id
-        port = MailLog(runtime.mailbox(session, principal, account_id))
+        box = runtime.pool.get(runtime.mailbox_settings(account.host, account.port, account.security, account.username, runtime.secrets.decrypt(account.secret_encrypted), account.auth))
         found = mail_log.targets(session, principal)
-        states = {role: mail_log.folder_state(session, account_id, role, found.records) for role, _sent in ROLES}
+        states = mail_log.folder_states(session, account_id, found.records)
+    port = MailLog(box)
     result = {"logged": 0, "scanned": 0, "round_trips": 0}
     if not found.records:
         return result

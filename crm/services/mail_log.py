@@ -270,33 +270,28 @@ class Targets:
 
 
 def targets(session: Session, principal: Principal) -> Targets:
-    """The rep's auto-log records with their current addresses, less what is never logged."""
-    rules = settings_of(session, principal.organisation_id)
-    org = session.get(Organisation, principal.organisation_id)
-    own = frozenset(d.lower() for d in (org.mail_domains if org else []) or [])
+    """The rep's auto-log records with their current addresses (an edited email moves
+    auto-log with it), less what is never logged. Three queries: the scan runs every minute
+    for every mailbox, mostly to find nothing new."""
+    org_domains, store_internal = session.execute(
+        select(Organisation.mail_domains, MailLogSettings.log_internal)
+        .outerjoin(MailLogSettings, MailLogSettings.organisation_id == Organisation.id)
+        .where(Organisation.id == principal.organisation_id)
+    ).one()
+    own = frozenset(d.lower() for d in org_domains or [])
     never = frozenset(e.value for e in list_never(session, principal))
+    rows = session.execute(
+        select(AutoLogRecord.record_type, AutoLogRecord.record_id, func.coalesce(Lead.email_norm, Contact.email_norm))
+        .outerjoin(Lead, (AutoLogRecord.record_type == "lead") & (Lead.id == AutoLogRecord.record_id) & (Lead.organisation_id == AutoLogRecord.organisation_id))
+        .outerjoin(Contact, (AutoLogRecord.record_type == "contact") & (Contact.id == AutoLogRecord.record_id) & (Contact.organisation_id == AutoLogRecord.organisation_id))
+        .where(AutoLogRecord.user_id == principal.user_id, AutoLogRecord.organisation_id == principal.organisation_id)
+    )
     records: dict[str, list[RecordRef]] = {}
-    rows = list(session.scalars(select(AutoLogRecord).where(AutoLogRecord.user_id == principal.user_id, AutoLogRecord.organisation_id == principal.organisation_id)))
-    current = _current_addresses(session, principal.organisation_id, rows)
-    for row in rows:
-        address = current.get((row.record_type, row.record_id))
-        if not address:
+    for record_type, record_id, address in rows:
+        if not address or listed(address, never) or (own_address(address, own) and not store_internal):
             continue
-        if listed(address, never) or (own_address(address, own) and not rules.log_internal):
-            continue
-        records.setdefault(address, []).append(RecordRef(row.record_type, row.record_id, principal.organisation_id))
-    return Targets(records, never, own, rules.log_internal)
-
-
-def _current_addresses(session: Session, organisation_id: int, rows: list[AutoLogRecord]) -> dict[tuple[str, int], str | None]:
-    """Each record's address as it is now (an edited email moves auto-log with it)."""
-    out: dict[tuple[str, int], str | None] = {}
-    for model, kind in ((Lead, "lead"), (Contact, "contact")):
-        ids = [r.record_id for r in rows if r.record_type == kind]
-        if ids:
-            for rid, email in session.execute(select(model.id, model.email_norm).where(model.organisation_id == organisation_id, model.id.in_(ids))):
-                out[(kind, rid)] = email
-    return out
+        records.setdefault(address, []).append(RecordRef(record_type, record_id, principal.organisation_id))
+    return Targets(records, never, own, bool(store_internal))
 
 
 def should_log(draft: MailDraft, found: Targets) -> list[RecordRef]:
@@ -312,17 +307,16 @@ def should_log(draft: MailDraft, found: Targets) -> list[RecordRef]:
     return list(dict.fromkeys(refs))
 
 
-def folder_state(session: Session, mailbox_account_id: int, role: str, addresses: Iterable[str]) -> tuple[FolderState, list[str]]:
-    """Where to scan from — the stored state, or the folder's start when an address was
-    added since the last scan (its older mail is logged once too) — and the addresses the
-    last scan looked for."""
-    row = session.scalar(select(AutoLogState).where(AutoLogState.mailbox_account_id == mailbox_account_id, AutoLogState.role == role))
-    if row is None:
-        return FolderState("INBOX" if role == "inbox" else ""), []
-    known = list(row.addresses or [])
-    if set(addresses) - set(known):
-        return FolderState(row.folder, row.uidvalidity, 0), known
-    return FolderState(row.folder, row.uidvalidity, row.last_uid), known
+def folder_states(session: Session, mailbox_account_id: int, addresses: Iterable[str]) -> dict[str, tuple[FolderState, list[str]]]:
+    """Per folder role, where to scan from — the stored state, or the folder's start when
+    an address was added since the last scan (its older mail is logged once too) — and the
+    addresses the last scan looked for."""
+    wanted = set(addresses)
+    out = {"inbox": (FolderState("INBOX"), []), "sent": (FolderState(""), [])}
+    for row in session.scalars(select(AutoLogState).where(AutoLogState.mailbox_account_id == mailbox_account_id)):
+        known = list(row.addresses or [])
+        out[row.role] = (FolderState(row.folder, row.uidvalidity, 0 if wanted - set(known) else row.last_uid), known)
+    return out
 
 
 def scan_changes_nothing(previous: FolderState, scan: FolderScan, found: Targets, known: Iterable[str]) -> bool:
