@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -269,25 +269,32 @@ class Targets:
     log_internal: bool
 
 
+# The scan's reads, built once: it runs every minute for every mailbox, mostly to find
+# nothing new, and building these statements anew cost more than running them.
+_ORG_RULES = (
+    select(Organisation.mail_domains, MailLogSettings.log_internal)
+    .outerjoin(MailLogSettings, MailLogSettings.organisation_id == Organisation.id)
+    .where(Organisation.id == bindparam("org"))
+)
+_NEVER = select(NeverLogEntry.value).where(NeverLogEntry.organisation_id == bindparam("org"), NeverLogEntry.scope.in_([bindparam("user_scope"), "org"]))
+_AUTO_LOG = (
+    select(AutoLogRecord.record_type, AutoLogRecord.record_id, func.coalesce(Lead.email_norm, Contact.email_norm))
+    .outerjoin(Lead, (AutoLogRecord.record_type == "lead") & (Lead.id == AutoLogRecord.record_id) & (Lead.organisation_id == AutoLogRecord.organisation_id))
+    .outerjoin(Contact, (AutoLogRecord.record_type == "contact") & (Contact.id == AutoLogRecord.record_id) & (Contact.organisation_id == AutoLogRecord.organisation_id))
+    .where(AutoLogRecord.user_id == bindparam("user"), AutoLogRecord.organisation_id == bindparam("org"))
+)
+_STATES = select(AutoLogState.role, AutoLogState.folder, AutoLogState.uidvalidity, AutoLogState.last_uid, AutoLogState.addresses).where(AutoLogState.mailbox_account_id == bindparam("account"))
+
+
 def targets(session: Session, principal: Principal) -> Targets:
     """The rep's auto-log records with their current addresses (an edited email moves
-    auto-log with it), less what is never logged. Three queries: the scan runs every minute
-    for every mailbox, mostly to find nothing new."""
-    org_domains, store_internal = session.execute(
-        select(Organisation.mail_domains, MailLogSettings.log_internal)
-        .outerjoin(MailLogSettings, MailLogSettings.organisation_id == Organisation.id)
-        .where(Organisation.id == principal.organisation_id)
-    ).one()
+    auto-log with it), less what is never logged."""
+    params = {"org": principal.organisation_id, "user": principal.user_id, "user_scope": _scope(principal, False)}
+    org_domains, store_internal = session.execute(_ORG_RULES, params).one()
     own = frozenset(d.lower() for d in org_domains or [])
-    never = frozenset(e.value for e in list_never(session, principal))
-    rows = session.execute(
-        select(AutoLogRecord.record_type, AutoLogRecord.record_id, func.coalesce(Lead.email_norm, Contact.email_norm))
-        .outerjoin(Lead, (AutoLogRecord.record_type == "lead") & (Lead.id == AutoLogRecord.record_id) & (Lead.organisation_id == AutoLogRecord.organisation_id))
-        .outerjoin(Contact, (AutoLogRecord.record_type == "contact") & (Contact.id == AutoLogRecord.record_id) & (Contact.organisation_id == AutoLogRecord.organisation_id))
-        .where(AutoLogRecord.user_id == principal.user_id, AutoLogRecord.organisation_id == principal.organisation_id)
-    )
+    never = frozenset(session.scalars(_NEVER, params))
     records: dict[str, list[RecordRef]] = {}
-    for record_type, record_id, address in rows:
+    for record_type, record_id, address in session.execute(_AUTO_LOG, params):
         if not address or listed(address, never) or (own_address(address, own) and not store_internal):
             continue
         records.setdefault(address, []).append(RecordRef(record_type, record_id, principal.organisation_id))
@@ -313,9 +320,9 @@ def folder_states(session: Session, mailbox_account_id: int, addresses: Iterable
     addresses the last scan looked for."""
     wanted = set(addresses)
     out = {"inbox": (FolderState("INBOX"), []), "sent": (FolderState(""), [])}
-    for row in session.scalars(select(AutoLogState).where(AutoLogState.mailbox_account_id == mailbox_account_id)):
-        known = list(row.addresses or [])
-        out[row.role] = (FolderState(row.folder, row.uidvalidity, 0 if wanted - set(known) else row.last_uid), known)
+    for role, folder, uidvalidity, last_uid, addresses_then in session.execute(_STATES, {"account": mailbox_account_id}):
+        known = list(addresses_then or [])
+        out[role] = (FolderState(folder, uidvalidity, 0 if wanted - set(known) else last_uid), known)
     return out
 
 
