@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -367,37 +367,39 @@ def _store_many(session: Session, principal: Principal, items: list[tuple[MailDr
 
 
 def _insert_many(session: Session, principal: Principal, items: list[tuple[MailDraft, list[RecordRef]]]) -> int:
+    org, user = principal.organisation_id, principal.user_id
     keys = [d.message_id for d, _r in items]
-    mails = {m.message_key: m for m in session.scalars(select(LoggedMail).where(LoggedMail.organisation_id == principal.organisation_id, LoggedMail.message_key.in_(keys)))}
-    new = []
-    for draft, _refs in items:
-        if draft.message_id not in mails:
-            mail = LoggedMail(
-                organisation_id=principal.organisation_id, message_key=draft.message_id, thread_key=draft.thread_key, subject=draft.subject, sender=draft.sender,
-                to=list(draft.to), cc=list(draft.cc), sent_at=draft.date, in_reply_to=draft.in_reply_to, refs=list(draft.references), text=draft.text,
-                logged_by_id=principal.user_id,
-            )
-            mails[draft.message_id] = mail
-            new.append((mail, draft))
-    session.add_all(m for m, _d in new)
-    session.flush()
-    session.add_all(MailAttachment(mail_id=m.id, section=a.section, name=a.name[:500], content_type=a.content_type[:255], size=a.size, stored=False) for m, d in new for a in d.attachments)
-    sources = [f"mail:{m.id}" for m in mails.values()]
+    mail_ids = dict(session.execute(select(LoggedMail.message_key, LoggedMail.id).where(LoggedMail.organisation_id == org, LoggedMail.message_key.in_(keys))).all())
+    now = utcnow()
+    new = [d for d, _r in items if d.message_id not in mail_ids]
+    if new:
+        # Multi-row INSERT … RETURNING through Core: the ORM's unit of work cost more than
+        # the database's work for a first scan's hundreds of mails.
+        rows = [
+            {"organisation_id": org, "message_key": d.message_id, "thread_key": d.thread_key, "subject": d.subject, "sender": d.sender, "to": list(d.to), "cc": list(d.cc),
+             "sent_at": d.date, "in_reply_to": d.in_reply_to, "refs": list(d.references), "text": d.text, "logged_by_id": user, "created_at": now}
+            for d in new
+        ]
+        mail_ids.update(dict(session.execute(insert(LoggedMail).returning(LoggedMail.message_key, LoggedMail.id), rows).all()))
+        attachments = [
+            {"mail_id": mail_ids[d.message_id], "section": a.section, "name": a.name[:500], "content_type": a.content_type[:255], "size": a.size, "stored": False}
+            for d in new for a in d.attachments
+        ]
+        if attachments:
+            session.execute(insert(MailAttachment), attachments)
+    sources = [f"mail:{i}" for i in mail_ids.values()]
     have = {tuple(r) for r in session.execute(select(TimelineEntry.record_type, TimelineEntry.record_id, TimelineEntry.source_key).where(TimelineEntry.source_key.in_(sources)))}
     entries = []
     for draft, refs in items:
-        mail = mails[draft.message_id]
+        mail_id = mail_ids[draft.message_id]
         for ref in refs:
-            if (ref.type, ref.id, f"mail:{mail.id}") in have:
-                continue
-            entries.append(
-                TimelineEntry(
-                    organisation_id=principal.organisation_id, record_type=ref.type, record_id=ref.id, kind="mail", at=draft.date or utcnow(), summary=(draft.subject or "(no subject)")[:500],
-                    payload=mail_payload(draft), source_key=f"mail:{mail.id}", mail_id=mail.id, user_id=principal.user_id,
+            if (ref.type, ref.id, f"mail:{mail_id}") not in have:
+                entries.append(
+                    {"organisation_id": org, "record_type": ref.type, "record_id": ref.id, "kind": "mail", "at": draft.date or now, "summary": (draft.subject or "(no subject)")[:500],
+                     "payload": mail_payload(draft), "source_key": f"mail:{mail_id}", "mail_id": mail_id, "user_id": user, "created_at": now}
                 )
-            )
-    session.add_all(entries)
-    session.flush()
+    if entries:
+        session.execute(insert(TimelineEntry), entries)
     return len(entries)
 
 
