@@ -299,3 +299,20 @@ class TestConversion:
             conversion.convert(s, principal, mine)
             s.rollback()  # the request failed after converting: its transaction goes, history included
         assert [e["summary"] for e in timeline(client, member, "leads", mine)["entries"]] == ["follow-up"]
+
+
+class TestMeetings:
+    def test_an_accepted_meeting_is_on_the_attending_leads_timeline_once(self, client: TestClient, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        ics = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:meet-1\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:20261201T010000Z\r\n"
+            f"DTEND:20261201T020000Z\r\nORGANIZER:mailto:{PERSON}\r\nATTENDEE:mailto:{PERSON}\r\nATTENDEE:mailto:rep@acme.example\r\nSUMMARY:Kick-off\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        raw = (f"From: {PERSON}\r\nTo: rep@acme.example\r\nSubject: Kick-off\r\nMessage-ID: <meet@client.example>\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\n" + ics).encode()
+        uid = dovecot.append(imap_user.name, "INBOX", raw)
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        for _ in range(2):
+            answered = client.post("/api/v1/calendar/answer", json={"uid": uid, "partstat": "ACCEPTED", "send_reply": False}, headers=member.headers)
+            assert answered.status_code == 200, answered.text
+        entries = timeline(client, member, "leads", mine)["entries"]
+        assert [(e["kind"], e["summary"]) for e in entries] == [("meeting", "Kick-off")]

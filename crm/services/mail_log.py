@@ -116,7 +116,7 @@ def store_mail(session: Session, principal: Principal, draft: MailDraft, records
     """Store the mail once for the organisation and link it to each record once: the same
     mail logged again gives the existing entries back (created False)."""
     if not draft.message_id:
-        raise InvalidInput("a mail without a Message-ID cannot be logged", code="no_message_id")
+        raise InvalidInput("a mail without a Message-ID cannot be logged", code="unloggable_mail")
     mail = _mail(session, principal, draft)
     out = []
     for ref in records:
