@@ -316,3 +316,18 @@ class TestMeetings:
             assert answered.status_code == 200, answered.text
         entries = timeline(client, member, "leads", mine)["entries"]
         assert [(e["kind"], e["summary"]) for e in entries] == [("meeting", "Kick-off")]
+
+
+class TestAutoLogAttachments:
+    def test_an_auto_logged_mail_keeps_its_attachment_when_the_admin_says_so(self, client: TestClient, member, admin, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        data = os.urandom(300_000)
+        dovecot.append(imap_user.name, "INBOX", big_mail("<auto-a@client.example>", data, 100))
+        client.put("/api/v1/settings/mail-log", json={"store_attachments": True}, headers=admin.headers)
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        client.put(f"/api/v1/leads/{mine}/auto-log", json={"enabled": True}, headers=member.headers)
+        assert scan(client, member).json()["logged"] == 1
+        [entry] = timeline(client, member, "leads", mine)["entries"]
+        [attachment] = client.get(f"/api/v1/leads/{mine}/mails/{entry['id']}", headers=member.headers).json()["attachments"]
+        assert attachment["stored"]
+        assert client.get(f"/api/v1/leads/{mine}/mails/{entry['id']}/attachments/{attachment['id']}", headers=member.headers).content == data

@@ -69,6 +69,13 @@ def scan_mailbox(runtime: Runtime, principal: Principal, mailbox_id: int | None 
         if not mail_log.scan_changes_nothing(previous, scan, found, known):
             with runtime.sessions.begin() as session:
                 result["logged"] += mail_log.record_scan(session, principal, account_id, role, scan, found)
+        with_files = [d for d in scan.mails if d.attachments and mail_log.should_log(d, found)]
+        if with_files:
+            with runtime.sessions() as session:
+                ids = mail_log.mail_ids(session, principal.organisation_id, (d.message_id for d in with_files))
+            for draft in with_files:
+                if draft.message_id in ids:
+                    store_attachments(runtime, principal, port, draft, ids[draft.message_id])
         result["scanned"] += len(scan.mails)
         result["round_trips"] += scan.round_trips
     return result

@@ -326,6 +326,14 @@ def folder_states(session: Session, mailbox_account_id: int, addresses: Iterable
     return out
 
 
+def mail_ids(session: Session, organisation_id: int, message_ids: Iterable[str]) -> dict[str, int]:
+    """Message-ID → id of the organisation's logged mails among `message_ids`."""
+    keys = list(message_ids)
+    if not keys:
+        return {}
+    return dict(session.execute(select(LoggedMail.message_key, LoggedMail.id).where(LoggedMail.organisation_id == organisation_id, LoggedMail.message_key.in_(keys))).all())
+
+
 def scan_changes_nothing(previous: FolderState, scan: FolderScan, found: Targets, known: Iterable[str]) -> bool:
     """Nothing to log and the folder's state as stored: the scan need not write at all."""
     return not scan.mails and scan.state == previous and set(found.records) == set(known)
