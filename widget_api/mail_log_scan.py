@@ -9,6 +9,7 @@ one transaction each, so a slow download never blocks the other writers for long
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from crm.domain.drafts import MessageRef
 from crm.domain.errors import MailboxError
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 ROLES = (("inbox", False), ("sent", True))
 
 
-def log_message(runtime: Runtime, principal: Principal, ref: MessageRef, records: list[tuple[str, int]], mailbox_id: int | None = None) -> tuple[list[Logged], int]:
+def log_message(runtime: Runtime, principal: Principal, ref: MessageRef, records: Sequence[tuple[str, int]], mailbox_id: int | None = None) -> tuple[list[Logged], int]:
     """Log the mail onto the records (each checked first); returns the links and the bytes
     the IMAP server sent for it (header, text, and any attachment kept)."""
     with runtime.sessions() as session:
@@ -45,7 +46,7 @@ def store_attachments(runtime: Runtime, principal: Principal, port: MailLogPort,
     fetched = 0
     for attachment_id, section in wanted:
         with runtime.sessions.begin() as session:
-            fetched += mail_log.store_attachment(session, attachment_id, port, draft.ref or MessageRef(message_id=draft.message_id), encodings.get(section))
+            fetched += mail_log.store_attachment(session, attachment_id, port, draft.ref or MessageRef("", message_id=draft.message_id), encodings.get(section))
     return fetched
 
 

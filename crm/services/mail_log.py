@@ -319,7 +319,7 @@ def folder_states(session: Session, mailbox_account_id: int, addresses: Iterable
     an address was added since the last scan (its older mail is logged once too) — and the
     addresses the last scan looked for."""
     wanted = set(addresses)
-    out = {"inbox": (FolderState("INBOX"), []), "sent": (FolderState(""), [])}
+    out: dict[str, tuple[FolderState, list[str]]] = {"inbox": (FolderState("INBOX"), []), "sent": (FolderState(""), [])}
     for role, folder, uidvalidity, last_uid, addresses_then in session.execute(_STATES, {"account": mailbox_account_id}):
         known = list(addresses_then or [])
         out[role] = (FolderState(folder, uidvalidity, 0 if wanted - set(known) else last_uid), known)
