@@ -34,7 +34,8 @@ SENT = b"\\Sent"
 SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "送信済み", "送信済みアイテム", "INBOX.Sent", "INBOX/Sent", "[Gmail]/Sent Mail")
 CHUNK = 1024 * 1024
 FETCH_BATCH = 200  # UIDs per FETCH command (a command line stays short)
-SCAN_LIMIT = 2000  # mails one scan of one folder logs at most; the next scan goes on from there
+SCAN_LIMIT = 2000
+THREAD_WINDOW = 200  # new mails at most for which replies into logged threads are looked for  # mails one scan of one folder logs at most; the next scan goes on from there
 MAX_TEXT_CHARS = 200_000
 _MSGID = re.compile(r"<[^<>\s]+>")
 # What the log keeps and the automated-sender rules read; not the kilobytes of Received and
@@ -112,11 +113,17 @@ class MailLog:
             batch, rest = uids[:SCAN_LIMIT], uids[SCAN_LIMIT:]
             drafts = _read_many(c, batch, folder, validity)
             mails = tuple(drafts[u] for u in batch if u in drafts and drafts[u].addresses & set(wanted))
+            replies: tuple[MailDraft, ...] = ()
+            if since and top is not None and top - since <= THREAD_WINDOW:
+                # A few new mails: the replies among them may continue a logged thread
+                # without naming the person (a colleague of theirs answering, say).
+                others = [u for u in search(c, ["UID", f"{since + 1}:*", "OR", "HEADER", "In-Reply-To", SearchText("@"), "HEADER", "References", SearchText("@")]) if u > since and u not in drafts]
+                replies = tuple(_read_many(c, others, folder, validity).values()) if others else ()
             # Where the next scan starts: after every UID this one covered, so mail that
             # matched nothing is never looked at again.
             last = batch[-1] if rest else max(since, top or 0, uids[-1] if uids else 0)
             fetched = sum(d.bytes_fetched for d in drafts.values())
-            return FolderScan(FolderState(folder, validity, last), mails, round_trips=2 + 2 * -(-len(batch) // FETCH_BATCH), bytes_fetched=fetched)
+            return FolderScan(FolderState(folder, validity, last), mails, replies, round_trips=2 + 2 * -(-len(batch) // FETCH_BATCH), bytes_fetched=fetched)
 
         return self.mailbox.run(op)
 

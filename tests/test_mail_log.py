@@ -226,6 +226,22 @@ class TestAutoLog:
         assert sorted(e["payload"]["from"] for e in entries) == sorted([PERSON] * 4 + ["rep@acme.example"] * 2)
         assert {e["payload"]["thread_key"] for e in entries} == {"t0@client.example"}
 
+    def test_a_reply_into_a_logged_thread_stays_with_it(self, client: TestClient, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        client.put(f"/api/v1/leads/{mine}/auto-log", json={"enabled": True}, headers=member.headers)
+        for folder, raw in thread(2):
+            dovecot.append(imap_user.name, folder, raw)
+        assert scan(client, member).json()["logged"] == 2
+        # Her colleague answers the thread; someone else answers another thread.
+        refs = ("<t0@client.example>", "<t1@acme.example>")
+        dovecot.append(imap_user.name, "INBOX", mail(sender="Ken Ito <ken.ito@client.example>", message_id="<t2@client.example>", subject="Re: Estimate", in_reply_to=refs[-1], references=refs))
+        dovecot.append(imap_user.name, "INBOX", mail(sender="ken.ito@client.example", message_id="<x@client.example>", subject="Re: other", in_reply_to="<elsewhere@acme.example>", references=("<elsewhere@acme.example>",)))
+        assert scan(client, member).json()["logged"] == 1
+        entries = timeline(client, member, "leads", mine)["entries"]
+        assert [e["payload"]["from"] for e in entries] == ["ken.ito@client.example", "rep@acme.example", PERSON]
+        assert {e["payload"]["thread_key"] for e in entries} == {"t0@client.example"}
+
     def test_the_second_scan_only_asks_for_new_mail(self, client: TestClient, member, imap_user, dovecot, fault_proxy) -> None:  # type: ignore[no-untyped-def]
         proxy = fault_proxy(dovecot)
         connect_mailbox(client, member, imap_user, port=proxy.port)

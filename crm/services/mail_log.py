@@ -347,6 +347,8 @@ def record_scan(session: Session, principal: Principal, mailbox_account_id: int,
         refs = should_log(draft, found)
         if refs:
             batch.setdefault(draft.message_id, (draft, refs))
+    for draft, refs in _thread_replies(session, principal, [d for d in scan.replies if d.message_id not in batch], found):
+        batch.setdefault(draft.message_id, (draft, refs))
     logged = _store_many(session, principal, list(batch.values()))
     row = session.scalar(select(AutoLogState).where(AutoLogState.mailbox_account_id == mailbox_account_id, AutoLogState.role == role))
     if row is None:
@@ -356,6 +358,33 @@ def record_scan(session: Session, principal: Principal, mailbox_account_id: int,
     row.addresses, row.scanned_at = sorted(found.records), utcnow()
     session.flush()
     return logged
+
+
+def _thread_replies(session: Session, principal: Principal, replies: list[MailDraft], found: Targets) -> list[tuple[MailDraft, list[RecordRef]]]:
+    """The replies that continue a thread logged onto the rep's auto-log records, with
+    those records: a thread stays together on the record even when a reply does not name
+    the person. The never-log rules apply as to any mail."""
+    wanted = {ref for refs in found.records.values() for ref in refs}
+    parents = {d.message_id: [k for k in (d.in_reply_to, *d.references) if k] for d in replies if not d.automated and d.message_id}
+    keys = {k for ks in parents.values() for k in ks}
+    if not keys or not wanted:
+        return []
+    holders: dict[str, set[RecordRef]] = {}
+    rows = session.execute(
+        select(LoggedMail.message_key, TimelineEntry.record_type, TimelineEntry.record_id)
+        .join(TimelineEntry, TimelineEntry.mail_id == LoggedMail.id)
+        .where(LoggedMail.organisation_id == principal.organisation_id, LoggedMail.message_key.in_(sorted(keys)))
+    )
+    for key, record_type, record_id in rows:
+        ref = RecordRef(record_type, record_id, principal.organisation_id)
+        if ref in wanted:
+            holders.setdefault(key, set()).add(ref)
+    out = []
+    for draft in replies:
+        refs = {r for k in parents.get(draft.message_id, []) for r in holders.get(k, set())}
+        if refs and not (draft.sender and (listed(draft.sender, found.never) or (own_address(draft.sender, found.own_domains) and not found.log_internal and draft.sender != principal.email))):
+            out.append((draft, sorted(refs, key=lambda r: (r.type, r.id))))
+    return out
 
 
 def _store_many(session: Session, principal: Principal, items: list[tuple[MailDraft, list[RecordRef]]]) -> int:
