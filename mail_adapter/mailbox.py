@@ -241,17 +241,21 @@ class Mailbox:
     def open_message(self, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
         return self.run(lambda c: self._open(c, ref, ctx))
 
-    def _open(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
+    def resolve(self, c: IMAPClient, ref: MessageRef) -> tuple[str, int, int]:
+        """(folder, UIDVALIDITY, UID) of the message `ref` names, its folder selected: by
+        folder + UID (UIDVALIDITY checked) or by Message-ID."""
         if ref.uid is not None:
             folder = self.server_name(c, ref.folder or "INBOX")
             uidvalidity = self.select(c, folder)
             if ref.uidvalidity is not None and ref.uidvalidity != uidvalidity:
                 raise MessageNotFound("the folder was recreated (UIDVALIDITY changed); open the message again", code="uidvalidity_changed")
-            uid = ref.uid
-        elif ref.message_id:
-            folder, uidvalidity, uid = self._locate(c, ref.message_id, ref.folder, ref.special_use)
-        else:
-            raise InvalidInput("give a uid or a message_id")
+            return folder, uidvalidity, ref.uid
+        if ref.message_id:
+            return self._locate(c, ref.message_id, ref.folder, ref.special_use)
+        raise InvalidInput("give a uid or a message_id")
+
+    def _open(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
+        folder, uidvalidity, uid = self.resolve(c, ref)
         first = c.fetch([uid], [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]"])
         if uid not in first:
             c.noop()  # mail that arrived since the folder was selected is not visible before this
@@ -260,9 +264,9 @@ class Mailbox:
             raise MessageNotFound(f"no message with UID {uid} in {folder}")
         header = first[uid].get(b"BODY[HEADER]") or b""
         parts, nested = wanted_parts(first[uid].get(b"BODYSTRUCTURE"))
-        items = [_body_item(p.section, None if is_calendar_part(p) else MAX_TEXT_BYTES) for p in parts]
-        items += [_body_item(f"{n.section}.HEADER", None) for n in nested]
-        second = _by_section(c.fetch([uid], items)[uid]) if items else {}
+        items = [body_item(p.section, None if is_calendar_part(p) else MAX_TEXT_BYTES) for p in parts]
+        items += [body_item(f"{n.section}.HEADER", None) for n in nested]
+        second = by_section(c.fetch([uid], items)[uid]) if items else {}
         bodies = [
             BodyPart(p.content_type, second.get(p.section, b""), p.charset, p.encoding, p.filename, p.method, p.section, p.nested)
             for p in parts
@@ -387,12 +391,12 @@ def _spellings(name: str, delimiters: set[str]) -> list[str]:
     return out
 
 
-def _body_item(section: str, limit: int | None) -> bytes:
+def body_item(section: str, limit: int | None) -> bytes:
     suffix = f"<0.{limit}>" if limit else ""
     return f"BODY.PEEK[{section}]{suffix}".encode()
 
 
-def _by_section(data: dict[bytes, Any]) -> dict[str, bytes]:
+def by_section(data: dict[bytes, Any]) -> dict[str, bytes]:
     """Fetch results keyed by section: b'BODY[1.2]<0>' → '1.2'."""
     out: dict[str, bytes] = {}
     for key, value in data.items():

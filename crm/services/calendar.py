@@ -23,6 +23,7 @@ from crm.domain.errors import InvalidInput, NotFound
 from crm.domain.invites import EARLIEST, LATEST, PARTSTATS, InviteDraft, in_range
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email
+from crm.services import timeline
 from crm.store.calendar import CalendarEvent, CalendarSetting, EventAttendee, EventOccurrence
 from crm.store.models import Contact, Lead
 
@@ -192,7 +193,22 @@ def answer(session: Session, principal: Principal, invite: InviteDraft, partstat
         me.partstat = partstat
     row.expanded = False
     session.flush()
+    if partstat == "ACCEPTED":
+        _meeting_on_timelines(session, principal, row)
     return row
+
+
+def _meeting_on_timelines(session: Session, principal: Principal, row: CalendarEvent) -> None:
+    """An accepted meeting on the timeline of every lead and contact attending (once each,
+    however often it is accepted)."""
+    payload = {"event_id": row.id, "uid": row.uid, "summary": row.summary, "start": row.start_utc.isoformat() if row.start_utc else row.start_local}
+    for attendee in session.scalars(select(EventAttendee).where(EventAttendee.event_id == row.id)):
+        for kind, record_id in (("lead", attendee.lead_id), ("contact", attendee.contact_id)):
+            if record_id is not None:
+                timeline.add_entry(
+                    session, timeline.RecordRef(kind, record_id, principal.organisation_id), "meeting", summary=row.summary or "",
+                    payload=payload, source_key=f"meeting:{row.id}", user_id=principal.user_id,
+                )
 
 
 def apply(session: Session, principal: Principal, view: InviteView, message_id: str | None = None) -> InviteView:

@@ -12,16 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import Integer, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm.domain.errors import Conflict, InvalidInput, NotFound
 from crm.domain.principal import Principal
+from crm.services import timeline
+from crm.services.timeline import RecordRef
 from crm.store.base import utcnow
 from crm.store.campaigns import Campaign, CampaignMember, CampaignStatus, MemberStatusChange
 from crm.store.db import among, dialect_insert, id_chunks, is_postgres
 from crm.store.models import Lead
+from crm.store.timeline import TimelineEntry
 
 # The source CRM's own example statuses: sent (default), responded, not responded.
 DEFAULT_STATUSES: tuple[tuple[str, bool, bool], ...] = (("送信済み", True, False), ("反応あり", False, True), ("未反応", False, False))
@@ -110,6 +113,7 @@ def add_leads(
             select(literal(campaign.id), Lead.id, literal(target.id), literal(principal.user_id), now).where(Lead.organisation_id == principal.organisation_id, among(session, Lead.id, chunk)),
         )
         added = _insert_members(session, campaign.id, statement.on_conflict_do_nothing().returning(members_table.c.lead_id))
+        _joined(session, principal, campaign, target, sorted(added))
         rest = [lead_id for lead_id in chunk if lead_id not in added]
         # What is left is either a member already or no lead of this organisation.
         members = dict(session.execute(select(CampaignMember.lead_id, CampaignMember.status_id).where(CampaignMember.campaign_id == campaign.id, among(session, CampaignMember.lead_id, rest))).all()) if rest else {}
@@ -152,6 +156,27 @@ def _set_status(session: Session, principal: Principal, member: CampaignMember, 
         return
     session.add(MemberStatusChange(campaign_id=member.campaign_id, lead_id=member.lead_id, from_status_id=member.status_id, to_status_id=status.id, user_id=principal.user_id))
     member.status_id = status.id
+    campaign = session.get(Campaign, member.campaign_id)
+    name = campaign.name if campaign else ""
+    timeline.add_entry(
+        session, RecordRef("lead", member.lead_id, principal.organisation_id), "campaign", summary=f"{name}: {status.name}",
+        payload={"campaign_id": member.campaign_id, "campaign": name, "status": status.name, "change": "status"}, user_id=principal.user_id,
+    )
+
+
+def _joined(session: Session, principal: Principal, campaign: Campaign, status: CampaignStatus, lead_ids: list[int]) -> None:
+    """A timeline entry for each lead that joined: one INSERT … SELECT over the new members
+    (no row travels through Python, as for the members themselves)."""
+    if not lead_ids:
+        return
+    now = literal(utcnow(), TimelineEntry.at.type)
+    payload = literal({"campaign_id": campaign.id, "campaign": campaign.name, "status": status.name, "change": "added"}, TimelineEntry.payload.type)
+    rows = select(
+        literal(principal.organisation_id), literal("lead"), CampaignMember.lead_id, literal("campaign"), now, literal(f"{campaign.name}: {status.name}"[:500]),
+        payload, literal(principal.user_id, Integer), now,
+    ).where(CampaignMember.campaign_id == campaign.id, among(session, CampaignMember.lead_id, lead_ids))
+    columns = ["organisation_id", "record_type", "record_id", "kind", "at", "summary", "payload", "user_id", "created_at"]
+    session.execute(insert(TimelineEntry).from_select(columns, rows))
 
 
 def set_member_status(session: Session, principal: Principal, campaign_id: int, lead_id: int, status: str) -> CampaignMember:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from crm.domain.errors import Conflict, InvalidInput, NotFound
 from crm.domain.principal import Principal
 from crm.domain.rules import email_domain, is_free_mail, normalise_email, normalise_unique_value
-from crm.services import custom_fields
+from crm.services import custom_fields, timeline
 from crm.services.leads import get_lead
 from crm.services.organisations import require_admin
 from crm.store.campaigns import ConversionSettings, Deal, LeadConversion
@@ -155,8 +155,11 @@ def convert(
                 session.flush()
             conversion = LeadConversion(organisation_id=principal.organisation_id, lead_id=lead.id, account_id=account.id, contact_id=contact.id, deal_id=deal.id if deal else None, converted_by_id=principal.user_id)
             session.add(conversion)
-            lead.status = "converted"
+            previous, lead.status = lead.status, "converted"
             session.flush()
+            timeline.add_entry(session, lead, "status", summary=f"{previous} → converted", payload={"from": previous, "to": "converted", "contact_id": contact.id, "account_id": account.id}, user_id=principal.user_id)
+            # The lead's history goes with it, in this savepoint: all of it or none.
+            timeline.move_to_converted(session, lead, contact, account)
     except IntegrityError:
         done = conversion_of(session, lead.id)
         if done is not None:  # a concurrent request converted it first

@@ -20,6 +20,7 @@ from mail_adapter.junk import JunkFolder
 from widget_api import heartbeats, metrics
 from widget_api.calendar_scan import scan_inbox
 from widget_api.cli._runtime import cli_runtime
+from widget_api.mail_log_scan import scan_quietly
 from widget_api.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,11 @@ def scan_all(runtime: Runtime, only_user: str | None = None, out=sys.stderr) -> 
                 junk = JunkFolder(runtime.mailbox(s, principal, account_id))
                 outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
             calendar_result = scan_inbox(runtime, principal, account_id)
+            logged = scan_quietly(runtime, principal, account_id) or {}
             moved += len(outcome.moved)
             kept += len(outcome.kept)
             print(
-                f"[{i}/{len(accounts)}] {email}: moved {len(outcome.moved)}, kept in spam {len(outcome.kept)}, calendar updates applied {calendar_result['applied']}",
+                f"[{i}/{len(accounts)}] {email}: moved {len(outcome.moved)}, kept in spam {len(outcome.kept)}, calendar updates applied {calendar_result['applied']}, mails auto-logged {logged.get('logged', 0)}",
                 file=out,
                 flush=True,
             )
