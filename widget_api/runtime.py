@@ -30,6 +30,7 @@ class Runtime:
     secrets: SecretBox
     connection_tests: ConnectionTests = field(init=False)
     rate_limits: RateLimits = field(init=False)
+    _read_sessions: tuple[Engine, sessionmaker[Session]] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.connection_tests = ConnectionTests(self.settings.connection_tests_per_org, allow_private=self.settings.allow_private_hosts)
@@ -39,6 +40,15 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.database_url)
         return cls(settings, engine, make_session_factory(engine), MailboxPool(settings.pool_size, metrics.observe_imap), SecretBox(settings.secret_keys))
+
+    @property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions for reading only: on SQLite they never wait behind a writer (an import
+        batch, a save); a write through one is refused (crm.store.db). Built for the current
+        engine (tests swap it after build)."""
+        if self._read_sessions is None or self._read_sessions[0] is not self.engine:
+            self._read_sessions = (self.engine, make_session_factory(self.engine, read_only=True))
+        return self._read_sessions[1]
 
     def close(self) -> None:
         self.pool.close_all()
