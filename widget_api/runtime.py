@@ -18,6 +18,7 @@ from mail_adapter.mailbox import Mailbox, MailboxPool, MailboxSettings
 from widget_api import metrics
 from widget_api.config import Settings
 from widget_api.connection_tests import ConnectionTests
+from widget_api.import_worker import ImportWorker
 from widget_api.rate_limits import RateLimits
 
 
@@ -30,11 +31,13 @@ class Runtime:
     secrets: SecretBox
     connection_tests: ConnectionTests = field(init=False)
     rate_limits: RateLimits = field(init=False)
+    import_worker: ImportWorker = field(init=False)
     _read_sessions: tuple[Engine, sessionmaker[Session]] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.connection_tests = ConnectionTests(self.settings.connection_tests_per_org, allow_private=self.settings.allow_private_hosts)
         self.rate_limits = RateLimits(self.settings.rate_limits)
+        self.import_worker = ImportWorker(self, self.settings.import_workers, lease=self.settings.import_lease)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -51,6 +54,7 @@ class Runtime:
         return self._read_sessions[1]
 
     def close(self) -> None:
+        self.import_worker.stop()
         self.pool.close_all()
         self.engine.dispose()
 

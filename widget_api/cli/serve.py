@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     worker = threading.Thread(target=worker_loop, args=(cli_runtime(), args.scan_interval, stop), name="rescue-worker", daemon=True)
     worker.start()
+    # Import jobs left queued or running by the previous process resume now, not at the next upload.
+    runtime.import_worker.start()
     try:
         # log_config=None: uvicorn's own loggers propagate to the JSON handler instead of theirs
         uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG)

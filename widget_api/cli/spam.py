@@ -103,7 +103,8 @@ def run_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"worker: scanning every {args.interval:g} s; stop with Ctrl-C", file=sys.stderr)
+    print(f"worker: scanning every {args.interval:g} s, running import jobs; stop with Ctrl-C", file=sys.stderr)
+    runtime.import_worker.start()
     try:
         worker_loop(runtime, args.interval, stop)
     finally:
