@@ -67,4 +67,6 @@ class Runtime:
         return self.mailbox_settings(account.host, account.port, account.security, account.username, self.secrets.decrypt(account.secret_encrypted), account.auth)
 
     def mailbox_settings(self, host: str, port: int, security: str, username: str, secret: str, auth: str) -> MailboxSettings:
-        return MailboxSettings(host, port, security, username, secret, auth, ca_file=self.settings.imap_ca_file, connect_timeout=self.settings.connect_timeout)
+        return MailboxSettings(
+            host, port, security, username, secret, auth, ca_file=self.settings.imap_ca_file, connect_timeout=self.settings.connect_timeout, allow_private=self.settings.allow_private_hosts
+        )

@@ -20,7 +20,7 @@ from mail_adapter.itip_reply import SmtpSettings, build_reply, reply_message, se
 from mail_adapter.junk_diagnosis import diagnose_headers
 from mail_adapter.mailbox import is_loopback
 from mail_adapter.parsing import parse_addresses
-from widget_api.deps import CurrentUser, ReadSessionDep, RuntimeDep, SessionDep
+from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import Id, MessageRefIn
 
@@ -146,7 +146,7 @@ def scan(principal: CurrentUser, runtime: RuntimeDep, mailbox_id: Id | None = No
 
 
 @router.get("/settings")
-def get_settings(session: ReadSessionDep, principal: CurrentUser) -> dict[str, object]:
+def get_settings(session: SessionDep, principal: CurrentUser) -> dict[str, object]:  # writes: the defaults are stored on first read
     s = calendar.settings_of(session, principal)
     return {"destination": s.destination, "send_replies": s.send_replies, "smtp_host": s.smtp_host, "smtp_port": s.smtp_port, "smtp_security": s.smtp_security, "smtp_username": s.smtp_username}
 
