@@ -213,11 +213,11 @@ class Importer:
                 checked.append((values, custom, [(f, n) for f in self.unique if (n := normalise_unique_value(f, values.get(f)))]))
         wanted = {k for _v, _c, keys in checked for k in keys}
         known: dict[tuple[str, str], int] = {}
-        if wanted:
-            query = select(LeadUniqueKey.field, LeadUniqueKey.value_norm, LeadUniqueKey.lead_id).where(
-                LeadUniqueKey.organisation_id == org, LeadUniqueKey.value_norm.in_(sorted({v for _f, v in wanted}))
+        for name in sorted({f for f, _v in wanted}):  # per field: the unique index (organisation, field, value) answers it
+            query = select(LeadUniqueKey.value_norm, LeadUniqueKey.lead_id).where(
+                LeadUniqueKey.organisation_id == org, LeadUniqueKey.field == name, LeadUniqueKey.value_norm.in_(sorted(v for f, v in wanted if f == name))
             )
-            known = {(f, v): lead for f, v, lead in session.execute(query) if (f, v) in wanted}
+            known.update(((name, v), lead) for v, lead in session.execute(query))
         batch: list[tuple[dict[str, str | None], list[tuple[str, str]]]] = []
         pending: dict[tuple[str, str], dict[str, str | None]] = {}  # keys of rows not inserted yet
         custom_later: list[tuple[int, dict[str, str]]] = []  # (index in batch, custom values)

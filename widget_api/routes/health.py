@@ -24,6 +24,7 @@ RETRY_AFTER = "5"
 @router.get("/api/v1/health")
 def health(runtime: RuntimeDep) -> dict[str, str]:
     with runtime.engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY: True})  # begins deferred: never waits behind a writer
         conn.execute(text("SELECT 1"))
     return {"status": "ok"}
 
