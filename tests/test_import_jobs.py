@@ -111,6 +111,23 @@ class TestImportJob:
             twice = s.execute(select(Lead.last_name).group_by(Lead.last_name).having(func.count() > 1)).all()
         assert twice == []
 
+    def test_the_runner_in_a_child_process_imports_the_job(self, runtime, member) -> None:  # type: ignore[no-untyped-def]
+        """What `serve` does (MAILWIDGET_IMPORT_IN_SUBPROCESS, the default): a thread of the API
+        starts `mailwidget import-jobs` and waits; the import's CPU work is not in the API's process."""
+        from widget_api.import_worker import ImportWorker
+
+        job_id = queue_job(runtime, member, big_csv(3000))
+        worker = ImportWorker(runtime, 1, poll=0.2, in_subprocess=True)
+        worker.start()
+        try:
+            deadline = time.monotonic() + 120
+            while job_row(runtime, job_id).status != "done":
+                assert time.monotonic() < deadline, job_row(runtime, job_id).status
+                time.sleep(0.1)
+        finally:
+            worker.stop()
+        assert job_row(runtime, job_id).created == lead_count(runtime) == 3000
+
     def test_a_failing_runner_is_retried_then_the_job_failed_and_the_loop_lives_on(self, runtime, member, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
         job_id = queue_job(runtime, member, big_csv(10))
         monkeypatch.setattr(csv_import.Importer, "batch", lambda *a: 1 / 0)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -139,8 +141,9 @@ class ImportWorker:
     """`threads` loops that claim and run import jobs; started on the first wake() (an
     upload) or by start() (`serve`, `worker`: jobs left by a previous process resume)."""
 
-    def __init__(self, runtime: Runtime, threads: int = 2, poll: float = 2.0, lease: float = 60.0) -> None:
+    def __init__(self, runtime: Runtime, threads: int = 2, poll: float = 2.0, lease: float = 60.0, *, in_subprocess: bool = False) -> None:
         self.runtime, self.threads, self.poll, self.lease = runtime, threads, poll, lease
+        self.in_subprocess = in_subprocess
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._running: list[threading.Thread] = []
@@ -181,13 +184,43 @@ class ImportWorker:
         run_job(self.runtime, job, owner, self.lease, beat=lambda: heartbeats.beat(name, self.poll), stop=stop)
         return True
 
+    def run_child(self, name: str, stop: threading.Event) -> bool:
+        """When a job is waiting, run `mailwidget import-jobs` (the same runner, in a process
+        of its own) until it exits; False when none was waiting. A CPU-bound import in a
+        thread of the API process would hold the GIL that every request needs: the requests
+        would wait up to the switch interval at each step. This thread only waits."""
+        with self.runtime.read_sessions() as s:
+            if not import_jobs.has_claimable(s):
+                return False
+        settings = self.runtime.settings
+        env = {
+            **os.environ, "DATABASE_URL": settings.database_url, "MAILWIDGET_DATA_DIR": str(settings.data_dir),
+            "MAILWIDGET_IMPORT_LEASE": str(self.lease), "MAILWIDGET_SECRET_KEY": ",".join(settings.secret_keys), "MAILWIDGET_LOG_FORMAT": settings.log_format,
+        }
+        child = subprocess.Popen([sys.executable, "-m", "widget_api.cli", "import-jobs"], env=env, stdout=subprocess.DEVNULL)
+        try:
+            while child.poll() is None:
+                if stop.wait(self.poll):
+                    child.terminate()  # the child puts its job back in the queue (SIGTERM)
+                    break
+                heartbeats.beat(name, self.poll)
+        finally:
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()  # its job's lease expires and another runner resumes it
+                child.wait()
+        if child.returncode:
+            log.warning("%s: the import runner exited with %s", name, child.returncode)
+        return True
+
     def _loop(self, name: str, stop: threading.Event) -> None:
         heartbeats.beat(name, self.poll)
         pause = self.poll
         try:
             while not stop.is_set():
                 try:
-                    ran = self.run_once(name, stop)
+                    ran = self.run_child(name, stop) if self.in_subprocess else self.run_once(name, stop)
                 except Exception:
                     metrics.TASK_FAILURES.labels(name).inc()
                     log.exception("%s: the pass failed; next one in %g s", name, pause)

@@ -37,7 +37,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.connection_tests = ConnectionTests(self.settings.connection_tests_per_org, allow_private=self.settings.allow_private_hosts)
         self.rate_limits = RateLimits(self.settings.rate_limits)
-        self.import_worker = ImportWorker(self, self.settings.import_workers, lease=self.settings.import_lease)
+        self.import_worker = ImportWorker(self, self.settings.import_workers, lease=self.settings.import_lease, in_subprocess=self.settings.import_in_subprocess)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
@@ -73,15 +74,11 @@ def claim(session: Session, owner: str, lease: float, now: datetime | None = Non
     died), now held by `owner` until now + lease. An organisation runs one import at a
     time: its other jobs wait. None when there is nothing to run."""
     now = now or utcnow()
-    claimable = (ImportJob.status == "queued") | ((ImportJob.status == "running") & (ImportJob.lease_expires_at < now))
-    candidates = session.execute(select(ImportJob.id, ImportJob.organisation_id).where(claimable).order_by(ImportJob.id).limit(20)).all()
-    for job_id, org_id in candidates:
+    claimable = _claimable(now)
+    for job_id, org_id in _candidates(session, now):
         # Serialises claims per organisation on PostgreSQL (SQLite: BEGIN IMMEDIATE already).
         session.execute(select(Organisation.id).where(Organisation.id == org_id).with_for_update())
-        busy = session.scalar(
-            select(exists().where(ImportJob.organisation_id == org_id, ImportJob.id != job_id, ImportJob.status == "running", ImportJob.lease_expires_at >= now))
-        )
-        if busy:
+        if _busy(session, org_id, job_id, now):
             continue
         taken = session.execute(
             update(ImportJob)
@@ -104,6 +101,25 @@ def claim(session: Session, owner: str, lease: float, now: datetime | None = Non
         principal = Principal(user.id, user.organisation_id, user.email, user.role, user.language)
         return Claimed(job.id, principal, job.path, job.encoding, job.on_duplicate, job.all_or_nothing, dict(job.mapping), job.rows_total, job.rows_done, job.attempts)
     return None
+
+
+def _claimable(now: datetime) -> Any:
+    return (ImportJob.status == "queued") | ((ImportJob.status == "running") & (ImportJob.lease_expires_at < now))
+
+
+def _candidates(session: Session, now: datetime) -> list[Any]:
+    return list(session.execute(select(ImportJob.id, ImportJob.organisation_id).where(_claimable(now)).order_by(ImportJob.id).limit(20)))
+
+
+def _busy(session: Session, org_id: int, job_id: int, now: datetime) -> bool:
+    """Whether the organisation runs another import (under a live lease)."""
+    return bool(session.scalar(select(exists().where(ImportJob.organisation_id == org_id, ImportJob.id != job_id, ImportJob.status == "running", ImportJob.lease_expires_at >= now))))
+
+
+def has_claimable(session: Session) -> bool:
+    """Whether `claim` would find a job now (read only: to decide whether to start a runner)."""
+    now = utcnow()
+    return any(not _busy(session, org_id, job_id, now) for job_id, org_id in _candidates(session, now))
 
 
 def _mine(session: Session, job_id: int, owner: str, lease: float, **values: object) -> None:

@@ -202,10 +202,15 @@ def run(args: argparse.Namespace) -> int:
 def run_import_jobs(args: argparse.Namespace) -> int:
     """What the API's background runner does, in the foreground: jobs left running by a
     process that died are taken over once their lease expired."""
+    import signal
+    import threading
+
+    stop = threading.Event()  # SIGTERM (the API shutting down): the job goes back to the queue
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     runtime = cli_runtime()
     ran = 0
     try:
-        while runtime.import_worker.run_once("import-jobs"):
+        while not stop.is_set() and runtime.import_worker.run_once("import-jobs", stop):
             ran += 1
     finally:
         runtime.close()
