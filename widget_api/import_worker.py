@@ -197,7 +197,8 @@ class ImportWorker:
             **os.environ, "DATABASE_URL": settings.database_url, "MAILWIDGET_DATA_DIR": str(settings.data_dir),
             "MAILWIDGET_IMPORT_LEASE": str(self.lease), "MAILWIDGET_SECRET_KEY": ",".join(settings.secret_keys), "MAILWIDGET_LOG_FORMAT": settings.log_format,
         }
-        child = subprocess.Popen([sys.executable, "-m", "widget_api.cli", "import-jobs"], env=env, stdout=subprocess.DEVNULL)
+        # Niced: on a busy machine the API's requests get the CPU before the import.
+        child = subprocess.Popen([sys.executable, "-m", "widget_api.cli", "import-jobs", "--nice", "10"], env=env, stdout=subprocess.DEVNULL)
         try:
             while child.poll() is None:
                 if stop.wait(self.poll):

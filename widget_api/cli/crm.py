@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--errors", type=Path, help="write the rejected rows (line, reason) to this CSV")
     p.set_defaults(func=run)
     p = sub.add_parser("import-jobs", help="run the queued import jobs (uploads to /api/v1/imports/leads) until none is left")
+    p.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N (the API starts it with 10)")
     p.set_defaults(func=run_import_jobs)
 
     p = sub.add_parser("campaign-create", help="create a campaign (default statuses 送信済み / 反応あり / 未反応)")
@@ -205,6 +207,8 @@ def run_import_jobs(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    if args.nice:
+        os.nice(args.nice)  # requests of the API process get the CPU first
     stop = threading.Event()  # SIGTERM (the API shutting down): the job goes back to the queue
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     runtime = cli_runtime()
