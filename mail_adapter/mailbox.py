@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import imaplib
 import ipaddress
+import socket
 import ssl
 import threading
 import time
@@ -21,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from imapclient import IMAPClient, imap_utf7
+from imapclient import IMAPClient, imap4, imap_utf7, tls
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import SocketTimeout
 from imapclient.response_parser import parse_message_list
@@ -29,6 +31,7 @@ from imapclient.response_parser import parse_message_list
 from crm.domain.drafts import MessageRef, ReadContext
 from crm.domain.errors import InvalidInput, MessageNotFound
 from crm.domain.ports import OpenedMessage
+from mail_adapter.addresses import checked_addresses, connect
 from mail_adapter.errors import CONNECTION_ERRORS, translate
 from mail_adapter.parsing import BodyPart, parse_fetched
 from mail_adapter.reading import read_parsed
@@ -113,6 +116,9 @@ class MailboxSettings:
     # Covers the TCP connect and the server's greeting (imapclient reads it under the
     # connect timeout): a host that accepts and never speaks fails fast.
     connect_timeout: float = 5.0
+    # Loopback, private and reserved addresses are refused at every connect unless allowed
+    # (the admin's MAILWIDGET_ALLOW_PRIVATE_HOSTS; the tests' Dovecot on 127.0.0.1).
+    allow_private: bool = False
 
     def __post_init__(self) -> None:
         if self.security not in SECURITIES:
@@ -128,6 +134,35 @@ class MailboxSettings:
     def key(self) -> tuple[str, int, str, str, str, str]:
         digest = hashlib.sha256(self.secret.encode()).hexdigest()
         return (self.host.lower(), self.port, self.security, self.username, self.auth, digest)
+
+
+class PinnedIMAPClient(IMAPClient):  # type: ignore[misc]
+    """An IMAPClient that connects to addresses already checked, while `host` stays the name:
+    TLS sends it as SNI and verifies the certificate against it (also after STARTTLS)."""
+
+    def __init__(self, addresses: list[str], host: str, **kwargs: Any) -> None:
+        self.addresses = addresses
+        super().__init__(host, **kwargs)
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name
+        connect_timeout = getattr(self._timeout, "connect", None)
+        addresses = self.addresses
+        if self.ssl:
+            context = self.ssl_context
+
+            class PinnedTLS(tls.IMAP4_TLS):  # type: ignore[misc]
+                def _create_socket(self, timeout: float | None = None) -> socket.socket:
+                    sock = connect(addresses, self.port, timeout if timeout is not None else self._timeout)
+                    wrapped: socket.socket = tls.wrap_socket(sock, context, self.host)
+                    return wrapped
+
+            return PinnedTLS(self.host, self.port, self.ssl_context, connect_timeout)
+
+        class Pinned(imap4.IMAP4WithTimeout):  # type: ignore[misc]
+            def _create_socket(self, timeout: float | None = None) -> socket.socket:
+                return connect(addresses, self.port, timeout if timeout is not None else self._timeout)
+
+        return Pinned(self.host, self.port, connect_timeout)
 
 
 class Mailbox:
@@ -150,7 +185,10 @@ class Mailbox:
     def _connect(self) -> IMAPClient:
         s = self.settings
         timeout = SocketTimeout(connect=min(s.connect_timeout, s.timeout), read=s.timeout)
-        client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl", ssl_context=self._ssl_context() if s.security == "ssl" else None, timeout=timeout)
+        # Resolved once and every address checked here, at each connect: the client connects
+        # to those addresses, never to the name resolved anew (DNS rebinding).
+        addresses = checked_addresses(s.host, s.port, allow_private=s.allow_private)
+        client = PinnedIMAPClient(addresses, s.host, port=s.port, ssl=s.security == "ssl", ssl_context=self._ssl_context() if s.security == "ssl" else None, timeout=timeout)
         if self.on_round_trip is not None:
             _observe_round_trips(client, self.on_round_trip)
         try:

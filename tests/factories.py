@@ -44,3 +44,22 @@ def connect_mailbox(client, user: UserRef, imap_user, **extra):  # type: ignore[
     body = {"host": imap_user.host, "port": imap_user.port, "security": "plain", "username": imap_user.name, "password": imap_user.password}
     body.update(extra)
     return client.post("/api/v1/mailboxes", json=body, headers=user.headers)
+
+
+def import_csv(client, user: UserRef, data: bytes, form: dict[str, object] | None = None, *, timeout: float = 120.0) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Upload a CSV to /api/v1/imports/leads (202) and poll the job until it ended; the job
+    as the API shows it, with the error CSV's text under "errors_text"."""
+    import time
+
+    response = client.post("/api/v1/imports/leads", files={"file": ("leads.csv", data, "text/csv")}, data=form or {}, headers=user.headers)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["location"] == f"/api/v1/imports/{job['id']}"
+    deadline = time.monotonic() + timeout
+    while job["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+        job = client.get(f"/api/v1/imports/{job['id']}", headers=user.headers).json()
+    errors = client.get(job["errors_csv"], headers=user.headers)
+    assert errors.status_code == 200 and errors.headers["content-type"].startswith("text/csv")
+    return {**job, "errors_text": errors.text}

@@ -91,7 +91,8 @@ def test_a_database_that_is_unreachable_is_503_in_the_users_language(runtime, me
     from widget_api.main import create_app
 
     with TestClient(create_app(runtime.settings, runtime), raise_server_exceptions=False) as client:
-        runtime.sessions = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'gone' / 'x.db'}"))
+        runtime.engine = make_engine(f"sqlite:///{tmp_path / 'gone' / 'x.db'}")  # reads (runtime.read_sessions) and writes alike
+        runtime.sessions = make_session_factory(runtime.engine)
         response = client.get("/api/v1/campaigns", headers={**member.headers, "Accept-Language": "ja"})
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     assert response.json()["type"] == "database_unavailable" and "データベース" in response.json()["detail"]

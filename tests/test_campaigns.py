@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from crm.store.campaigns import CampaignMember
 from crm.store.models import Account, Contact, Lead
-from tests.factories import make_org, make_user
+from tests.factories import import_csv, make_org, make_user
 
 
 def lead(client, user, **fields) -> int:  # type: ignore[no-untyped-def]
@@ -133,38 +133,38 @@ CSV = "会社名,姓,名,メールアドレス,電話番号\n株式会社山田�
 class TestCsvImport:
     def test_shift_jis_with_duplicates_all_or_nothing_then_row_by_row(self, client, member, session) -> None:  # type: ignore[no-untyped-def]
         data = CSV.encode("cp932")
-        files = {"file": ("leads.csv", data, "text/csv")}
-        strict = client.post("/api/v1/imports/leads", files=files, headers=member.headers).json()
-        assert strict["committed"] is False and strict["rejected"] == 1 and "3,email" in strict["errors_csv"]
+        strict = import_csv(client, member, data)
+        assert (strict["status"], strict["committed"], strict["counts"]["errors"]) == ("done", False, 1) and "3,email" in strict["errors_text"]
+        assert strict["progress"] == {"rows_done": 0, "rows_total": 4}
         session.rollback()  # a fresh snapshot; and no transaction (SQLite lock) is left open
         assert session.scalar(select(func.count()).select_from(Lead)) == 0
         session.rollback()
-        loose = client.post("/api/v1/imports/leads", files=files, data={"mode": "row_by_row", "on_duplicate": "merge"}, headers=member.headers).json()
-        assert (loose["created"], loose["merged"], loose["rejected"], loose["committed"]) == (2, 1, 1, True)
+        loose = import_csv(client, member, data, {"mode": "row_by_row", "on_duplicate": "merge"})
+        assert (loose["counts"], loose["committed"]) == ({"created": 2, "updated": 1, "skipped": 0, "errors": 1}, True)
+        assert loose["progress"] == {"rows_done": 4, "rows_total": 4} and loose["finished_at"] >= loose["started_at"] >= loose["created_at"]
         session.rollback()  # a fresh snapshot; and no transaction (SQLite lock) is left open
         misaki = session.scalar(select(Lead).where(Lead.email_norm == "misaki@mirai.jp"))
         assert misaki.mobile is None and misaki.phone == "070-1111-2222" and misaki.source == "csv_import" and misaki.company == "合同会社ミライ"
         session.rollback()
-        again = client.post("/api/v1/imports/leads", files=files, data={"mode": "row_by_row"}, headers=member.headers).json()
-        assert (again["created"], again["skipped"]) == (0, 3)
+        again = import_csv(client, member, data, {"mode": "row_by_row"})
+        assert (again["counts"]["created"], again["counts"]["skipped"]) == (0, 3)
 
     def test_utf8_bom_and_an_explicit_mapping(self, client, member) -> None:  # type: ignore[no-untyped-def]
         data = "\ufeffOrganisation,Surname,Mail\nAcme Inc.,Smith,john@acme.example\n".encode()
-        result = client.post(
-            "/api/v1/imports/leads", files={"file": ("l.csv", data, "text/csv")}, data={"mapping": ["Organisation=company", "Surname=last_name", "Mail=email"]}, headers=member.headers
-        ).json()
-        assert result["created"] == 1
+        result = import_csv(client, member, data, {"mapping": ["Organisation=company", "Surname=last_name", "Mail=email"]})
+        assert result["counts"]["created"] == 1
         assert client.get("/api/v1/leads", params={"email": "john@acme.example"}, headers=member.headers).json()["items"][0]["company"] == "Acme Inc."
-        bad = client.post("/api/v1/imports/leads", files={"file": ("l.csv", b"\x89PNG\x00\xff\xfe", "text/csv")}, headers=member.headers)
-        assert bad.status_code == 400
+        png = import_csv(client, member, b"\x89PNG\x00\xff\xfe")
+        assert png["status"] == "failed" and png["error"]["type"] == "no_mapping" and png["counts"]["created"] == 0
+        bad = import_csv(client, member, b"email\n\x85\x40\xa0@example.com\n")  # neither UTF-8 nor CP932
+        assert bad["status"] == "failed" and bad["error"]["type"] == "bad_encoding" and "UTF-8" in bad["error"]["detail"]
 
     def test_custom_columns_are_typed_and_required(self, client, admin, member) -> None:  # type: ignore[no-untyped-def]
         client.post("/api/v1/custom-fields", json={"key": "employees", "type": "number", "required": True}, headers=admin.headers)
         data = "Company,Mail,社員数\nA社,a@a.example,120\nB社,b@b.example,\nC社,c@c.example,many\n".encode()
-        result = client.post(
-            "/api/v1/imports/leads", files={"file": ("l.csv", data, "text/csv")}, data={"mapping": ["社員数=custom:employees"], "mode": "row_by_row"}, headers=member.headers
-        ).json()
-        assert (result["created"], result["rejected"]) == (1, 2) and "3,employees is required" in result["errors_csv"] and "4,employees: not a number" in result["errors_csv"]
+        result = import_csv(client, member, data, {"mapping": ["社員数=custom:employees"], "mode": "row_by_row"})
+        assert (result["counts"]["created"], result["counts"]["errors"]) == (1, 2)
+        assert "3,employees is required" in result["errors_text"] and "4,employees: not a number" in result["errors_text"]
         lead_id = client.get("/api/v1/leads", params={"email": "a@a.example"}, headers=member.headers).json()["items"][0]["id"]
         assert client.get(f"/api/v1/leads/{lead_id}/custom", headers=member.headers).json() == {"employees": 120.0}
 

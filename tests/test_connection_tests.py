@@ -57,3 +57,46 @@ def test_at_most_n_tests_per_organisation_at_once() -> None:
             pass
     with tests.slot(1, "127.0.0.1", 993):  # the slots were given back
         pass
+
+
+class TestResolvedOnce:
+    """The IMAP connection goes to the addresses checked at connect time (mail_adapter.addresses),
+    never to the name resolved again: a DNS answer that changes between the check and the
+    connection (rebinding) cannot lead into the local network."""
+
+    @staticmethod
+    def box(host: str, port: int, user, *, security: str = "plain", ca_file: str | None = None, allow_private: bool):  # type: ignore[no-untyped-def]
+        from mail_adapter.mailbox import Mailbox, MailboxSettings
+
+        return Mailbox(MailboxSettings(host, port, security, user.name, user.password, ca_file=ca_file, timeout=5, allow_private=allow_private))
+
+    def test_a_name_that_resolves_to_loopback_is_refused_unless_allowed(self, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        with pytest.raises(InvalidInput) as raised:
+            self.box("localhost", dovecot.port, imap_user, allow_private=False).check()
+        assert raised.value.code == "private_address"
+        assert "INBOX" in self.box("localhost", dovecot.port, imap_user, allow_private=True).check()
+
+    def test_a_name_rebound_to_loopback_after_the_check_is_refused(self, dovecot, imap_user, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+        answers = iter(["93.184.216.34", "127.0.0.1", "127.0.0.1"])
+        calls = []
+
+        def rebinding(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+        check_target("mail.rebind.test", dovecot.tls_port)  # the first answer: public
+        with pytest.raises(InvalidInput) as raised:
+            self.box("mail.rebind.test", dovecot.tls_port, imap_user, security="ssl", ca_file=dovecot.ca_file, allow_private=False).check()
+        assert raised.value.code == "private_address" and calls == ["mail.rebind.test"] * 2  # one resolution per connect
+
+    def test_tls_verifies_the_name_not_the_address_connected_to(self, dovecot, imap_user, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+        from crm.domain.errors import MailboxUnavailable
+
+        real = socket.getaddrinfo
+        monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real("127.0.0.1" if host == "mail.other.test" else host, *a, **k))
+        # connected to 127.0.0.1, whose certificate names localhost and 127.0.0.1 only
+        with pytest.raises(MailboxUnavailable):
+            self.box("mail.other.test", dovecot.tls_port, imap_user, security="ssl", ca_file=dovecot.ca_file, allow_private=True).check()
+        assert "INBOX" in self.box("localhost", dovecot.tls_port, imap_user, security="ssl", ca_file=dovecot.ca_file, allow_private=True).check()
+        assert "INBOX" in self.box("localhost", dovecot.port, imap_user, security="starttls", ca_file=dovecot.ca_file, allow_private=True).check()

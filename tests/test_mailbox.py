@@ -14,7 +14,7 @@ CTX = ReadContext()
 
 
 def settings(user, port: int, security: str = "plain", ca_file: str | None = None, password: str | None = None) -> MailboxSettings:  # type: ignore[no-untyped-def]
-    return MailboxSettings("127.0.0.1", port, security, user.name, password or user.password, ca_file=ca_file, timeout=5)
+    return MailboxSettings("127.0.0.1", port, security, user.name, password or user.password, ca_file=ca_file, timeout=5, allow_private=True)
 
 
 class TestSecurity:
@@ -116,10 +116,10 @@ class TestXoauth2:
         try:
             with Dovecot(oauth2_url=f"http://127.0.0.1:{server.server_address[1]}/introspect") as dovecot:
                 dovecot.add_user("oauthuser", "unused-password")
-                settings = MailboxSettings("127.0.0.1", dovecot.port, "plain", "oauthuser", "good-token", auth="xoauth2", timeout=5)
+                settings = MailboxSettings("127.0.0.1", dovecot.port, "plain", "oauthuser", "good-token", auth="xoauth2", timeout=5, allow_private=True)
                 assert "INBOX" in Mailbox(settings).check()
                 with pytest.raises(MailboxAuthError):
-                    Mailbox(MailboxSettings("127.0.0.1", dovecot.port, "plain", "oauthuser", "bad-token", auth="xoauth2", timeout=5)).check()
+                    Mailbox(MailboxSettings("127.0.0.1", dovecot.port, "plain", "oauthuser", "bad-token", auth="xoauth2", timeout=5, allow_private=True)).check()
         finally:
             server.shutdown()
 
@@ -128,7 +128,7 @@ class TestFolderByClientPath:
     """A mail client names folders by its own display path; the server's names differ."""
 
     def _box(self, server, user) -> Mailbox:  # type: ignore[no-untyped-def]
-        return Mailbox(MailboxSettings(user.host, user.port, "plain", user.name, user.password))
+        return Mailbox(MailboxSettings(user.host, user.port, "plain", user.name, user.password, allow_private=True))
 
     def test_a_dotted_subfolder_and_a_non_ascii_folder_by_display_path(self, dovecot_dotted) -> None:  # type: ignore[no-untyped-def]
         user = dovecot_dotted.add_user()

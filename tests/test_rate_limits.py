@@ -32,7 +32,7 @@ def test_a_burst_past_the_limit_is_429_and_another_token_is_unaffected(client: T
 def test_the_import_and_the_mailbox_test_are_limited(client: TestClient, member, runtime) -> None:  # type: ignore[no-untyped-def]
     runtime.rate_limits.limits.update({"import": 1, "mailbox_test": 1})
     files = {"file": ("leads.csv", b"email\na@example.com\n", "text/csv")}
-    assert client.post("/api/v1/imports/leads", files=files, headers=member.headers).status_code == 200
+    assert client.post("/api/v1/imports/leads", files=files, headers=member.headers).status_code == 202
     assert client.post("/api/v1/imports/leads", files=files, headers=member.headers).status_code == 429
     assert client.post("/api/v1/mailboxes/1/test", headers=member.headers).status_code == 404  # counted, then not found
     assert client.post("/api/v1/mailboxes/1/test", headers=member.headers).status_code == 429

@@ -31,7 +31,7 @@ def mail(sender: str = "Customer <buyer@customer.co.jp>", mid: str = "<m1@custom
 
 
 def box(server, user) -> Mailbox:  # type: ignore[no-untyped-def]
-    return Mailbox(MailboxSettings("127.0.0.1", user.port if server is None else server.port, "plain", user.name, user.password, timeout=5))
+    return Mailbox(MailboxSettings("127.0.0.1", user.port if server is None else server.port, "plain", user.name, user.password, timeout=5, allow_private=True))
 
 
 def folder_mids(server, user, folder: str) -> list[str]:  # type: ignore[no-untyped-def]
@@ -129,7 +129,7 @@ class TestDrops:
         uid = server.append(user.name, "Junk", mail())
         proxy = fault_proxy(server)
         proxy.cut_on(command, when=when, times=1)
-        junk = JunkFolder(Mailbox(MailboxSettings("127.0.0.1", proxy.port, "plain", user.name, user.password, timeout=5)))
+        junk = JunkFolder(Mailbox(MailboxSettings("127.0.0.1", proxy.port, "plain", user.name, user.password, timeout=5, allow_private=True)))
         outcome = junk.not_spam(MessageRef("Junk", uid))
         assert proxy.cuts == 1
         assert folder_mids(server, user, "INBOX") == ["<m1@customer.co.jp>"]
@@ -179,7 +179,7 @@ class TestCollision:
         proxy = fault_proxy(server)
         proxy.cut_on(command, when=when, times=1)
         with pytest.raises(Conflict):
-            JunkFolder(Mailbox(MailboxSettings("127.0.0.1", proxy.port, "plain", user.name, user.password, timeout=5))).not_spam(MessageRef("Junk", uid))
+            JunkFolder(Mailbox(MailboxSettings("127.0.0.1", proxy.port, "plain", user.name, user.password, timeout=5, allow_private=True))).not_spam(MessageRef("Junk", uid))
         assert proxy.cuts == 1
         assert junk_state(server, user) == before
 
@@ -192,7 +192,7 @@ class TestCollision:
         uid = server.append(user.name, "Junk", LEGIT)
         proxy = fault_proxy(server)
         proxy.cut_on(rb"UID COPY", when="after_forward", times=1)
-        outcome = JunkFolder(Mailbox(MailboxSettings("127.0.0.1", proxy.port, "plain", user.name, user.password, timeout=5))).not_spam(MessageRef("Junk", uid))
+        outcome = JunkFolder(Mailbox(MailboxSettings("127.0.0.1", proxy.port, "plain", user.name, user.password, timeout=5, allow_private=True))).not_spam(MessageRef("Junk", uid))
         assert proxy.cuts == 1 and outcome.uid is not None and outcome.sender == "buyer@customer.co.jp"
         assert folder_mids(server, user, "INBOX") == ["<m1@customer.co.jp>"] and folder_mids(server, user, "Junk") == []
 
@@ -304,7 +304,7 @@ class TestApi:
         uid = dovecot.append(user.name, "Junk", mail())
         proxy = fault_proxy(dovecot)
         proxy.cut_on(rb"APPEND|SETMETADATA|XLEARN", when="before", times=None)  # anything a hook would send
-        JunkFolder(Mailbox(MailboxSettings("127.0.0.1", proxy.port, "plain", user.name, user.password, timeout=5))).not_spam(MessageRef("Junk", uid))
+        JunkFolder(Mailbox(MailboxSettings("127.0.0.1", proxy.port, "plain", user.name, user.password, timeout=5, allow_private=True))).not_spam(MessageRef("Junk", uid))
         assert proxy.cuts == 0
 
     def test_rescue_scan_incremental_state(self, dovecot) -> None:  # type: ignore[no-untyped-def]

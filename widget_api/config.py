@@ -41,6 +41,13 @@ class Settings:
     rate_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     # "text" or "json" (one JSON object per line, with the request id): widget_api.logs.
     log_format: str = "text"
+    # Background import jobs: runner threads per process, and the seconds a job stays
+    # claimed without a sign of life from its runner (renewed at every batch).
+    import_workers: int = 2
+    import_lease: float = 60.0
+    # Each runner thread starts `mailwidget import-jobs` as a child process and waits for it
+    # (an import's CPU work never competes with requests for the GIL); off: in the thread.
+    import_in_subprocess: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -52,7 +59,9 @@ class Settings:
         MAILWIDGET_ALLOW_PRIVATE_HOSTS (1: mail servers on loopback/private addresses),
         MAILWIDGET_CONNECT_TIMEOUT (seconds), MAILWIDGET_CONNECTION_TESTS_PER_ORG,
         MAILWIDGET_RATE_LIMITS (per token and minute: upload=30,import=5,mailbox_test=10),
-        MAILWIDGET_LOG_FORMAT (text or json)."""
+        MAILWIDGET_LOG_FORMAT (text or json), MAILWIDGET_IMPORT_WORKERS (threads),
+        MAILWIDGET_IMPORT_LEASE (seconds), MAILWIDGET_IMPORT_IN_SUBPROCESS (default 1; 0:
+        imports run in the API process's threads)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -74,6 +83,9 @@ class Settings:
             connection_tests_per_org=int(env.get("MAILWIDGET_CONNECTION_TESTS_PER_ORG", "2")),
             rate_limits=parse_limits(env.get("MAILWIDGET_RATE_LIMITS", "")),
             log_format=_log_format(env.get("MAILWIDGET_LOG_FORMAT", "text")),
+            import_workers=max(1, int(env.get("MAILWIDGET_IMPORT_WORKERS", "2"))),
+            import_lease=float(env.get("MAILWIDGET_IMPORT_LEASE", "60")),
+            import_in_subprocess=env.get("MAILWIDGET_IMPORT_IN_SUBPROCESS", "1").lower() not in ("0", "false", "no"),
         )
 
 

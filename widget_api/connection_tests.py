@@ -5,31 +5,22 @@ the server's own network and a way to hold every worker thread on hosts that nev
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from crm.domain.errors import InvalidInput, RateLimited
-
-
-def is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
-    return ip.is_global and not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+from crm.domain.errors import RateLimited
+from mail_adapter.addresses import checked_addresses
 
 
 def check_target(host: str, port: int) -> None:
-    """Every address the name resolves to is checked: one private address among public ones
-    is enough to reach the local network."""
+    """Refused at once when host resolves to any private address (the connection checks again,
+    on the addresses it connects to: mail_adapter.addresses)."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, ValueError):
+        checked_addresses(host, port, allow_private=False)
+    except socket.gaierror:
         return  # unresolvable: the connection itself fails with a clear 502
-    if any(not is_public(str(info[4][0])) for info in infos):
-        raise InvalidInput(f"{host} is a loopback, private or reserved address", code="private_address")
 
 
 class ConnectionTests:

@@ -42,6 +42,16 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+def get_read_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """A session of an endpoint that only reads: it never waits behind a writer (a running
+    import's batch, a save) and any write through it is refused (crm.store.db)."""
+    with runtime.read_sessions() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+
+
 def get_principal(
     request: Request,
     runtime: RuntimeDep,
@@ -51,7 +61,7 @@ def get_principal(
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise PermissionDenied("an API token is required (Authorization: Bearer …)", code="missing_token")
-    with runtime.sessions() as session:
+    with runtime.read_sessions() as session:
         principal = organisations.authenticate(session, token.strip())
     request.state.language = pick_language(lang or principal.language, None)
     return principal

@@ -93,7 +93,7 @@ def form_token(request: Request) -> str:
 
 
 def get_signed_in(request: Request, runtime: RuntimeDep, mw_session: Annotated[str | None, Cookie()] = None) -> auth.SignedIn:
-    with runtime.sessions() as session:
+    with runtime.read_sessions() as session:
         who = auth.session_user(session, mw_session)
     if who is None:
         raise NotSignedIn(request.url.path + (f"?{request.url.query}" if request.url.query else ""))

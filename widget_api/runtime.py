@@ -18,6 +18,7 @@ from mail_adapter.mailbox import Mailbox, MailboxPool, MailboxSettings
 from widget_api import metrics
 from widget_api.config import Settings
 from widget_api.connection_tests import ConnectionTests
+from widget_api.import_worker import ImportWorker
 from widget_api.rate_limits import RateLimits
 
 
@@ -30,17 +31,30 @@ class Runtime:
     secrets: SecretBox
     connection_tests: ConnectionTests = field(init=False)
     rate_limits: RateLimits = field(init=False)
+    import_worker: ImportWorker = field(init=False)
+    _read_sessions: tuple[Engine, sessionmaker[Session]] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.connection_tests = ConnectionTests(self.settings.connection_tests_per_org, allow_private=self.settings.allow_private_hosts)
         self.rate_limits = RateLimits(self.settings.rate_limits)
+        self.import_worker = ImportWorker(self, self.settings.import_workers, lease=self.settings.import_lease, in_subprocess=self.settings.import_in_subprocess)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.database_url)
         return cls(settings, engine, make_session_factory(engine), MailboxPool(settings.pool_size, metrics.observe_imap), SecretBox(settings.secret_keys))
 
+    @property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions for reading only: on SQLite they never wait behind a writer (an import
+        batch, a save); a write through one is refused (crm.store.db). Built for the current
+        engine (tests swap it after build)."""
+        if self._read_sessions is None or self._read_sessions[0] is not self.engine:
+            self._read_sessions = (self.engine, make_session_factory(self.engine, read_only=True))
+        return self._read_sessions[1]
+
     def close(self) -> None:
+        self.import_worker.stop()
         self.pool.close_all()
         self.engine.dispose()
 
@@ -53,4 +67,6 @@ class Runtime:
         return self.mailbox_settings(account.host, account.port, account.security, account.username, self.secrets.decrypt(account.secret_encrypted), account.auth)
 
     def mailbox_settings(self, host: str, port: int, security: str, username: str, secret: str, auth: str) -> MailboxSettings:
-        return MailboxSettings(host, port, security, username, secret, auth, ca_file=self.settings.imap_ca_file, connect_timeout=self.settings.connect_timeout)
+        return MailboxSettings(
+            host, port, security, username, secret, auth, ca_file=self.settings.imap_ca_file, connect_timeout=self.settings.connect_timeout, allow_private=self.settings.allow_private_hosts
+        )

@@ -2,9 +2,10 @@
 Shift_JIS (Excel in Japan), duplicates against the database and within the file skipped or
 merged, every rejected row reported with its line and reason, all-or-nothing or row by row.
 
-Rows stream through in batches (memory stays flat); the organisation's unique keys are read
-once, so duplicate checks cost no query per row; each batch is one bulk insert (COPY on
-PostgreSQL).
+Rows stream from the file through in batches (memory stays flat whatever the file's size):
+each batch looks up its own unique keys in one query and is one bulk insert (COPY on
+PostgreSQL). `Importer.batch` is the unit the background job (crm.services.import_jobs)
+commits at a time; it returns the ids of the leads it created.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,7 +34,9 @@ from crm.store.base import utcnow
 from crm.store.custom_fields import CustomField
 from crm.store.models import Lead, LeadUniqueKey
 
-BATCH = 1000
+BATCH = 500  # rows per insert, and per commit of an import job
+CHUNK = 1 << 20  # bytes read at a time when a file's encoding is checked
+Row = tuple[int, Mapping[str, str | None]]  # (line number, lead values)
 # Header names people use, in both languages, for each lead field.
 HEADER_ALIASES = {
     "first_name": ("first name", "firstname", "given name", "名"), "last_name": ("last name", "lastname", "surname", "姓"),
@@ -71,6 +76,30 @@ def decode(data: bytes) -> str:
             raise InvalidInput("the file is neither UTF-8 nor Shift_JIS", code="bad_encoding") from None
 
 
+def file_encoding(path: Path) -> str:
+    """The encoding `decode` would choose for the file, read a chunk at a time (a file of any
+    size is never held whole): "utf-8-sig", "utf-8" or "cp932"."""
+    with path.open("rb") as f:
+        if f.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+            return "utf-8-sig"
+    for encoding in ("utf-8", "cp932"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with path.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise InvalidInput("the file is neither UTF-8 nor Shift_JIS", code="bad_encoding")
+
+
+def open_text(path: Path, encoding: str) -> IO[str]:
+    """The file as text for `rows` (newline="" as the csv module wants)."""
+    return path.open(encoding=encoding, newline="")
+
+
 def header_mapping(header: list[str], explicit: Mapping[str, str] | None = None) -> dict[int, str]:
     """Column index → lead field, from explicit `column=field` pairs, else the usual names."""
     aliases = {alias: name for name, names in HEADER_ALIASES.items() for alias in (*names, name)}
@@ -87,9 +116,9 @@ def header_mapping(header: list[str], explicit: Mapping[str, str] | None = None)
     return mapping
 
 
-def rows(text: str, explicit: Mapping[str, str] | None = None) -> Iterator[tuple[int, dict[str, str | None]]]:
-    """(line number, lead values) per data row."""
-    reader = csv.reader(io.StringIO(text))
+def rows(text: str | IO[str], explicit: Mapping[str, str] | None = None) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """(line number, lead values) per data row, from a string or a text stream."""
+    reader = csv.reader(io.StringIO(text) if isinstance(text, str) else text)
     header = next(_parsed(reader), None)
     if header is None:
         raise InvalidInput("the file is empty", code="empty_file")
@@ -136,31 +165,81 @@ def _check(values: dict[str, str | None]) -> str | None:
     return None
 
 
-def import_leads(
-    session: Session,
-    principal: Principal,
-    rows_in: Iterable[tuple[int, Mapping[str, str | None]]],
-    *,
-    on_duplicate: str = "skip",
-    all_or_nothing: bool = True,
-    progress: Callable[[int], None] | None = None,
-) -> ImportReport:
-    """Import rows. on_duplicate: "skip" or "merge" (fill the existing lead's empty fields).
-    With all_or_nothing a single rejected row rolls everything back (the report says which)."""
-    if on_duplicate not in ("skip", "merge"):
-        raise InvalidInput("on_duplicate must be skip or merge")
-    org = principal.organisation_id
-    unique = sorted(unique_fields(session, org))
-    known: dict[tuple[str, str], int] = {(f, v): lead for f, v, lead in session.execute(select(LeadUniqueKey.field, LeadUniqueKey.value_norm, LeadUniqueKey.lead_id).where(LeadUniqueKey.organisation_id == org))}
-    report = ImportReport()
-    outer = session.begin_nested()
-    batch: list[tuple[dict[str, str | None], list[tuple[str, str]]]] = []
-    pending: dict[tuple[str, str], dict[str, str | None]] = {}  # keys of rows not inserted yet
-    done = 0
+def batches(rows_in: Iterable[Row], size: int = BATCH) -> Iterator[list[Row]]:
+    it = iter(rows_in)
+    while batch := list(islice(it, size)):
+        yield batch
 
-    def flush_batch() -> None:
+
+class Importer:
+    """The rows of one import, a batch at a time, under the rules read once at the start:
+    the organisation's unique fields and custom fields. Duplicates are looked up per batch
+    in the database (never the whole organisation's keys in memory), so a batch sees every
+    lead committed before it: rows of earlier batches, and of an earlier run of the same
+    file that died halfway."""
+
+    def __init__(self, session: Session, principal: Principal, on_duplicate: str = "skip") -> None:
+        if on_duplicate not in ("skip", "merge"):
+            raise InvalidInput("on_duplicate must be skip or merge")
+        self.principal = principal
+        self.on_duplicate = on_duplicate
+        self.unique = sorted(unique_fields(session, principal.organisation_id))
+        self.defined = custom_fields.fields(session, principal)
+
+    def check(self, raw: Mapping[str, str | None]) -> tuple[dict[str, str | None], dict[str, str], str | None]:
+        """(clean values, custom values, why the row cannot be a lead or None)."""
+        custom = {k[7:]: (v or "").strip() for k, v in raw.items() if k.startswith("custom:") and (v or "").strip()}
+        try:  # the same check as every other way a lead is written
+            values = clean_values({k: v for k, v in raw.items() if k in LEAD_FIELDS})
+            reason = _check(values) or _check_custom(custom, self.defined)
+        except InvalidInput as exc:
+            values, reason = {}, exc.detail
+        return values, custom, reason
+
+    def rejected(self, rows_in: Iterable[Row]) -> list[tuple[int, str]]:
+        """The rows that would be rejected, without writing anything (all or nothing)."""
+        return [(line, reason) for line, raw in rows_in if (reason := self.check(raw)[2])]
+
+    def batch(self, session: Session, rows_in: Sequence[Row], report: ImportReport) -> list[int]:
+        """Import one batch (flushed, not committed); counts go to `report`. Returns the ids of
+        the leads created, in the order of their rows."""
+        org, principal = self.principal.organisation_id, self.principal
+        checked = []
+        for line, raw in rows_in:
+            values, custom, reason = self.check(raw)
+            if reason:
+                report.rejected.append((line, reason))
+            else:
+                checked.append((values, custom, [(f, n) for f in self.unique if (n := normalise_unique_value(f, values.get(f)))]))
+        wanted = {k for _v, _c, keys in checked for k in keys}
+        known: dict[tuple[str, str], int] = {}
+        for name in sorted({f for f, _v in wanted}):  # per field: the unique index (organisation, field, value) answers it
+            query = select(LeadUniqueKey.value_norm, LeadUniqueKey.lead_id).where(
+                LeadUniqueKey.organisation_id == org, LeadUniqueKey.field == name, LeadUniqueKey.value_norm.in_(sorted(v for f, v in wanted if f == name))
+            )
+            known.update(((name, v), lead) for v, lead in session.execute(query))
+        batch: list[tuple[dict[str, str | None], list[tuple[str, str]]]] = []
+        pending: dict[tuple[str, str], dict[str, str | None]] = {}  # keys of rows not inserted yet
+        custom_later: list[tuple[int, dict[str, str]]] = []  # (index in batch, custom values)
+        for values, custom, keys in checked:
+            existing = next((known[k] for k in keys if k in known), None)
+            waiting = next((pending[k] for k in keys if k in pending), None)
+            if existing is None and waiting is None:
+                if custom:
+                    custom_later.append((len(batch), custom))
+                batch.append((values, keys))
+                pending.update((k, values) for k in keys)
+            elif self.on_duplicate == "skip":
+                report.skipped += 1
+            elif waiting is not None:  # an earlier row of this batch, not inserted yet
+                waiting.update({f: v for f, v in values.items() if v and not waiting.get(f) and f not in self.unique})
+                report.merged += 1
+            else:
+                fill_empty_fields(session, principal, session.get(Lead, existing), values)  # type: ignore[arg-type]
+                report.merged += 1
         if not batch:
-            return
+            session.flush()
+            return []
         now = utcnow()
         leads = [
             dict(v, organisation_id=org, owner_id=principal.user_id, created_by_id=principal.user_id, source="csv_import", status="open", email_norm=normalise_email(v["email"]) if v.get("email") else None, created_at=now, updated_at=now)
@@ -169,53 +248,36 @@ def import_leads(
         ids = bulk.insert_rows(session, Lead.__table__, leads, returning_ids=True)
         keys = [{"organisation_id": org, "lead_id": lead_id, "field": f, "value_norm": v} for lead_id, (_vals, ks) in zip(ids, batch, strict=True) for f, v in ks]
         bulk.insert_rows(session, LeadUniqueKey.__table__, keys)
-        for lead_id, (_vals, ks) in zip(ids, batch, strict=True):
-            for k in ks:
-                known[k] = lead_id
         for index, custom in custom_later:
             custom_fields.set_values(session, principal, ids[index], custom)
-        custom_later.clear()
         report.created += len(batch)
-        batch.clear()
-        pending.clear()
+        session.flush()
+        return ids
 
-    defined = custom_fields.fields(session, principal)
-    custom_later: list[tuple[int, dict[str, str]]] = []  # (index in batch, custom values)
 
-    for line, raw in rows_in:
-        custom = {k[7:]: (v or "").strip() for k, v in raw.items() if k.startswith("custom:") and (v or "").strip()}
-        try:  # the same check as every other way a lead is written
-            values = clean_values({k: v for k, v in raw.items() if k in LEAD_FIELDS})
-            reason = _check(values) or _check_custom(custom, defined)
-        except InvalidInput as exc:
-            values, reason = {}, exc.detail
-        if reason:
-            report.rejected.append((line, reason))
-        else:
-            keys = [(f, n) for f in unique if (n := normalise_unique_value(f, values.get(f)))]
-            existing = next((known[k] for k in keys if k in known), None)
-            waiting = next((pending[k] for k in keys if k in pending), None)
-            if existing is None and waiting is None:
-                if custom:
-                    custom_later.append((len(batch), custom))
-                batch.append((values, keys))
-                pending.update((k, values) for k in keys)
-            elif on_duplicate == "skip":
-                report.skipped += 1
-            elif waiting is not None:  # an earlier row of this file, not inserted yet
-                waiting.update({f: v for f, v in values.items() if v and not waiting.get(f) and f not in unique})
-                report.merged += 1
-            else:
-                fill_empty_fields(session, principal, session.get(Lead, existing), values)  # type: ignore[arg-type]
-                report.merged += 1
-        done += 1
-        if len(batch) >= BATCH:
-            flush_batch()
-        if progress and done % 500 == 0:
+def import_leads(
+    session: Session,
+    principal: Principal,
+    rows_in: Iterable[Row],
+    *,
+    on_duplicate: str = "skip",
+    all_or_nothing: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import rows in one transaction (the caller's; the CLI). on_duplicate: "skip" or
+    "merge" (fill the existing lead's empty fields). With all_or_nothing a single rejected
+    row rolls everything back (the report says which)."""
+    importer = Importer(session, principal, on_duplicate)
+    report = ImportReport()
+    outer = session.begin_nested()
+    done = 0
+    for batch in batches(rows_in):
+        importer.batch(session, batch, report)
+        done += len(batch)
+        if progress:
             progress(done)
-    flush_batch()
-    if progress:
-        progress(done)
+    if progress and not done:
+        progress(0)
     if all_or_nothing and report.rejected:
         outer.rollback()
         report.committed = False

@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm.domain.errors import InvalidInput
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The execution option that marks a connection of read-only sessions (make_session_factory).
+READ_ONLY = "mailwidget_read_only"
+READING_VERBS = frozenset({"SELECT", "WITH", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "EXPLAIN", "SET", "SHOW"})
 
 
 def _refuse_nul(_conn, _cursor, _statement, parameters, _context, _executemany):  # type: ignore[no-untyped-def]
@@ -22,6 +25,17 @@ def _refuse_nul(_conn, _cursor, _statement, parameters, _context, _executemany):
         values = row.values() if isinstance(row, dict) else row or ()
         if any(isinstance(v, str) and "\x00" in v for v in values):
             raise InvalidInput("text with a NUL character cannot be stored", code="nul_character")
+
+
+def _read_only_reads(conn, _cursor, statement, _parameters, _context, _executemany):  # type: ignore[no-untyped-def]
+    """A write inside a read-only session (a deferred transaction on SQLite) is a race with
+    the other writers waiting to happen ("database is locked" when one committed first):
+    refused always, so the first test of a route that writes through a read-only session
+    shows it (that route takes a writing session instead)."""
+    if conn.get_execution_options().get(READ_ONLY):
+        verb = statement.lstrip()[:9].split(None, 1)[0].upper() if statement.strip() else ""
+        if verb not in READING_VERBS:
+            raise ReadOnlySession(f"a read-only session cannot write ({verb})")
 
 
 def make_engine(url: str) -> Engine:
@@ -51,19 +65,28 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-            # IMMEDIATE takes the write lock up front: a deferred transaction that read first
-            # fails at once with "database is locked" when it later writes after another writer
-            # committed; this one waits its turn (busy_timeout) instead.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A writing transaction takes the write lock up front (IMMEDIATE): a deferred one
+            # that read first fails at once with "database is locked" when it later writes
+            # after another writer committed; this one waits its turn (busy_timeout) instead.
+            # A read-only one (GET requests, authentication) begins deferred: in WAL mode it
+            # reads its snapshot beside a writer and never waits for one.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
     event.listen(engine, "before_cursor_execute", _refuse_nul)
+    event.listen(engine, "before_cursor_execute", _read_only_reads)
     return engine
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+class ReadOnlySession(RuntimeError):
+    """A statement that writes was sent through a read-only session: a programming error."""
+
+
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions on `engine`; read-only ones never wait for a writer on SQLite (their
+    transactions begin deferred) and refuse to write."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}) if read_only else engine, expire_on_commit=False)
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]

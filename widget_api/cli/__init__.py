@@ -22,6 +22,7 @@ from crm.domain.errors import DomainError
 # tests/test_cli.py checks the helps against what each module registers.
 COMMANDS: dict[str, tuple[str, str]] = {
     "import-leads": ("crm", "import leads from a CSV file (UTF-8 or Shift_JIS)"),
+    "import-jobs": ("crm", "run the queued import jobs (uploads to /api/v1/imports/leads) until none is left"),
     "campaign-create": ("crm", "create a campaign (default statuses 送信済み / 反応あり / 未反応)"),
     "campaign-add": ("crm", "add leads to a campaign with one status"),
     "campaign-show": ("crm", "a campaign's statuses with member counts"),

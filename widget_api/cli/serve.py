@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from widget_api.cli.outbox import start_loop
 
     start_loop(cli_runtime(), args.send_interval, stop)
+    # Import jobs left queued or running by the previous process resume now, not at the next upload.
+    runtime.import_worker.start()
     try:
         # log_config=None: uvicorn's own loggers propagate to the JSON handler instead of theirs
         uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG)

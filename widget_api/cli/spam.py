@@ -106,10 +106,11 @@ def run_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"worker: scanning every {args.interval:g} s; stop with Ctrl-C", file=sys.stderr)
     from widget_api.cli.outbox import start_loop
 
     sender = start_loop(runtime, args.send_interval, stop)  # automatic mail, beside the scans
+    print(f"worker: scanning every {args.interval:g} s, running import jobs and the outbox; stop with Ctrl-C", file=sys.stderr)
+    runtime.import_worker.start()
     try:
         worker_loop(runtime, args.interval, stop)
     finally:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from crm.domain.errors import DomainError, InvalidInput, PermissionDenied
 from crm.services import auth, organisations
 from widget_api import pages
-from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
+from widget_api.deps import CurrentUser, ReadSessionDep, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.pages import SignedInDep, escape, hidden, t
 from widget_api.schemas import Id
@@ -211,7 +211,7 @@ def revoke_from_page(token_id: Id, session: SessionDep, who: SignedInDep, csrf: 
 
 
 @router.get("/api/v1/tokens", responses=responses(403))
-def list_tokens(session: SessionDep, principal: CurrentUser, organisation: bool = False) -> list[TokenRead]:
+def list_tokens(session: ReadSessionDep, principal: CurrentUser, organisation: bool = False) -> list[TokenRead]:
     """The caller's tokens; `organisation=true`: every token of the organisation (admin)."""
     return [TokenRead.model_validate(r) for r in organisations.list_tokens(session, principal, whole_organisation=organisation)]
 

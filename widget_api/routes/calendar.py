@@ -75,7 +75,7 @@ def senders_of(opened: OpenedMessage) -> set[str]:
 
 
 def _open(runtime: RuntimeDep, principal: Principal, ref: MessageRefIn) -> tuple[OpenedMessage, bool | None]:
-    with runtime.sessions() as session:
+    with runtime.read_sessions() as session:
         box = runtime.mailbox(session, principal, ref.mailbox_id)
         ctx = mailboxes.read_context(session, principal)
     opened = box.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id), ctx)
@@ -125,7 +125,7 @@ def answer(body: AnswerIn, session: SessionDep, principal: CurrentUser, runtime:
 
 @router.get("/events")
 def events(
-    session: SessionDep,
+    session: SessionDep,  # writes: recurring events are expanded and stored on read
     principal: CurrentUser,
     start: Annotated[datetime, Query(description="ISO date-time; naive means UTC")],
     end: Annotated[datetime, Query()],
@@ -146,7 +146,7 @@ def scan(principal: CurrentUser, runtime: RuntimeDep, mailbox_id: Id | None = No
 
 
 @router.get("/settings")
-def get_settings(session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+def get_settings(session: SessionDep, principal: CurrentUser) -> dict[str, object]:  # writes: the defaults are stored on first read
     s = calendar.settings_of(session, principal)
     return {"destination": s.destination, "send_replies": s.send_replies, "smtp_host": s.smtp_host, "smtp_port": s.smtp_port, "smtp_security": s.smtp_security, "smtp_username": s.smtp_username}
 

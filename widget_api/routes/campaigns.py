@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import campaigns
-from widget_api.deps import CurrentUser, SessionDep
+from widget_api.deps import CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import Id, Offset
 
@@ -51,14 +51,14 @@ def create(body: CampaignIn, session: SessionDep, principal: CurrentUser) -> dic
 
 
 @router.get(BASE)
-def list_campaigns(session: SessionDep, principal: CurrentUser) -> list[dict[str, object]]:
+def list_campaigns(session: ReadSessionDep, principal: CurrentUser) -> list[dict[str, object]]:
     """The organisation's campaigns, newest first: what "add to campaign" offers."""
     return campaigns.listing(session, principal)
 
 
 @router.get(BASE + "/{campaign_id}")
 def read(
-    campaign_id: Id, session: SessionDep, principal: CurrentUser,
+    campaign_id: Id, session: ReadSessionDep, principal: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Offset = 0,
 ) -> dict[str, object]:
     return campaigns.summary(session, principal, campaign_id, limit=limit, offset=offset)
@@ -80,7 +80,7 @@ def change_status(campaign_id: Id, lead_id: Id, body: StatusChangeIn, session: S
 
 
 @router.get(BASE + "/{campaign_id}/members/{lead_id}/history")
-def history(campaign_id: Id, lead_id: Id, session: SessionDep, principal: CurrentUser) -> list[dict[str, object]]:
+def history(campaign_id: Id, lead_id: Id, session: ReadSessionDep, principal: CurrentUser) -> list[dict[str, object]]:
     return campaigns.history(session, principal, campaign_id, lead_id)
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import conversion
-from widget_api.deps import AdminUser, CurrentUser, SessionDep
+from widget_api.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import Id
 
@@ -23,7 +23,7 @@ class ConvertIn(BaseModel):
 
 
 @router.get("/leads/{lead_id}/conversion")
-def preview(lead_id: Id, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+def preview(lead_id: Id, session: ReadSessionDep, principal: CurrentUser) -> dict[str, object]:
     return conversion.preview(session, principal, lead_id)
 
 
@@ -41,7 +41,7 @@ class MatchingIn(BaseModel):
 
 
 @router.get("/conversion/settings")
-def get_settings(session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+def get_settings(session: ReadSessionDep, principal: CurrentUser) -> dict[str, object]:
     return conversion.settings_dict(conversion.settings(session, principal.organisation_id))
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import custom_fields
-from widget_api.deps import AdminUser, CurrentUser, SessionDep
+from widget_api.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import Id
 
@@ -32,7 +32,7 @@ def define(body: FieldIn, session: SessionDep, principal: AdminUser) -> dict[str
 
 
 @router.get("/custom-fields")
-def list_fields(session: SessionDep, principal: CurrentUser) -> list[dict[str, object]]:
+def list_fields(session: ReadSessionDep, principal: CurrentUser) -> list[dict[str, object]]:
     return [{"key": f.key, "label": f.label, "type": f.type, "options": f.options, "required": f.required, "unique": f.unique} for f in custom_fields.fields(session, principal).values()]
 
 
@@ -42,7 +42,7 @@ def set_values(lead_id: Id, body: dict[str, object], session: SessionDep, princi
 
 
 @router.get("/leads/{lead_id}/custom")
-def get_values(lead_id: Id, session: SessionDep, principal: CurrentUser) -> dict[str, object]:
+def get_values(lead_id: Id, session: ReadSessionDep, principal: CurrentUser) -> dict[str, object]:
     from crm.services.leads import get_lead
 
     return custom_fields.values_of(session, principal, get_lead(session, principal, lead_id).id)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from crm.store.db import READ_ONLY
 from widget_api import heartbeats
 from widget_api.deps import Runtime, RuntimeDep
 from widget_api.errors import body, responses
@@ -23,6 +24,7 @@ RETRY_AFTER = "5"
 @router.get("/api/v1/health")
 def health(runtime: RuntimeDep) -> dict[str, str]:
     with runtime.engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY: True})  # begins deferred: never waits behind a writer
         conn.execute(text("SELECT 1"))
     return {"status": "ok"}
 
@@ -49,6 +51,7 @@ def database_check(runtime: Runtime) -> dict[str, object]:
     def probe() -> None:
         try:
             with runtime.engine.connect() as conn:
+                conn.execution_options(**{READ_ONLY: True})  # begins deferred: never waits behind a writer
                 if conn.dialect.name == "postgresql":
                     conn.execute(text(f"SET LOCAL statement_timeout = {int(DB_TIMEOUT * 1000)}"))
                 conn.execute(text("SELECT 1"))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from crm.services import custom_fields, leads
-from widget_api.deps import CurrentUser, SessionDep
+from widget_api.deps import CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import Id, LeadCreate, LeadPage, LeadRead, LeadSaved, LeadUpdate, Offset
 
@@ -31,7 +31,7 @@ def save(body: LeadCreate, response: Response, session: SessionDep, principal: C
 
 @router.get("")
 def list_leads(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
@@ -42,7 +42,7 @@ def list_leads(
 
 
 @router.get("/{lead_id}")
-def read(lead_id: Id, session: SessionDep, principal: CurrentUser) -> LeadRead:
+def read(lead_id: Id, session: ReadSessionDep, principal: CurrentUser) -> LeadRead:
     return LeadRead.model_validate(leads.get_lead(session, principal, lead_id))
 
 

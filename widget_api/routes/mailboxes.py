@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from crm.services import mailboxes
-from widget_api.deps import CurrentUser, MailboxTestUser, RuntimeDep, SessionDep
+from widget_api.deps import CurrentUser, MailboxTestUser, ReadSessionDep, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import Id, MailboxIn, MailboxRead
 
@@ -28,7 +28,7 @@ def connect(body: MailboxIn, session: SessionDep, principal: MailboxTestUser, ru
 
 
 @router.get("")
-def list_mailboxes(session: SessionDep, principal: CurrentUser) -> list[MailboxRead]:
+def list_mailboxes(session: ReadSessionDep, principal: CurrentUser) -> list[MailboxRead]:
     return [MailboxRead.model_validate(a) for a in mailboxes.list_accounts(session, principal)]
 
 

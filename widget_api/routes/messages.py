@@ -79,12 +79,12 @@ def draft(request: Request, ref: Annotated[MessageRefIn, Query()], principal: Cu
         raise InvalidInput("give uid (with folder) or message_id")
     # Short read-only sessions around the IMAP round trips: no database transaction (on
     # SQLite, a lock) is held while the mail server answers.
-    with runtime.sessions() as session:
+    with runtime.read_sessions() as session:
         mailbox = runtime.mailbox(session, principal, ref.mailbox_id)
         ctx = mailboxes.read_context(session, principal)
     opened = mailbox.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use), ctx)
     key = MessageRefIn(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id, mailbox_id=ref.mailbox_id).key()
-    with runtime.sessions() as session:
+    with runtime.read_sessions() as session:
         return draft_out(request, session, principal, opened, key)
 
 
@@ -103,11 +103,11 @@ async def draft_from_raw(request: Request, principal: UploadUser, runtime: Runti
 def _draft_of_raw(request: Request, principal: Principal, runtime: Runtime, raw: bytearray) -> DraftOut:
     if not looks_like_mail(raw):
         raise InvalidInput("the body is not an email message", code="not_a_message")
-    with runtime.sessions() as session:
+    with runtime.read_sessions() as session:
         ctx = mailboxes.read_context(session, principal)
     opened = read_raw(raw, ctx, MessageRef(folder=request.query_params.get("folder", "")))
     key = MessageRefIn(message_id=opened.message_id).key() if opened.message_id else ""
-    with runtime.sessions() as session:
+    with runtime.read_sessions() as session:
         return draft_out(request, session, principal, opened, key)
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from crm.domain.drafts import LEAD_FIELDS
 from crm.services import leads
-from widget_api.deps import AdminUser, CurrentUser, SessionDep
+from widget_api.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import UniqueFieldIn
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/v1/settings", tags=["settings"], responses=respo
 
 
 @router.get("/unique-fields")
-def unique_fields(session: SessionDep, principal: CurrentUser) -> dict[str, bool]:
+def unique_fields(session: ReadSessionDep, principal: CurrentUser) -> dict[str, bool]:
     unique = leads.unique_fields(session, principal.organisation_id)
     return {name: name in unique for name in LEAD_FIELDS if name != "description"}
 

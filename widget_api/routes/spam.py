@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from crm.domain.drafts import MessageRef
 from crm.services import mailboxes, spam
 from mail_adapter.junk import JunkFolder
-from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
+from widget_api.deps import CurrentUser, ReadSessionDep, RuntimeDep, SessionDep
 from widget_api.errors import language_of, responses
 from widget_api.explain import explain
 from widget_api.schemas import Id, MessageRefIn
@@ -74,7 +74,7 @@ def not_spam(ref: MessageRefIn, session: SessionDep, principal: CurrentUser, run
 
 @router.get("/diagnosis")
 def diagnosis(request: Request, ref: Annotated[MessageRefIn, Query()], principal: CurrentUser, runtime: RuntimeDep) -> DiagnosisOut:
-    with runtime.sessions() as session:
+    with runtime.read_sessions() as session:
         box = runtime.mailbox(session, principal, ref.mailbox_id)
         ctx = mailboxes.read_context(session, principal)
         listed = spam.whitelisted_values(session, principal)
@@ -85,7 +85,7 @@ def diagnosis(request: Request, ref: Annotated[MessageRefIn, Query()], principal
 
 
 @router.get("/whitelist")
-def list_whitelist(session: SessionDep, principal: CurrentUser) -> list[WhitelistRead]:
+def list_whitelist(session: ReadSessionDep, principal: CurrentUser) -> list[WhitelistRead]:
     return [WhitelistRead.model_validate(e) for e in spam.list_entries(session, principal)]
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crm.domain.filters import Filter, SortKey
 from crm.services import views
-from widget_api.deps import CurrentUser, SessionDep
+from widget_api.deps import CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import Id, LeadRead, Offset
 
@@ -39,13 +39,13 @@ def create(body: ViewIn, session: SessionDep, principal: CurrentUser) -> dict[st
 
 
 @router.get("")
-def list_views(session: SessionDep, principal: CurrentUser) -> list[dict[str, object]]:
+def list_views(session: ReadSessionDep, principal: CurrentUser) -> list[dict[str, object]]:
     return [_view(v) for v in views.list_views(session, principal)]
 
 
 @router.get("/{view_id}/leads")
 def view_leads(
-    view_id: Id, session: SessionDep, principal: CurrentUser,
+    view_id: Id, session: ReadSessionDep, principal: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Offset = 0,
 ) -> dict[str, object]:
     rows, total = views.view_leads(session, principal, view_id, limit=limit, offset=offset)
