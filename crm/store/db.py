@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm.domain.errors import InvalidInput
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+READ_ONLY = "mailwidget_read_only"  # execution option of the engine behind read-only sessions
 
 
 def _refuse_nul(_conn, _cursor, _statement, parameters, _context, _executemany):  # type: ignore[no-untyped-def]
@@ -54,7 +55,9 @@ def make_engine(url: str) -> Engine:
             # IMMEDIATE takes the write lock up front: a deferred transaction that read first
             # fails at once with "database is locked" when it later writes after another writer
             # committed; this one waits its turn (busy_timeout) instead.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only session (Runtime.reads: the draft path) takes no write lock: with
+            # BEGIN IMMEDIATE every reader in every process would wait for one another.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
@@ -62,8 +65,10 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions on `engine`; `read_only`: for sessions that never write (they are rolled
+    back), whose transactions take no write lock on SQLite."""
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}) if read_only else engine, expire_on_commit=False)
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]
