@@ -61,12 +61,18 @@ class Deployment:
         }
         cli = [sys.executable, "-m", "widget_api.cli"]
         serve = [*cli, "serve", "--port", str(self.port), "--no-scan"] + (["--workers", str(processes)] if processes > 1 else [])
-        self.procs = [subprocess.Popen(serve, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        self.log = data_dir / f"serve-{self.port}.log"
+        with self.log.open("w") as log:
+            self.procs = [subprocess.Popen(serve, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)]
         self.procs += [
             subprocess.Popen([*cli, "worker", "--interval", "5"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(scan_workers)
         ]
-        wait_for_port(self.port, timeout=60, what="mailwidget serve", alive=lambda: self.procs[0].poll() is None)
-        time.sleep(2 if processes > 1 else 0.5)  # every worker process listening
+        wait_for_port(self.port, timeout=120, what="mailwidget serve", alive=lambda: self.procs[0].poll() is None)
+        deadline = time.monotonic() + 120
+        while self.log.read_text().count("Application startup complete") < processes:  # every API process ready, not only the first
+            if time.monotonic() > deadline or self.procs[0].poll() is not None:
+                raise RuntimeError(f"the API processes did not start: {self.log.read_text()[-2000:]}")
+            time.sleep(0.2)
 
     @property
     def base(self) -> str:
