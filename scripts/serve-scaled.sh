@@ -4,6 +4,7 @@
 # postgresql+psycopg://user:password@host/db). Ctrl-C or SIGTERM stops them all.
 set -eu
 BIN=${BIN:-.venv/bin}
+MAILWIDGET="${PYTHON:-$BIN/python} -m widget_api.cli"
 API_PROCESSES=${API_PROCESSES:-2}
 SCAN_WORKERS=${SCAN_WORKERS:-2}
 HOST=${HOST:-127.0.0.1}
@@ -13,15 +14,15 @@ case "${DATABASE_URL:-}" in
   postgresql*) ;;
   *) echo "serve-scaled: set DATABASE_URL=postgresql+psycopg://user:password@host/db (several processes on SQLite take turns for every write)" >&2; exit 2 ;;
 esac
-"$BIN/mailwidget" users >/dev/null  # migrates the database once, before any process starts
+$MAILWIDGET users >/dev/null  # migrates the database once, before any process starts
 pids=""
 trap 'kill $pids 2>/dev/null; wait' EXIT INT TERM
 i=0
 while [ "$i" -lt "$SCAN_WORKERS" ]; do
-  "$BIN/mailwidget" worker --interval "$SCAN_INTERVAL" &
+  $MAILWIDGET worker --interval "$SCAN_INTERVAL" &
   pids="$pids $!"
   i=$((i + 1))
 done
-"$BIN/mailwidget" serve --host "$HOST" --port "$PORT" --workers "$API_PROCESSES" --no-scan &
+$MAILWIDGET serve --host "$HOST" --port "$PORT" --workers "$API_PROCESSES" --no-scan &
 pids="$pids $!"
 wait
