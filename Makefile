@@ -6,7 +6,7 @@ APP_STAMP  := $(VENV)/.app-installed
 TEST_STAMP := $(VENV)/.test-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install serve test lint bench widget clean
+.PHONY: install serve serve-scaled test lint bench widget clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ install: $(APP_STAMP)
 ## make serve: install, migrate the embedded SQLite database, serve on 127.0.0.1:8000
 serve: $(APP_STAMP)
 	$(BIN)/mailwidget serve --host 127.0.0.1 --port 8000
+
+## make serve-scaled: API_PROCESSES (2) API processes on one port and SCAN_WORKERS (2) scan
+## workers on the PostgreSQL database of DATABASE_URL (README: "Several processes")
+serve-scaled: $(APP_STAMP)
+	BIN=$(BIN) sh scripts/serve-scaled.sh
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

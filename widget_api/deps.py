@@ -4,6 +4,7 @@ handed to endpoints through `Annotated` aliases."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -17,7 +18,9 @@ from widget_api.i18n import pick_language
 from widget_api.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a sync dependency in the thread pool, a hop that costs more than
+    # this attribute read
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -52,19 +55,40 @@ def get_read_session(runtime: RuntimeDep) -> Iterator[Session]:
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
-def get_principal(
-    request: Request,
-    runtime: RuntimeDep,
+@dataclass(frozen=True)
+class Credentials:
+    """The bearer token of a request (and the language it asked for), not yet checked."""
+
+    token: str = field(repr=False)
+    lang: str | None = None
+
+
+async def get_credentials(
     authorization: Annotated[str | None, Header()] = None,
     lang: Annotated[str | None, Query(description="ja or en; default: the user's setting")] = None,
-) -> Principal:
+) -> Credentials:
+    # async: no database, so no thread-pool hop for it
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise PermissionDenied("an API token is required (Authorization: Bearer …)", code="missing_token")
+    return Credentials(token.strip(), lang)
+
+
+CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
+
+
+def principal_of(request: Request, runtime: Runtime, credentials: Credentials) -> Principal:
+    """The principal of the credentials (PermissionDenied for a bad token), looked up in the
+    caller's thread: an endpoint that runs all its work in one thread-pool call (the draft)
+    authenticates there instead of in a hop of its own."""
     with runtime.read_sessions() as session:
-        principal = organisations.authenticate(session, token.strip())
-    request.state.language = pick_language(lang or principal.language, None)
+        principal = organisations.authenticate(session, credentials.token)
+    request.state.language = pick_language(credentials.lang or principal.language, None)
     return principal
+
+
+def get_principal(request: Request, runtime: RuntimeDep, credentials: CredentialsDep) -> Principal:
+    return principal_of(request, runtime, credentials)
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

@@ -71,12 +71,26 @@ def delete_account(session: Session, principal: Principal, mailbox_id: int) -> N
 def read_context(session: Session, principal: Principal) -> ReadContext:
     """What the extractors need about the reader: their organisation's own domains (from the
     settings, or the users' addresses when none are set) and trusted authserv-ids."""
+    return _context(session, principal, list_accounts(session, principal))
+
+
+def account_and_context(session: Session, principal: Principal, mailbox_id: int | None = None) -> tuple[MailboxAccount, ReadContext]:
+    """get_account and read_context in two queries instead of three (the accounts are listed
+    once for both): the draft asks for them on every message the user opens."""
+    accounts = list_accounts(session, principal)
+    account = next((a for a in accounts if mailbox_id is None or a.id == mailbox_id), None)
+    if account is None:
+        raise NotFound("no mailbox is connected" if mailbox_id is None else f"no mailbox {mailbox_id}", code="no_mailbox" if mailbox_id is None else None)
+    return account, _context(session, principal, accounts)
+
+
+def _context(session: Session, principal: Principal, accounts: list[MailboxAccount]) -> ReadContext:
     org = session.get(Organisation, principal.organisation_id)
     domains = set(org.mail_domains or []) if org else set()
     if not domains and not is_free_mail(principal.email):
         domains.add(email_domain(principal.email))
     authserv: set[str] = set()
-    for account in list_accounts(session, principal):
+    for account in accounts:
         authserv.update(account.trusted_authserv_ids or [])
     return ReadContext(
         own_domains=frozenset(domains),

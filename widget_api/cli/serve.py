@@ -20,6 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--time-zone", default="Asia/Tokyo")
     p.add_argument("--scan-interval", type=float, default=300.0, help="seconds between rescue scans of every mailbox")
     p.add_argument("--send-interval", type=float, default=15.0, help="seconds between passes of the outbox's sender")
+    p.add_argument(
+        "--workers", type=int, default=1,
+        help="API processes behind the one port (uvicorn workers; PostgreSQL advised); with more than one, no scan runs in them: run `mailwidget worker` beside",
+    )
+    p.add_argument("--no-scan", action="store_true", help="no rescue scan in this process (`mailwidget worker` processes do it)")
     p.set_defaults(func=run)
 
 
@@ -55,12 +60,29 @@ def run(args: argparse.Namespace) -> int:
     if token:
         print(f"First run: organisation {args.org!r} and admin {args.admin} created.")
         print(f"Admin API token (shown once, keep it): {token}", flush=True)
-    # The scheduled rescue scan runs beside the API (its own thread and connections).
-    from widget_api.cli.spam import worker_loop
-
+    log_config = None if json_logs else uvicorn.config.LOGGING_CONFIG  # None: uvicorn's loggers propagate to the JSON handler
+    if args.workers > 1:
+        # Each API process builds its own runtime from the environment (spawned, not
+        # forked): it must find the same database and key as this one.
+        runtime.close()
+        if not os.environ.get("MAILWIDGET_SECRET_KEY") and not os.environ.get("MAILWIDGET_SECRET_KEY_FILE"):
+            os.environ["MAILWIDGET_SECRET_KEY_FILE"] = str((runtime.settings.data_dir / "secret.key").resolve())  # the file ensure_secret_key made
+        os.environ.setdefault("DATABASE_URL", runtime.settings.database_url)
+        if runtime.settings.database_url.startswith("sqlite"):
+            print("warning: several API processes on SQLite take turns for every write; use PostgreSQL (DATABASE_URL)", flush=True)
+        print(f"{args.workers} API processes; run the background scans with `mailwidget worker`", flush=True)
+        uvicorn.run(
+            "widget_api.cli.serve:process_app", factory=True, workers=args.workers,
+            host=args.host, port=args.port, log_level="info", log_config=log_config,
+        )
+        return 0
     stop = threading.Event()
-    worker = threading.Thread(target=worker_loop, args=(cli_runtime(), args.scan_interval, stop), name="rescue-worker", daemon=True)
-    worker.start()
+    if not args.no_scan:
+        # The scheduled rescue scan runs beside the API (its own thread and connections).
+        from widget_api.cli.spam import worker_loop
+
+        worker = threading.Thread(target=worker_loop, args=(cli_runtime(), args.scan_interval, stop), name="rescue-worker", daemon=True)
+        worker.start()
     # The outbox's sender too: automatic mail (form auto-replies) leaves within seconds.
     from widget_api.cli.outbox import start_loop
 
@@ -68,8 +90,21 @@ def run(args: argparse.Namespace) -> int:
     # Import jobs left queued or running by the previous process resume now, not at the next upload.
     runtime.import_worker.start()
     try:
-        # log_config=None: uvicorn's own loggers propagate to the JSON handler instead of theirs
-        uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG)
+        uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=log_config)
     finally:
         stop.set()
     return 0
+
+
+def process_app():  # type: ignore[no-untyped-def]
+    """The app of one API process of `serve --workers N`: settings from the environment the
+    parent prepared, JSON logs configured here (a spawned process starts without them)."""
+    from widget_api.config import Settings
+    from widget_api.main import create_app
+
+    settings = Settings.from_env()
+    if settings.log_format == "json":
+        from widget_api.logs import configure
+
+        configure("json")
+    return create_app(settings)

@@ -15,6 +15,7 @@ from crm.domain.errors import DomainError
 from crm.domain.principal import Principal
 from crm.services import mailboxes, spam
 from crm.store.db import refresh_statistics
+from crm.store.leases import MAILBOX_SCAN, lease
 from crm.store.models import MailboxAccount, User
 from mail_adapter.junk import JunkFolder
 from widget_api import heartbeats, metrics
@@ -48,11 +49,17 @@ def scan_all(runtime: Runtime, only_user: str | None = None, out=sys.stderr) -> 
     for i, (account_id, user_id, email, org_id, role, language) in enumerate(accounts, 1):
         principal = Principal(user_id, org_id, email, role, language)
         try:
-            with runtime.sessions.begin() as s:
-                junk = JunkFolder(runtime.mailbox(s, principal, account_id))
-                outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
-            calendar_result = scan_inbox(runtime, principal, account_id)
-            logged = scan_quietly(runtime, principal, account_id) or {}
+            # One scan of a mailbox at a time, whatever the number of workers: another
+            # worker holding the lease is scanning it now.
+            with lease(runtime.engine, MAILBOX_SCAN, account_id) as mine:
+                if not mine:
+                    print(f"[{i}/{len(accounts)}] {email}: skipped (another worker is scanning it)", file=out, flush=True)
+                    continue
+                with runtime.sessions.begin() as s:
+                    junk = JunkFolder(runtime.mailbox(s, principal, account_id))
+                    outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
+                calendar_result = scan_inbox(runtime, principal, account_id)
+                logged = scan_quietly(runtime, principal, account_id) or {}
             moved += len(outcome.moved)
             kept += len(outcome.kept)
             print(

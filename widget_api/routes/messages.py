@@ -15,7 +15,7 @@ from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
 from crm.services import leads, mailboxes
 from mail_adapter.reading import looks_like_mail, read_raw
-from widget_api.deps import CurrentUser, Runtime, RuntimeDep, UploadUser
+from widget_api.deps import Credentials, CredentialsDep, Runtime, RuntimeDep, UploadUser, principal_of
 from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
 from widget_api.schemas import DraftAlternativeOut, DraftFieldOut, DraftOut, DraftPersonOut, LeadRead, MessageOut, MessageRefIn, WarningOut
@@ -74,14 +74,23 @@ def draft_out(request: Request, session: Session, principal: Principal, opened: 
 
 
 @router.get("/draft")
-def draft(request: Request, ref: Annotated[MessageRefIn, Query()], principal: CurrentUser, runtime: RuntimeDep) -> DraftOut:
+async def draft(request: Request, ref: Annotated[MessageRefIn, Query()], credentials: CredentialsDep, runtime: RuntimeDep) -> DraftOut:
+    # The widget asks for this on every message the user opens: all of its blocking work
+    # (token lookup, database, IMAP) in ONE thread-pool call. As a sync endpoint with the
+    # CurrentUser dependency it took three (dependency, endpoint, response validation), and
+    # each hop waits for a thread to be scheduled: most of the request on a busy machine.
+    return await run_in_threadpool(_draft, request, ref, credentials, runtime)
+
+
+def _draft(request: Request, ref: MessageRefIn, credentials: Credentials, runtime: Runtime) -> DraftOut:
+    principal = principal_of(request, runtime, credentials)
     if ref.uid is None and not ref.message_id:
         raise InvalidInput("give uid (with folder) or message_id")
     # Short read-only sessions around the IMAP round trips: no database transaction (on
     # SQLite, a lock) is held while the mail server answers.
     with runtime.read_sessions() as session:
-        mailbox = runtime.mailbox(session, principal, ref.mailbox_id)
-        ctx = mailboxes.read_context(session, principal)
+        account, ctx = mailboxes.account_and_context(session, principal, ref.mailbox_id)
+    mailbox = runtime.pool.get(runtime.settings_of(account))
     opened = mailbox.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use), ctx)
     key = MessageRefIn(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id, mailbox_id=ref.mailbox_id).key()
     with runtime.read_sessions() as session:
