@@ -1,0 +1,114 @@
+"""Templates and workflow rules through the API: merge fields checked at save time and
+escaped in HTML, rules' conditions in the view filter language, admin-only writes, dry run."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from crm.domain import templates as t
+
+TEMPLATE = {"name": "welcome", "language": "ja", "subject": "{{lead.last_name}}様 ご登録ありがとうございます", "text_body": "{{lead.company}} {{lead.last_name}}様\nありがとうございます。", "html_body": "<p>{{lead.company}} {{ lead.last_name }}様</p>"}
+
+
+def make_template(client: TestClient, admin, **extra) -> dict:  # type: ignore[no-untyped-def]
+    response = client.post("/api/v1/templates", json={**TEMPLATE, **extra}, headers=admin.headers)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def make_rule(client: TestClient, admin, template_id: int, **extra) -> dict:  # type: ignore[no-untyped-def]
+    body = {"name": "welcome imports", "sources": ["csv_import"], "template_id": template_id, **extra}
+    response = client.post("/api/v1/rules", json=body, headers=admin.headers)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def import_csv(client: TestClient, user, text: str, **data: str) -> dict:  # type: ignore[no-untyped-def]
+    response = client.post("/api/v1/imports/leads", files={"file": ("leads.csv", text.encode(), "text/csv")}, data=data, headers=user.headers)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+class TestRenderer:
+    def test_html_values_are_escaped_text_and_subject_are_not(self) -> None:
+        values = t.lead_values({"company": "<b>Acme</b> & Co", "last_name": "O'Neil\r\nBcc: x@evil.example"}, {"plan": 3.0})
+        mail = t.render("Hi {{lead.last_name}}", "{{lead.company}} {{lead.custom.plan}}", "<p>{{lead.company}}</p>", values)
+        assert mail.html == "<p>&lt;b&gt;Acme&lt;/b&gt; &amp; Co</p>"
+        assert mail.text == "<b>Acme</b> & Co 3"
+        assert mail.subject == "Hi O'Neil Bcc: x@evil.example"  # one header line, whatever the lead holds
+
+    def test_unknown_fields_are_named(self) -> None:
+        assert t.unknown_fields(["{{lead.company}} {{lead.compny}}", "{{lead.custom.plan}} {{lead.custom.size}} {{user.name}}"], ["plan"]) == ["lead.compny", "lead.custom.size", "user.name"]
+
+
+class TestTemplates:
+    def test_an_unknown_merge_field_is_422_naming_it_and_nothing_saved(self, client: TestClient, admin) -> None:  # type: ignore[no-untyped-def]
+        response = client.post("/api/v1/templates", json={**TEMPLATE, "text_body": "{{lead.compnay}}"}, headers=admin.headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == "unknown_merge_field" and response.json()["field"] == "lead.compnay"
+        assert client.get("/api/v1/templates", headers=admin.headers).json() == []
+
+    def test_custom_fields_are_known_once_defined(self, client: TestClient, admin) -> None:  # type: ignore[no-untyped-def]
+        body = {**TEMPLATE, "text_body": "{{lead.custom.industry}}"}
+        assert client.post("/api/v1/templates", json=body, headers=admin.headers).status_code == 422
+        client.post("/api/v1/custom-fields", json={"key": "industry", "label": "業種", "type": "text"}, headers=admin.headers)
+        assert client.post("/api/v1/templates", json=body, headers=admin.headers).status_code == 201
+
+    def test_a_member_reads_but_does_not_write(self, client: TestClient, admin, member) -> None:  # type: ignore[no-untyped-def]
+        made = make_template(client, admin)
+        assert client.post("/api/v1/templates", json={**TEMPLATE, "name": "x"}, headers=member.headers).status_code == 403
+        assert client.patch(f"/api/v1/templates/{made['id']}", json={"subject": "x"}, headers=member.headers).status_code == 403
+        assert client.get(f"/api/v1/templates/{made['id']}", headers=member.headers).json()["subject"] == TEMPLATE["subject"]
+
+    def test_update_checks_merge_fields_too(self, client: TestClient, admin) -> None:  # type: ignore[no-untyped-def]
+        made = make_template(client, admin)
+        assert client.patch(f"/api/v1/templates/{made['id']}", json={"html_body": "{{lead.nope}}"}, headers=admin.headers).status_code == 422
+        assert client.get(f"/api/v1/templates/{made['id']}", headers=admin.headers).json()["html_body"] == TEMPLATE["html_body"]
+
+    def test_iso_2022_jp_refuses_text_it_cannot_hold(self, client: TestClient, admin) -> None:  # type: ignore[no-untyped-def]
+        response = client.post("/api/v1/templates", json={**TEMPLATE, "charset": "iso-2022-jp", "text_body": "😀"}, headers=admin.headers)
+        assert response.status_code == 400 and response.json()["field"] == "charset"
+
+
+class TestRules:
+    def test_create_list_update_pause_resume_delete(self, client: TestClient, admin, member) -> None:  # type: ignore[no-untyped-def]
+        template = make_template(client, admin)
+        conditions = {"field": "company", "op": "contains", "value": "株式会社"}
+        rule = make_rule(client, admin, template["id"], conditions=conditions, delay_minutes=30)
+        assert rule["conditions"] == {"field": "company", "op": "contains", "value": "株式会社"} and rule["delay_minutes"] == 30
+        assert client.post(f"/api/v1/rules/{rule['id']}/pause", headers=member.headers).status_code == 403
+        assert client.post(f"/api/v1/rules/{rule['id']}/pause", headers=admin.headers).json()["paused"] is True
+        assert client.post(f"/api/v1/rules/{rule['id']}/resume", headers=admin.headers).json()["paused"] is False
+        changed = client.patch(f"/api/v1/rules/{rule['id']}", json={"sources": ["web_form", "api"], "conditions": None}, headers=admin.headers).json()
+        assert changed["sources"] == ["web_form", "api"] and changed["conditions"] is None
+        assert [r["id"] for r in client.get("/api/v1/rules", headers=member.headers).json()] == [rule["id"]]
+        assert client.delete(f"/api/v1/templates/{template['id']}", headers=admin.headers).status_code == 409  # in use
+        assert client.delete(f"/api/v1/rules/{rule['id']}", headers=admin.headers).status_code == 204
+        assert client.get(f"/api/v1/rules/{rule['id']}", headers=admin.headers).status_code == 404
+
+    def test_bad_rules_are_refused(self, client: TestClient, admin, runtime) -> None:  # type: ignore[no-untyped-def]
+        from tests.factories import make_org, make_user
+
+        template = make_template(client, admin)
+        other_admin = make_user(runtime, make_org(runtime, "Other"), "a@other.example", role="admin")
+        other_template = make_template(client, other_admin)
+        assert client.post("/api/v1/rules", json={"name": "r", "sources": ["fax"], "template_id": template["id"]}, headers=admin.headers).status_code == 422
+        assert client.post("/api/v1/rules", json={"name": "r", "sources": [], "template_id": template["id"]}, headers=admin.headers).status_code == 422
+        unknown = client.post("/api/v1/rules", json={"name": "r", "sources": ["api"], "template_id": template["id"], "conditions": {"field": "custom:nope", "op": "equals", "value": "x"}}, headers=admin.headers)
+        assert unknown.status_code == 400 and "nope" in unknown.json()["reason"]
+        assert client.post("/api/v1/rules", json={"name": "r", "sources": ["api"], "template_id": other_template["id"]}, headers=admin.headers).status_code == 404
+
+    def test_dry_run_lists_whom_it_would_mail_and_who_is_skipped_why(self, client: TestClient, admin, member) -> None:  # type: ignore[no-untyped-def]
+        client.post("/api/v1/custom-fields", json={"key": "size", "label": "規模", "type": "number"}, headers=admin.headers)
+        template = make_template(client, admin)
+        conditions = {"op": "and", "conditions": [{"field": "company", "op": "contains", "value": "株式会社"}, {"field": "custom:size", "op": "between", "value": [10, 100]}]}
+        rule = make_rule(client, admin, template["id"], conditions=conditions)
+        csv = "姓,会社名,メール,size\n山田,A 株式会社,yamada@a.example,50\n佐藤,B 株式会社,,20\n鈴木,C Inc,suzuki@c.example,50\n田中,D 株式会社,tanaka@d.example,500\n"
+        report = import_csv(client, member, csv, mapping="size=custom:size")
+        assert report["created"] == 4
+        response = client.post(f"/api/v1/rules/{rule['id']}/dry-run", json={}, headers=admin.headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert [(m["to"], m["subject"]) for m in body["would_mail"]] == [("yamada@a.example", "山田様 ご登録ありがとうございます")]
+        assert [(s["email"], s["reason"]) for s in body["skipped"]] == [(None, "no_address")]
+        assert client.post(f"/api/v1/rules/{rule['id']}/dry-run", json={}, headers=member.headers).status_code == 403
