@@ -6,10 +6,13 @@ DomainError
 ├── InvalidInput        the request is well-formed but makes no sense
 ├── PermissionDenied    the user may not do this
 ├── RateLimited         too much at once from this token or organisation (try again later)
-└── MailboxError        the mailbox could not be reached or refused us
-    ├── MailboxAuthError
-    ├── MailboxUnavailable
-    └── MessageNotFound
+├── MailboxError        the mailbox could not be reached or refused us
+│   ├── MailboxAuthError
+│   ├── MailboxUnavailable
+│   └── MessageNotFound
+└── MailSendError       the SMTP submission server did not accept a mail
+    ├── MailSendTemporary   4xx or the connection was lost before the final reply: retry
+    └── MailSendRejected    5xx: the server refused for good
 """
 
 from __future__ import annotations
@@ -83,3 +86,22 @@ class MailboxUnavailable(MailboxError):
 
 class MessageNotFound(MailboxError, NotFound):
     code = "message_not_found"
+
+
+class MailSendError(DomainError):
+    """`smtp_code`: the server's reply code (None when the connection failed)."""
+
+    code = "mail_send_error"
+
+    def __init__(self, detail: str, *, smtp_code: int | None = None, recipient_refused: bool = False, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.smtp_code = smtp_code
+        self.recipient_refused = recipient_refused  # refused at RCPT TO (the address itself)
+
+
+class MailSendTemporary(MailSendError):
+    code = "mail_send_temporary"
+
+
+class MailSendRejected(MailSendError):
+    code = "mail_send_rejected"

@@ -5,7 +5,7 @@ Services receive these objects; they never import `mail_adapter` (see ARCHITECTU
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from crm.domain.drafts import LeadDraft, MessageRef, ReadContext
@@ -51,4 +51,28 @@ class MailboxPort(Protocol):
 
     def check(self) -> list[str]:
         """Log in (or reuse the connection) and return the folder names; raises like above."""
+        ...
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """An organisation's submission server. `security`: "starttls", "tls" (implicit TLS,
+    port 465) or "none" (loopback and tests only). No AUTH when `username` is None."""
+
+    host: str
+    port: int
+    security: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+
+
+class SubmissionPort(Protocol):
+    """One SMTP submission server (RFC 6409)."""
+
+    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
+        """Submit the message's bytes unchanged; return the server's final reply text.
+        Raises MailSendTemporary (4xx, or the connection lost before the reply to DATA) or
+        MailSendRejected (5xx). Once the server answered 250 to DATA this returns, whatever
+        happens to the connection afterwards."""
         ...

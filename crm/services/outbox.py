@@ -1,0 +1,442 @@
+"""The outbox: every automatic mail (workflow rules, form auto-replies, bulk and scheduled
+sends) is queued here, built and persisted before any attempt to send it, then sent under the
+organisation's daily limit.
+
+Queueing (`enqueue`, `enqueue_many`) validates the address, skips suppressed or invalid ones
+with the reason recorded (the row stays visible per lead), refuses a second mail for the same
+`dedupe_key` (unique in the database: one lead is never mailed twice by one rule) and, in a
+batch, a second mail to the same normalised address.
+
+Sending is the sender's loop (widget_api.outbox_sender), in steps that each commit:
+`claim_next` reserves a unit of the day's quota and marks the row "sending" before the SMTP
+transaction starts; then `mark_sent`, `mark_retry` (4xx, lost connection: backoff, the unit
+given back) or `mark_failed` (5xx). A row still "sending" after `STALE_AFTER` belonged to a
+sender that died between DATA and recording the outcome: the server may have accepted it, so
+`recover_interrupted` marks it "unconfirmed" and it is never sent again (a lost mail is
+visible; a duplicate could not be taken back).
+
+The daily limit (crm.domain.mail_quota) counts every mail of this outbox, auto-replies
+included (at most 20 % of the limit for them). Mail a rep sends by hand from the widget goes
+through their own mail client and is not counted, as in the source CRM.
+"""
+
+from __future__ import annotations
+
+import secrets as token_source
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from email_validator import EmailNotValidError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crm.domain.errors import InvalidInput, NotFound
+from crm.domain.mail_quota import DEFAULT_DAILY_LIMIT, MAX_DAILY_LIMIT, form_reply_limit, quota_day
+from crm.domain.outgoing_mail import CHARSETS, OutgoingDraft, build_message
+from crm.domain.ports import SmtpConfig
+from crm.domain.rules import checked_email, normalise_email
+from crm.services.organisations import check_time_zone
+from crm.services.secrets import SecretBox
+from crm.store.base import utcnow
+from crm.store.models import Organisation
+from crm.store.outbox import DUE_STATUSES, KINDS, MailQuotaDay, MailSuppression, OutboxMail, SmtpSettings, release_quota, reserve_quota
+
+SECURITIES = ("starttls", "tls", "none")
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(minutes=1)  # 1, 2, 4 … minutes between tries
+BACKOFF_MAX = timedelta(hours=6)
+STALE_AFTER = timedelta(minutes=15)  # longer than any SMTP transaction with its timeouts
+HARD_BOUNCE_CODES = (550, 551, 553)  # at RCPT TO: the mailbox does not exist
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    """status: "queued", "skipped" (reason says why; a row records it) or "duplicate" (nothing
+    new was queued; `outbox_id` is the earlier mail of the same dedupe key, if any)."""
+
+    status: str
+    reason: str | None = None
+    outbox_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MailRequest:
+    """One mail for `enqueue_many` (the keyword arguments of `enqueue`)."""
+
+    to_address: str
+    subject: str
+    text: str
+    html: str | None = None
+    charset: str = "utf-8"
+    lead_id: int | None = None
+    source_id: int | None = None
+    dedupe_key: str | None = None
+    not_before: datetime | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    used: int
+    left: int
+    limit: int
+    resets_at: datetime  # the next local midnight, UTC
+    day: str  # the local date the counts are for
+    time_zone: str
+    form_replies_used: int
+    form_replies_limit: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A mail reserved for one sender: send `raw` to `recipient`, then report the outcome."""
+
+    outbox_id: int
+    organisation_id: int
+    envelope_from: str
+    recipient: str
+    message_id: str
+    raw: bytes
+    smtp: SmtpConfig
+
+
+# ---- settings ---------------------------------------------------------------------------
+
+
+def get_smtp_settings(session: Session, organisation_id: int) -> SmtpSettings | None:
+    return session.get(SmtpSettings, organisation_id)
+
+
+def save_smtp_settings(
+    session: Session,
+    organisation_id: int,
+    box: SecretBox,
+    *,
+    host: str,
+    port: int,
+    security: str,
+    from_address: str,
+    public_url: str,
+    username: str | None = None,
+    password: str | None = None,
+    from_name: str | None = None,
+    daily_limit: int = DEFAULT_DAILY_LIMIT,
+    time_zone: str | None = None,
+) -> SmtpSettings:
+    """Create or replace the settings. `password` None keeps the stored one (the API never
+    returns it, so a form that changes the limit sends none)."""
+    if security not in SECURITIES:
+        raise InvalidInput(f"security must be one of {', '.join(SECURITIES)}")
+    if not 1 <= daily_limit <= MAX_DAILY_LIMIT:
+        raise InvalidInput(f"the daily limit is between 1 and {MAX_DAILY_LIMIT}", code="daily_limit_range")
+    if not (public_url.startswith("https://") or public_url.startswith(("http://localhost", "http://127.0.0.1"))):
+        raise InvalidInput("the public URL must be https:// (the unsubscribe link of every mail)")
+    try:
+        sender = checked_email(from_address)
+    except EmailNotValidError:
+        raise InvalidInput("the From address is not valid") from None
+    row = session.get(SmtpSettings, organisation_id)
+    if row is None:
+        org = session.get(Organisation, organisation_id)
+        if org is None:
+            raise NotFound("no such organisation")
+        row = SmtpSettings(organisation_id=organisation_id, time_zone=org.time_zone)
+        session.add(row)
+    row.host, row.port, row.security = host.strip().lower(), port, security
+    row.username = username or None
+    if password is not None:
+        row.secret_encrypted = box.encrypt(password) if password else None
+    row.from_address, row.from_name = sender, from_name or None
+    row.daily_limit = daily_limit
+    if time_zone:
+        row.time_zone = check_time_zone(time_zone)
+    row.public_url = public_url.rstrip("/")
+    session.flush()
+    return row
+
+
+def smtp_config(row: SmtpSettings, box: SecretBox, timeout: float = 30.0) -> SmtpConfig:
+    password = box.decrypt(row.secret_encrypted) if row.secret_encrypted else None
+    return SmtpConfig(row.host, row.port, row.security, row.username, password, timeout)
+
+
+# ---- queueing ---------------------------------------------------------------------------
+
+
+def enqueue(
+    session: Session,
+    *,
+    organisation_id: int,
+    kind: str,
+    to_address: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    charset: str,
+    lead_id: int | None = None,
+    source_id: int | None = None,
+    dedupe_key: str | None = None,
+    not_before: datetime | None = None,
+    reply_to: str | None = None,
+    now: datetime | None = None,
+) -> EnqueueResult:
+    """Queue one automatic mail (see the module's docstring). Flushes, never commits."""
+    request = MailRequest(to_address, subject, text, html, charset, lead_id, source_id, dedupe_key, not_before, reply_to)
+    return _enqueue(session, organisation_id, kind, request, get_smtp_settings(session, organisation_id), now or utcnow())
+
+
+def enqueue_many(session: Session, *, organisation_id: int, kind: str, mails: Iterable[MailRequest], now: datetime | None = None) -> list[EnqueueResult]:
+    """Queue a send batch: an address (normalised) gets one mail however often it appears,
+    so a limit of 500 means 500 different people. Results are in the order given."""
+    settings = get_smtp_settings(session, organisation_id)
+    at = now or utcnow()
+    seen: dict[str, int | None] = {}
+    results: list[EnqueueResult] = []
+    for mail in mails:
+        norm = normalise_email(mail.to_address)
+        if norm is not None and norm in seen:
+            results.append(EnqueueResult("duplicate", "duplicate_in_batch", seen[norm]))
+            continue
+        result = _enqueue(session, organisation_id, kind, mail, settings, at)
+        if norm is not None:
+            seen[norm] = result.outbox_id
+        results.append(result)
+    return results
+
+
+def _enqueue(session: Session, organisation_id: int, kind: str, mail: MailRequest, settings: SmtpSettings | None, now: datetime) -> EnqueueResult:
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+    if mail.charset not in CHARSETS:
+        raise InvalidInput(f"charset must be one of {', '.join(CHARSETS)}")
+    if mail.dedupe_key is not None:
+        earlier = session.scalar(select(OutboxMail.id).where(OutboxMail.organisation_id == organisation_id, OutboxMail.dedupe_key == mail.dedupe_key))
+        if earlier is not None:
+            return EnqueueResult("duplicate", "already_sent_for_key", earlier)
+    row = OutboxMail(
+        organisation_id=organisation_id, kind=kind, source_id=mail.source_id, lead_id=mail.lead_id, to_address=mail.to_address[:320],
+        subject=mail.subject, dedupe_key=mail.dedupe_key, attempts=0, created_at=now,
+    )
+    reason = _skip_reason(session, organisation_id, mail.to_address, settings)
+    if reason is not None:
+        row.status, row.reason, row.address_norm = "skipped", reason, normalise_email(mail.to_address)
+    else:
+        assert settings is not None
+        row.address_norm = normalise_email(mail.to_address)
+        row.to_address = checked_email(mail.to_address)
+        row.from_address = settings.from_address
+        row.unsubscribe_token = token_source.token_urlsafe(24)
+        row.raw, row.message_id = _build(mail, row, settings, now)
+        row.status, row.next_attempt_at = "queued", max(mail.not_before or now, now)
+    try:
+        with session.begin_nested():  # a concurrent enqueue of the same key loses here
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        earlier = session.scalar(select(OutboxMail.id).where(OutboxMail.organisation_id == organisation_id, OutboxMail.dedupe_key == mail.dedupe_key))
+        if earlier is None:
+            raise
+        return EnqueueResult("duplicate", "already_sent_for_key", earlier)
+    return EnqueueResult(row.status, row.reason, row.id)
+
+
+def _skip_reason(session: Session, organisation_id: int, address: str, settings: SmtpSettings | None) -> str | None:
+    try:
+        checked_email(address)
+    except EmailNotValidError:
+        return "invalid_address"
+    norm = normalise_email(address)
+    if norm is None:
+        return "invalid_address"
+    suppressed = session.scalar(select(MailSuppression.reason).where(MailSuppression.organisation_id == organisation_id, MailSuppression.address_norm == norm))
+    if suppressed is not None:
+        return suppressed  # "unsubscribed" | "hard_bounce"
+    if settings is None:
+        return "smtp_not_configured"
+    return None
+
+
+def _build(mail: MailRequest, row: OutboxMail, settings: SmtpSettings, now: datetime) -> tuple[bytes, str]:
+    token = row.unsubscribe_token
+    fields: dict[str, Any] = {
+        "from_address": settings.from_address, "to_address": row.to_address, "subject": mail.subject, "text": mail.text, "html": mail.html,
+        "unsubscribe_url": f"{settings.public_url}/u/{token}", "unsubscribe_mailto": f"mailto:{settings.from_address}?subject=unsubscribe%20{token}",
+        "from_name": settings.from_name, "reply_to": mail.reply_to,
+    }
+    try:
+        draft = OutgoingDraft(charset=mail.charset, **fields)
+    except UnicodeEncodeError:
+        # A merged value (an emoji in a name) that ISO-2022-JP cannot hold: UTF-8 rather than "?".
+        draft = OutgoingDraft(charset="utf-8", **fields)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    return build_message(draft, now)
+
+
+# ---- what the widget and the API show ---------------------------------------------------
+
+
+def quota_status(session: Session, organisation_id: int, now: datetime) -> QuotaStatus:
+    settings = get_smtp_settings(session, organisation_id)
+    limit, zone = _limit_and_zone(session, organisation_id, settings)
+    day = quota_day(now, zone)
+    row = session.get(MailQuotaDay, (organisation_id, day.key))
+    used, form_used = (row.used, row.form_used) if row else (0, 0)
+    return QuotaStatus(used, max(limit - used, 0), limit, day.resets_at, day.key, zone, form_used, form_reply_limit(limit))
+
+
+def _limit_and_zone(session: Session, organisation_id: int, settings: SmtpSettings | None) -> tuple[int, str]:
+    if settings is not None:
+        return settings.daily_limit, settings.time_zone
+    org = session.get(Organisation, organisation_id)
+    if org is None:
+        raise NotFound("no such organisation")
+    return DEFAULT_DAILY_LIMIT, org.time_zone
+
+
+def list_for_lead(session: Session, organisation_id: int, lead_id: int, limit: int = 200) -> list[OutboxMail]:
+    return list(
+        session.scalars(select(OutboxMail).where(OutboxMail.organisation_id == organisation_id, OutboxMail.lead_id == lead_id).order_by(OutboxMail.id.desc()).limit(limit))
+    )
+
+
+def list_for_source(session: Session, organisation_id: int, kind: str, source_id: int, limit: int = 1000) -> list[OutboxMail]:
+    return list(
+        session.scalars(
+            select(OutboxMail)
+            .where(OutboxMail.organisation_id == organisation_id, OutboxMail.kind == kind, OutboxMail.source_id == source_id)
+            .order_by(OutboxMail.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+# ---- suppression ------------------------------------------------------------------------
+
+
+def suppress(session: Session, organisation_id: int, address: str, reason: str, outbox_id: int | None = None) -> None:
+    """Never mail this address automatically again; mails still queued for it are skipped."""
+    norm = normalise_email(address)
+    if norm is None:
+        return
+    if session.scalar(select(MailSuppression.id).where(MailSuppression.organisation_id == organisation_id, MailSuppression.address_norm == norm)) is None:
+        try:
+            with session.begin_nested():
+                session.add(MailSuppression(organisation_id=organisation_id, address_norm=norm, reason=reason, outbox_id=outbox_id))
+                session.flush()
+        except IntegrityError:
+            pass  # suppressed meanwhile by a concurrent request: the same outcome
+    session.execute(
+        update(OutboxMail)
+        .where(OutboxMail.organisation_id == organisation_id, OutboxMail.address_norm == norm, OutboxMail.status.in_(DUE_STATUSES))
+        .values(status="skipped", reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def find_by_token(session: Session, token: str) -> OutboxMail:
+    row = session.scalar(select(OutboxMail).where(OutboxMail.unsubscribe_token == token)) if 16 <= len(token) <= 64 else None
+    if row is None:
+        raise NotFound("unknown or expired unsubscribe link", code="unknown_unsubscribe_link")
+    return row
+
+
+def unsubscribe(session: Session, token: str) -> OutboxMail:
+    """The one-click unsubscribe (RFC 8058) of the mail that carried `token`. Idempotent."""
+    row = find_by_token(session, token)
+    suppress(session, row.organisation_id, row.to_address, "unsubscribed", row.id)
+    return row
+
+
+# ---- sending ----------------------------------------------------------------------------
+
+
+def claim_next(session: Session, box: SecretBox, now: datetime, *, timeout: float = 30.0, scan: int = 50) -> Claim | None:
+    """The next due mail, marked "sending" with a unit of its day's quota reserved; None when
+    nothing is due. Due mails of an organisation whose quota is used up become
+    "waiting_quota" until its next local midnight, on the way."""
+    for _ in range(scan):
+        query = (
+            select(OutboxMail)
+            .where(OutboxMail.status.in_(DUE_STATUSES), OutboxMail.next_attempt_at <= now)
+            .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)  # PostgreSQL: concurrent senders take different rows
+        )
+        row = session.scalar(query)
+        if row is None:
+            return None
+        settings = get_smtp_settings(session, row.organisation_id)
+        if settings is None or row.raw is None or row.message_id is None:
+            row.status, row.reason = "failed", "smtp_not_configured"
+            session.flush()
+            continue
+        day = quota_day(now, settings.time_zone)
+        form = row.kind == "form_reply"
+        if not reserve_quota(session, row.organisation_id, day.key, settings.daily_limit, form_reply=form, form_limit=form_reply_limit(settings.daily_limit)):
+            row.status, row.reason, row.next_attempt_at = "waiting_quota", "waiting_for_quota", day.resets_at
+            session.flush()
+            continue
+        row.status, row.reason, row.claimed_at, row.quota_day = "sending", None, now, day.key
+        row.attempts += 1
+        session.flush()
+        return Claim(row.id, row.organisation_id, row.from_address or settings.from_address, row.to_address, row.message_id, row.raw, smtp_config(settings, box, timeout))
+    return None
+
+
+def mark_sent(session: Session, outbox_id: int, now: datetime, reply: str = "") -> None:
+    row = _sending(session, outbox_id)
+    row.status, row.sent_at, row.reason, row.next_attempt_at = "sent", now, None, None
+    session.flush()
+
+
+def mark_retry(session: Session, outbox_id: int, now: datetime, reason: str) -> None:
+    """Not accepted this time (4xx, connection lost before the reply to DATA): the unit goes
+    back and the mail waits 1, 2, 4 … minutes (at most 6 h); failed after MAX_ATTEMPTS."""
+    row = _sending(session, outbox_id)
+    _release(session, row)
+    if row.attempts >= MAX_ATTEMPTS:
+        row.status, row.reason = "failed", f"too_many_attempts: {reason}"[:300]
+    else:
+        row.status, row.reason = "queued", reason[:300]
+        row.next_attempt_at = now + min(BACKOFF_BASE * 2 ** (row.attempts - 1), BACKOFF_MAX)
+    session.flush()
+
+
+def mark_failed(session: Session, outbox_id: int, reason: str, *, hard_bounce: bool = False) -> None:
+    """Refused for good (5xx). A refused recipient (550/551/553 at RCPT) is a hard bounce:
+    the address is suppressed."""
+    row = _sending(session, outbox_id)
+    _release(session, row)
+    row.status, row.reason = "failed", reason[:300]
+    session.flush()
+    if hard_bounce:
+        suppress(session, row.organisation_id, row.to_address, "hard_bounce", row.id)
+
+
+def recover_interrupted(session: Session, now: datetime, stale_after: timedelta = STALE_AFTER) -> int:
+    """Rows left "sending" by a sender that died mid-transaction become "unconfirmed" (never
+    resent: the server may have answered 250). Returns how many."""
+    result = session.execute(
+        update(OutboxMail)
+        .where(OutboxMail.status == "sending", OutboxMail.claimed_at < now - stale_after)
+        .values(status="unconfirmed", reason="interrupted_while_sending")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _sending(session: Session, outbox_id: int) -> OutboxMail:
+    row = session.get(OutboxMail, outbox_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no outbox mail {outbox_id}")
+    return row
+
+
+def _release(session: Session, row: OutboxMail) -> None:
+    if row.quota_day is not None:
+        release_quota(session, row.organisation_id, row.quota_day, form_reply=row.kind == "form_reply")
+        row.quota_day = None

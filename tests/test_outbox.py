@@ -1,0 +1,95 @@
+"""The outbox's queueing half: validation, suppression, dedupe, the MIME built at enqueue."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime
+from email import policy
+
+import pytest
+from sqlalchemy import select
+
+from crm.services import outbox
+from crm.store.outbox import OutboxMail
+from widget_api.deps import Runtime
+
+NOW = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
+
+
+def configure(runtime: Runtime, org_id: int, *, port: int = 2525, daily_limit: int = 500, time_zone: str = "Asia/Tokyo") -> None:
+    with runtime.sessions.begin() as s:
+        outbox.save_smtp_settings(
+            s, org_id, runtime.secrets, host="127.0.0.1", port=port, security="none", from_address="info@acme.example",
+            from_name="アクメ 営業部", public_url="https://crm.acme.example", daily_limit=daily_limit, time_zone=time_zone,
+        )
+
+
+def mail(**extra: object) -> dict[str, object]:
+    fields: dict[str, object] = {"kind": "rule", "to_address": "Taro@Example.JP", "subject": "資料のご案内", "text": "山田様\nありがとうございます。", "html": None, "charset": "utf-8"}
+    fields.update(extra)
+    return fields
+
+
+class TestEnqueue:
+    def test_queued_with_the_message_built(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        configure(runtime, org.id)
+        with runtime.sessions.begin() as s:
+            result = outbox.enqueue(s, organisation_id=org.id, now=NOW, **mail(html="<p>山田様</p>"))  # type: ignore[arg-type]
+            row = s.get(OutboxMail, result.outbox_id)
+            assert result.status == "queued" and row is not None and row.raw is not None
+            parsed = email.message_from_bytes(row.raw, policy=policy.default)
+            assert parsed["Message-ID"] == row.message_id
+            assert parsed["List-Unsubscribe"] == f"<https://crm.acme.example/u/{row.unsubscribe_token}>, <mailto:info@acme.example?subject=unsubscribe%20{row.unsubscribe_token}>"
+            assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            assert parsed.get_content_type() == "multipart/alternative"
+            assert str(parsed["Subject"]) == "資料のご案内"
+            assert row.address_norm == "taro@example.jp" and row.next_attempt_at == NOW
+
+    def test_invalid_and_suppressed_are_skipped_with_reason(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        configure(runtime, org.id)
+        with runtime.sessions.begin() as s:
+            outbox.suppress(s, org.id, "gone@example.jp", "hard_bounce")
+            bad = outbox.enqueue(s, organisation_id=org.id, lead_id=None, **mail(to_address="not an address"))  # type: ignore[arg-type]
+            gone = outbox.enqueue(s, organisation_id=org.id, **mail(to_address="GONE@example.jp"))  # type: ignore[arg-type]
+        assert (bad.status, bad.reason) == ("skipped", "invalid_address")
+        assert (gone.status, gone.reason) == ("skipped", "hard_bounce")
+
+    def test_without_smtp_settings_skipped(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        with runtime.sessions.begin() as s:
+            result = outbox.enqueue(s, organisation_id=org.id, **mail())  # type: ignore[arg-type]
+        assert (result.status, result.reason) == ("skipped", "smtp_not_configured")
+
+    def test_one_rule_never_mails_one_lead_twice(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        configure(runtime, org.id)
+        with runtime.sessions.begin() as s:
+            first = outbox.enqueue(s, organisation_id=org.id, dedupe_key="rule:1:lead:1", **mail())  # type: ignore[arg-type]
+        with runtime.sessions.begin() as s:
+            again = outbox.enqueue(s, organisation_id=org.id, dedupe_key="rule:1:lead:1", **mail())  # type: ignore[arg-type]
+            other_rule = outbox.enqueue(s, organisation_id=org.id, dedupe_key="rule:2:lead:1", **mail())  # type: ignore[arg-type]
+        assert again == outbox.EnqueueResult("duplicate", "already_sent_for_key", first.outbox_id)
+        assert other_rule.status == "queued"
+
+    def test_batch_dedupes_by_normalised_address(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        configure(runtime, org.id)
+        requests = [outbox.MailRequest(a, "件名", "本文") for a in ("a@example.jp", " A@EXAMPLE.JP ", "b@example.jp", "<a@example.jp>")]
+        with runtime.sessions.begin() as s:
+            results = outbox.enqueue_many(s, organisation_id=org.id, kind="bulk", mails=requests)
+            rows = s.scalars(select(OutboxMail).where(OutboxMail.organisation_id == org.id)).all()
+        assert [r.status for r in results] == ["queued", "duplicate", "queued", "duplicate"]
+        assert len(rows) == 2
+
+    def test_iso_2022_jp_body_and_subject(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        configure(runtime, org.id)
+        with runtime.sessions.begin() as s:
+            result = outbox.enqueue(s, organisation_id=org.id, **mail(charset="iso-2022-jp"))  # type: ignore[arg-type]
+            raw = s.get(OutboxMail, result.outbox_id).raw  # type: ignore[union-attr]
+        assert raw is not None and raw.isascii()
+        assert b"Subject: =?iso-2022-jp?b?" in raw and b'charset="iso-2022-jp"' in raw and b"Content-Transfer-Encoding: 7bit" in raw
+        assert "ありがとうございます。".encode("iso-2022-jp") in raw
+
+    def test_unknown_kind_refused(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        from crm.domain.errors import InvalidInput
+
+        configure(runtime, org.id)
+        with runtime.sessions.begin() as s, pytest.raises(InvalidInput):
+            outbox.enqueue(s, organisation_id=org.id, **mail(kind="spam"))  # type: ignore[arg-type]
