@@ -102,13 +102,129 @@ class TestRules:
         client.post("/api/v1/custom-fields", json={"key": "size", "label": "規模", "type": "number"}, headers=admin.headers)
         template = make_template(client, admin)
         conditions = {"op": "and", "conditions": [{"field": "company", "op": "contains", "value": "株式会社"}, {"field": "custom:size", "op": "between", "value": [10, 100]}]}
-        rule = make_rule(client, admin, template["id"], conditions=conditions)
         csv = "姓,会社名,メール,size\n山田,A 株式会社,yamada@a.example,50\n佐藤,B 株式会社,,20\n鈴木,C Inc,suzuki@c.example,50\n田中,D 株式会社,tanaka@d.example,500\n"
         report = import_csv(client, member, csv, mapping="size=custom:size")
         assert report["created"] == 4
+        rule = make_rule(client, admin, template["id"], conditions=conditions)  # after the import: a dry run over leads it never saw
         response = client.post(f"/api/v1/rules/{rule['id']}/dry-run", json={}, headers=admin.headers)
         assert response.status_code == 200, response.text
         body = response.json()
         assert [(m["to"], m["subject"]) for m in body["would_mail"]] == [("yamada@a.example", "山田様 ご登録ありがとうございます")]
         assert [(s["email"], s["reason"]) for s in body["skipped"]] == [(None, "no_address")]
         assert client.post(f"/api/v1/rules/{rule['id']}/dry-run", json={}, headers=member.headers).status_code == 403
+
+
+def configure_smtp(runtime, org_id: int) -> None:  # type: ignore[no-untyped-def]
+    from crm.services import outbox
+
+    with runtime.sessions.begin() as s:
+        outbox.save_smtp_settings(s, org_id, runtime.secrets, host="127.0.0.1", port=2525, security="none", from_address="info@acme.example", public_url="https://crm.acme.example")
+
+
+def outbox_rows(session, **where):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from crm.store.outbox import OutboxMail
+
+    session.expire_all()
+    query = select(OutboxMail).order_by(OutboxMail.id)
+    for key, value in where.items():
+        query = query.where(getattr(OutboxMail, key) == value)
+    rows = list(session.scalars(query))
+    session.commit()  # SQLite: the read's transaction holds the write lock (BEGIN IMMEDIATE); the rows stay loaded
+    return rows
+
+
+CSV = "姓,会社名,メール\n山田,A 株式会社,yamada@a.example\n佐藤,B 株式会社,sato@b.example\n鈴木,C Inc,suzuki@c.example\n"
+
+
+class TestRulesSend:
+    def test_a_csv_import_mails_each_imported_lead_once_and_a_reimport_mails_nobody(self, client: TestClient, runtime, admin, member, session) -> None:  # type: ignore[no-untyped-def]
+        configure_smtp(runtime, admin.organisation_id)
+        rule = make_rule(client, admin, make_template(client, admin)["id"], delay_minutes=10)
+        report = import_csv(client, member, CSV)
+        assert report["created"] == 3 and report["rules"] == {str(rule["id"]): {"queued": 3}}
+        rows = outbox_rows(session, source_id=rule["id"])
+        assert sorted(r.to_address for r in rows) == ["sato@b.example", "suzuki@c.example", "yamada@a.example"]
+        assert all(r.kind == "rule" and r.status == "queued" and r.lead_id is not None for r in rows)
+        assert all((r.next_attempt_at - r.created_at).total_seconds() == 600 for r in rows)  # the rule's delay
+        assert {r.subject for r in rows} == {"山田様 ご登録ありがとうございます", "佐藤様 ご登録ありがとうございます", "鈴木様 ご登録ありがとうございます"}
+        again = import_csv(client, member, CSV, on_duplicate="merge", mode="row_by_row")
+        assert again["created"] == 0 and again["merged"] == 3
+        assert len(outbox_rows(session)) == 3
+
+    def test_one_lead_is_never_mailed_twice_by_one_rule(self, client: TestClient, runtime, admin, member, session) -> None:  # type: ignore[no-untyped-def]
+        from crm.domain.principal import Principal
+        from crm.services import rules
+
+        configure_smtp(runtime, admin.organisation_id)
+        rule = make_rule(client, admin, make_template(client, admin)["id"])
+        import_csv(client, member, CSV)
+        ids = [r.lead_id for r in outbox_rows(session)]
+        with runtime.sessions.begin() as s:  # the same leads handed to the rules again (a retried job)
+            again = rules.on_leads_created(s, Principal(member.id, member.organisation_id, member.email), ids, "csv_import")
+        assert again.per_rule == {rule["id"]: {"duplicate": 3}}
+        assert len(outbox_rows(session)) == 3
+
+    def test_two_leads_with_one_address_get_one_mail(self, client: TestClient, runtime, admin, member, session) -> None:  # type: ignore[no-untyped-def]
+        configure_smtp(runtime, admin.organisation_id)
+        assert client.put("/api/v1/settings/unique-fields/email", json={"unique": False}, headers=admin.headers).status_code == 200
+        rule = make_rule(client, admin, make_template(client, admin)["id"])
+        report = import_csv(client, member, "姓,メール\n山田,Yamada@A.example\n山田,yamada@a.example \n佐藤,sato@b.example\n")
+        assert report["created"] == 3
+        assert report["rules"][str(rule["id"])] == {"duplicate_address": 1, "queued": 2}
+        assert sorted(r.address_norm for r in outbox_rows(session)) == ["sato@b.example", "yamada@a.example"]
+
+    def test_conditions_are_respected(self, client: TestClient, runtime, admin, member, session) -> None:  # type: ignore[no-untyped-def]
+        configure_smtp(runtime, admin.organisation_id)
+        make_rule(client, admin, make_template(client, admin)["id"], conditions={"op": "or", "conditions": [{"field": "company", "op": "contains", "value": "株式会社"}]})
+        import_csv(client, member, CSV)
+        assert sorted(r.to_address for r in outbox_rows(session)) == ["sato@b.example", "yamada@a.example"]
+
+    def test_a_paused_rule_or_another_source_sends_nothing(self, client: TestClient, runtime, admin, member, session) -> None:  # type: ignore[no-untyped-def]
+        configure_smtp(runtime, admin.organisation_id)
+        template = make_template(client, admin)
+        paused = make_rule(client, admin, template["id"], paused=True)
+        make_rule(client, admin, template["id"], name="api only", sources=["api", "widget"])
+        report = import_csv(client, member, CSV)
+        assert report["created"] == 3 and report["rules"] == {}
+        assert outbox_rows(session) == []
+        client.post(f"/api/v1/rules/{paused['id']}/resume", headers=admin.headers)
+        import_csv(client, member, "姓,メール\n高橋,takahashi@e.example\n")
+        assert [r.to_address for r in outbox_rows(session)] == ["takahashi@e.example"]
+
+    def test_a_lead_saved_through_the_api_triggers_api_rules_with_custom_fields(self, client: TestClient, runtime, admin, member, session) -> None:  # type: ignore[no-untyped-def]
+        configure_smtp(runtime, admin.organisation_id)
+        client.post("/api/v1/custom-fields", json={"key": "plan", "label": "プラン", "type": "picklist", "options": ["gold", "free"]}, headers=admin.headers)
+        template = make_template(client, admin, html_body="<p>{{lead.company}}: {{lead.custom.plan}}</p>")
+        make_rule(client, admin, template["id"], sources=["api"], conditions={"field": "custom:plan", "op": "equals", "value": "gold"})
+        client.post("/api/v1/leads", json={"last_name": "A", "email": "free@x.example", "custom": {"plan": "free"}}, headers=member.headers)
+        saved = client.post("/api/v1/leads", json={"last_name": "B", "company": "<script>x</script>", "email": "gold@x.example", "custom": {"plan": "gold"}}, headers=member.headers)
+        assert saved.status_code == 201
+        rows = outbox_rows(session)
+        assert [r.to_address for r in rows] == ["gold@x.example"]
+        import email
+        from email import policy
+
+        html = email.message_from_bytes(rows[0].raw, policy=policy.default).get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert "&lt;script&gt;x&lt;/script&gt;: gold" in html and "<script>" not in html
+
+    def test_dry_run_names_those_already_mailed_and_unsubscribed(self, client: TestClient, runtime, admin, member, session) -> None:  # type: ignore[no-untyped-def]
+        from crm.services import outbox
+
+        rule = make_rule(client, admin, make_template(client, admin)["id"])
+        import_csv(client, member, CSV)  # no SMTP yet: queued as skipped (smtp_not_configured), keyed all the same
+        with runtime.sessions.begin() as s:
+            from sqlalchemy import delete
+
+            from crm.store.outbox import OutboxMail
+
+            s.execute(delete(OutboxMail))  # as if never queued
+        configure_smtp(runtime, admin.organisation_id)
+        import_csv(client, member, "姓,メール\n高橋,takahashi@e.example\n伊藤,ito@f.example\n")
+        with runtime.sessions.begin() as s:
+            outbox.suppress(s, admin.organisation_id, "ITO@f.example", "unsubscribed")
+        body = client.post(f"/api/v1/rules/{rule['id']}/dry-run", json={}, headers=admin.headers).json()
+        assert sorted(m["to"] for m in body["would_mail"]) == ["sato@b.example", "suzuki@c.example", "yamada@a.example"]
+        assert sorted((s["email"], s["reason"]) for s in body["skipped"]) == [("ito@f.example", "unsubscribed"), ("takahashi@e.example", "already_mailed")]
+        assert len(outbox_rows(session)) == 2  # the dry run queued nothing

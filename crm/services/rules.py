@@ -23,7 +23,7 @@ from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import Conflict, InvalidInput, NotFound
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email
-from crm.services import views
+from crm.services import outbox, views
 from crm.services.leads import LEAD_SOURCES
 from crm.services.organisations import require_admin
 from crm.services.templates import get_template
@@ -32,6 +32,7 @@ from crm.store.base import utcnow
 from crm.store.custom_fields import CustomField, CustomValue
 from crm.store.db import among, id_chunks
 from crm.store.models import Lead
+from crm.store.outbox import MailSuppression, OutboxMail
 
 MAX_DELAY_MINUTES = 60 * 24 * 90
 EDITABLE = ("name", "sources", "conditions", "template_id", "delay_minutes", "paused")
@@ -218,4 +219,60 @@ def dry_run(session: Session, principal: Principal, rule_id: int, lead_ids: Sequ
                 select(Lead.id).where(Lead.organisation_id == principal.organisation_id, Lead.source.in_(list(rule.sources or []))).order_by(Lead.id.desc()).limit(limit)
             )
         )
-    return plan(session, principal, rule, lead_ids)
+    planned = plan(session, principal, rule, lead_ids)
+    keys = [m.dedupe_key for m in planned.mails]
+    # A mail of this (rule, lead) in the outbox already: mailed, or skipped there for a reason.
+    done: dict[str | None, str] = {}
+    if keys:
+        earlier = select(OutboxMail.dedupe_key, OutboxMail.status, OutboxMail.reason).where(OutboxMail.organisation_id == principal.organisation_id, OutboxMail.dedupe_key.in_(keys))
+        done = {key: (reason or "skipped") if status == "skipped" else "already_mailed" for key, status, reason in session.execute(earlier)}
+    norms = {m.lead_id: normalise_email(m.to_address) for m in planned.mails}
+    suppressed: dict[str, str] = {}
+    if planned.mails:
+        query = select(MailSuppression.address_norm, MailSuppression.reason).where(
+            MailSuppression.organisation_id == principal.organisation_id, MailSuppression.address_norm.in_([n for n in norms.values() if n])
+        )
+        suppressed = {norm: reason for norm, reason in session.execute(query)}
+    out = Plan(skipped=list(planned.skipped))
+    for mail in planned.mails:
+        reason = done.get(mail.dedupe_key) or suppressed.get(norms[mail.lead_id] or "")
+        if reason:
+            out.skipped.append(Skipped(mail.lead_id, mail.to_address, reason))
+        else:
+            out.mails.append(mail)
+    return out
+
+
+@dataclass
+class FireReport:
+    """What the rules did with a batch of new leads, per rule id: outbox statuses counted
+    ("queued", "skipped", "duplicate") plus the plan's own skips by reason."""
+
+    per_rule: dict[int, dict[str, int]] = field(default_factory=dict)
+
+
+def on_leads_created(session: Session, principal: Principal, lead_ids: Sequence[int], source: str, *, now: datetime | None = None) -> FireReport:
+    """Run the organisation's active rules of `source` over the new leads: one SQL query per
+    rule selects the matching ones, and their mails are queued in one outbox batch per rule
+    (the outbox drops a second mail to one address in the batch, and a second mail of the
+    same (rule, lead) ever)."""
+    report = FireReport()
+    if not lead_ids:
+        return report
+    at = now or utcnow()
+    for rule in active_rules(session, principal, source):
+        planned = plan(session, principal, rule, lead_ids, now=at)
+        counts: dict[str, int] = {}
+        for skip in planned.skipped:
+            counts[skip.reason] = counts.get(skip.reason, 0) + 1
+        requests = [
+            outbox.MailRequest(
+                to_address=m.to_address, subject=m.mail.subject, text=m.mail.text, html=m.mail.html, charset=m.charset,
+                lead_id=m.lead_id, source_id=rule.id, dedupe_key=m.dedupe_key, not_before=m.not_before,
+            )
+            for m in planned.mails
+        ]
+        for result in outbox.enqueue_many(session, organisation_id=principal.organisation_id, kind="rule", mails=requests, now=at):
+            counts[result.status] = counts.get(result.status, 0) + 1
+        report.per_rule[rule.id] = counts
+    return report
