@@ -31,7 +31,7 @@ STATUS: list[tuple[type[e.DomainError], int]] = [
     (e.RateLimited, 429),
 ]
 UNAUTHENTICATED = {"invalid_token", "missing_token"}
-CODE_STATUS = {"payload_too_large": 413, "unknown_merge_field": 422}  # codes more precise than their class
+CODE_STATUS = {"payload_too_large": 413, "unknown_merge_field": 422, "unsupported_media_type": 415}  # codes more precise than their class
 HTTP_TYPES = {400: "bad_request", 401: "missing_token", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 
 

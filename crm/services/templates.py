@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crm.domain import templates as t
@@ -91,7 +91,7 @@ def delete_template(session: Session, principal: Principal, template_id: int) ->
     rule = session.scalar(select(WorkflowRule.id).where(WorkflowRule.template_id == template.id).limit(1))
     if rule is not None:
         raise Conflict(f"rule {rule} sends this template: delete or change the rule first", existing_id=rule, code="template_in_use")
-    session.execute(WebForm.__table__.update().where(WebForm.template_id == template.id).values(template_id=None))
+    session.execute(update(WebForm).where(WebForm.template_id == template.id).values(template_id=None).execution_options(synchronize_session=False))
     session.delete(template)
     session.flush()
 
