@@ -14,6 +14,7 @@ import pytest
 from tests.servers.dovecot import Dovecot, ImapUser
 from tests.servers.postgres import ExternalPostgres, PostgresCluster, pg_bin, postgres_from_environment
 from tests.servers.proxy import FaultProxy
+from tests.servers.smtp import SmtpSink, smtp_server
 
 
 def _serve(**options: object) -> Iterator[Dovecot]:
@@ -88,3 +89,10 @@ def fault_proxy() -> Iterator[Callable[[Dovecot], FaultProxy]]:
     yield make
     for proxy in proxies:
         proxy.close()
+
+
+@pytest.fixture()
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, recording what it accepted."""
+    with smtp_server() as sink:
+        yield sink

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "migrate the database and serve the API"),
     "rescue": ("spam", "move authenticated mail of whitelisted senders out of Junk (and apply calendar updates), once"),
     "worker": ("spam", "run the rescue scan of every mailbox on a schedule"),
+    "outbox-send": ("outbox", "send the due mails of the outbox once (rules, form replies, bulk), within the daily limits"),
     "org-create": ("users", "create an organisation with its admin; prints the admin's token"),
     "user-add": ("users", "add a user to an organisation; prints the user's token"),
     "token-create": ("users", "issue a new API token for a user"),

@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--admin", default="admin@example.com", help="email of the admin created on first run")
     p.add_argument("--time-zone", default="Asia/Tokyo")
     p.add_argument("--scan-interval", type=float, default=300.0, help="seconds between rescue scans of every mailbox")
+    p.add_argument("--send-interval", type=float, default=15.0, help="seconds between passes of the outbox's sender")
     p.set_defaults(func=run)
 
 
@@ -60,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     worker = threading.Thread(target=worker_loop, args=(cli_runtime(), args.scan_interval, stop), name="rescue-worker", daemon=True)
     worker.start()
+    # The outbox's sender too: automatic mail (form auto-replies) leaves within seconds.
+    from widget_api.cli.outbox import start_loop
+
+    start_loop(cli_runtime(), args.send_interval, stop)
     try:
         # log_config=None: uvicorn's own loggers propagate to the JSON handler instead of theirs
         uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG)

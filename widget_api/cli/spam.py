@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run_rescue)
     p = sub.add_parser("worker", help="run the rescue scan of every mailbox on a schedule")
     p.add_argument("--interval", type=float, default=60.0, help="seconds between scans (default 60)")
+    p.add_argument("--send-interval", type=float, default=15.0, help="seconds between passes of the outbox's sender (default 15)")
     p.set_defaults(func=run_worker)
 
 
@@ -104,8 +105,13 @@ def run_worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     print(f"worker: scanning every {args.interval:g} s; stop with Ctrl-C", file=sys.stderr)
+    from widget_api.cli.outbox import start_loop
+
+    sender = start_loop(runtime, args.send_interval, stop)  # automatic mail, beside the scans
     try:
         worker_loop(runtime, args.interval, stop)
     finally:
+        stop.set()
+        sender.join(timeout=60)
         runtime.close()
     return 0
