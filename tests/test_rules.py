@@ -228,3 +228,34 @@ class TestRulesSend:
         assert sorted(m["to"] for m in body["would_mail"]) == ["sato@b.example", "suzuki@c.example", "yamada@a.example"]
         assert sorted((s["email"], s["reason"]) for s in body["skipped"]) == [("ito@f.example", "unsubscribed"), ("takahashi@e.example", "already_mailed")]
         assert len(outbox_rows(session)) == 2  # the dry run queued nothing
+
+
+class TestCommandLine:
+    def test_template_rule_pause_dry_run_and_delete(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        import json
+
+        from tests.test_cli import run
+
+        env = {"MAILWIDGET_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+        assert run("org-create", "Acme", "--admin", "boss@acme.example", env=env).returncode == 0
+        run("user-add", "rep@acme.example", "--org", "1", env=env)
+        who = ["--org", "1", "--user", "boss@acme.example"]
+        (tmp_path / "body.txt").write_text("{{lead.last_name}}様", encoding="utf-8")
+        made = run("template-create", "welcome", "--subject", "{{lead.last_name}}様へ", "--text-file", str(tmp_path / "body.txt"), *who, env=env)
+        assert made.returncode == 0, made.stderr
+        bad = run("template-create", "typo", "--subject", "{{lead.lastname}}", "--text-file", str(tmp_path / "body.txt"), *who, env=env)
+        assert bad.returncode == 2 and "lead.lastname" in bad.stderr and "Traceback" not in bad.stderr
+        template_id = json.loads(made.stdout)["id"]
+        rule = run("rule-create", "imports", "--sources", "csv_import", "--template", str(template_id), "--conditions", '{"field": "company", "op": "contains", "value": "株式会社"}', *who, env=env)
+        assert rule.returncode == 0, rule.stderr
+        rule_id = str(json.loads(rule.stdout)["id"])
+        assert run("rule-create", "x", "--sources", "csv_import", "--template", str(template_id), "--user", "rep@acme.example", "--org", "1", env=env).returncode == 2  # members read only
+        (tmp_path / "leads.csv").write_text("姓,会社名,メール\n山田,A 株式会社,yamada@a.example\n鈴木,C Inc,suzuki@c.example\n", encoding="utf-8")
+        assert run("rule-pause", rule_id, *who, env=env).returncode == 0
+        assert run("import-leads", str(tmp_path / "leads.csv"), *who, env=env).returncode == 0
+        dry = run("rule-dry-run", rule_id, *who, env=env)
+        assert dry.returncode == 0 and dry.stdout.splitlines() == ["mail\t1\tyamada@a.example\t山田様へ"]
+        assert json.loads(run("rules", *who, env=env).stdout)["paused"] is True
+        assert json.loads(run("rule-update", rule_id, "--delay", "15", "--conditions", "none", *who, env=env).stdout)["conditions"] is None
+        assert run("rule-delete", rule_id, *who, env=env).returncode == 0
+        assert run("rules", *who, env=env).stdout == ""
