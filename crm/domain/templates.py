@@ -21,6 +21,7 @@ MERGE_FIELD = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _STANDARD = re.compile(rf"^lead\.(?:{'|'.join(LEAD_FIELDS)})$")
 _CUSTOM = re.compile(rf"^lead\.custom\.({CUSTOM_FIELD_KEY})$")
 CHARSETS = ("utf-8", "iso-2022-jp")
+_LEAD_NAMES = tuple((name, f"lead.{name}") for name in LEAD_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,27 +51,63 @@ def unknown_fields(texts: Iterable[str | None], custom_keys: Iterable[str]) -> l
 
 
 def lead_values(standard: Mapping[str, object], custom: Mapping[str, object]) -> dict[str, str]:
-    """Merge field name → text, from a lead's standard fields and its custom values by key."""
-    out = {f"lead.{name}": "" if standard.get(name) is None else str(standard.get(name)) for name in LEAD_FIELDS}
+    """Merge field name → text, from a lead's standard fields (those given) and its custom
+    values by key."""
+    out = {name: "" if (value := standard[field]) is None else str(value) for field, name in _LEAD_NAMES if field in standard}
     for key, value in custom.items():
         out[f"lead.custom.{key}"] = "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
     return out
 
 
-def _fill(text: str, values: Mapping[str, str], escape: bool, one_line: bool) -> str:
-    def value(match: re.Match[str]) -> str:
-        out = values.get(match.group(1), "")
-        if one_line:
-            out = " ".join(out.split())
-        return html.escape(out, quote=True) if escape else out
+def _pieces(text: str) -> tuple[tuple[str, str | None], ...]:
+    """`text` as (literal, merge field name or None) pairs, parsed once per template."""
+    out: list[tuple[str, str | None]] = []
+    at = 0
+    for match in MERGE_FIELD.finditer(text):
+        out.append((text[at : match.start()], match.group(1)))
+        at = match.end()
+    out.append((text[at:], None))
+    return tuple(out)
 
-    return MERGE_FIELD.sub(value, text)
+
+def _fill(pieces: tuple[tuple[str, str | None], ...], values: Mapping[str, str], escape: bool, one_line: bool) -> str:
+    parts: list[str] = []
+    for literal, name in pieces:
+        parts.append(literal)
+        if name is not None:
+            value = values.get(name, "")
+            if one_line and value:
+                value = " ".join(value.split())
+            parts.append(html.escape(value, quote=True) if escape and value else value)
+    return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A template parsed once, rendered for many leads (a rule's batch) without re-scanning."""
+
+    subject: tuple[tuple[str, str | None], ...]
+    text: tuple[tuple[str, str | None], ...]
+    html: tuple[tuple[str, str | None], ...] | None
+
+    @classmethod
+    def parse(cls, subject: str, text: str, html_body: str | None) -> Template:
+        return cls(_pieces(subject), _pieces(text), _pieces(html_body) if html_body is not None else None)
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The merge field names the template uses."""
+        return frozenset(name for part in (self.subject, self.text, self.html or ()) for _literal, name in part if name is not None)
+
+    def render(self, values: Mapping[str, str]) -> RenderedMail:
+        """Filled with `values` (see lead_values); a name without a value gives ""."""
+        return RenderedMail(
+            subject=_fill(self.subject, values, escape=False, one_line=True),
+            text=_fill(self.text, values, escape=False, one_line=False),
+            html=_fill(self.html, values, escape=True, one_line=False) if self.html is not None else None,
+        )
 
 
 def render(subject: str, text: str, html_body: str | None, values: Mapping[str, str]) -> RenderedMail:
     """The template filled with `values` (see lead_values); a name without a value gives ""."""
-    return RenderedMail(
-        subject=_fill(subject, values, escape=False, one_line=True),
-        text=_fill(text, values, escape=False, one_line=False),
-        html=_fill(html_body, values, escape=True, one_line=False) if html_body is not None else None,
-    )
+    return Template.parse(subject, text, html_body).render(values)

@@ -181,17 +181,16 @@ def plan(session: Session, principal: Principal, rule: WorkflowRule, lead_ids: S
     template = session.get(MailTemplate, rule.template_id)
     assert template is not None  # RESTRICT: a template in use is never deleted
     matched = views.matching_ids(session, principal, stored_conditions(rule), lead_ids)
-    wanted = {name.removeprefix("lead.custom.") for name in t.merge_fields(f"{template.subject}\n{template.text_body}\n{template.html_body or ''}") if name.startswith("lead.custom.")}
-    custom = _custom_values(session, principal, wanted, matched)
+    compiled = t.Template.parse(template.subject, template.text_body, template.html_body)
+    # Only the fields the template names are read and merged (a batch is thousands of leads).
+    wanted = [name for name in LEAD_FIELDS if f"lead.{name}" in compiled.names]
+    custom = _custom_values(session, principal, {n.removeprefix("lead.custom.") for n in compiled.names if n.startswith("lead.custom.")}, matched)
     not_before = (now or utcnow()) + timedelta(minutes=rule.delay_minutes) if rule.delay_minutes else None
     out = Plan()
     seen: set[str] = set()
-    columns = [getattr(Lead, name) for name in LEAD_FIELDS]
+    columns = [getattr(Lead, name) for name in wanted]
     for chunk in id_chunks(session, matched):
-        for row in session.execute(select(Lead.id, Lead.email_norm, *columns).where(among(session, Lead.id, chunk)).order_by(Lead.id)):
-            lead_id, norm, *values = row
-            standard = dict(zip(LEAD_FIELDS, values, strict=True))
-            email = standard["email"]
+        for lead_id, email, norm, *values in session.execute(select(Lead.id, Lead.email, Lead.email_norm, *columns).where(among(session, Lead.id, chunk)).order_by(Lead.id)):
             norm = norm or (normalise_email(email) if email else None)
             if not norm:
                 out.skipped.append(Skipped(lead_id, email, "no_address"))
@@ -199,8 +198,8 @@ def plan(session: Session, principal: Principal, rule: WorkflowRule, lead_ids: S
                 out.skipped.append(Skipped(lead_id, email, "duplicate_address"))
             else:
                 seen.add(norm)
-                mail = t.render(template.subject, template.text_body, template.html_body, t.lead_values(standard, custom.get(lead_id, {})))
-                out.mails.append(PlannedMail(rule.id, lead_id, email, mail, template.charset, not_before))  # type: ignore[arg-type]
+                mail = compiled.render(t.lead_values(dict(zip(wanted, values, strict=True)), custom.get(lead_id, {})))
+                out.mails.append(PlannedMail(rule.id, lead_id, email, mail, template.charset, not_before))
     return out
 
 
