@@ -7,11 +7,13 @@ Outcomes map to the domain's errors (crm.domain.errors):
 - 250 to DATA: sent. What happens to the connection afterwards (QUIT lost, reset) changes
   nothing: the server took responsibility for the mail, and a retry would duplicate it.
 - 4xx anywhere, or the connection lost or timed out before DATA's reply: MailSendTemporary.
-- 5xx: MailSendRejected (`recipient_refused` when it was the RCPT TO).
+- 5xx: MailSendRejected (`recipient_refused` when it was the RCPT TO), except a refused
+  login: that is the organisation's settings, not the mail, so it is retried like a 4xx.
 """
 
 from __future__ import annotations
 
+import functools
 import smtplib
 import socket
 import ssl
@@ -22,6 +24,12 @@ from crm.domain.ports import SmtpConfig
 _CONNECTION_LOST = (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, TimeoutError, ssl.SSLError, OSError)
 
 
+@functools.cache
+def _system_context() -> ssl.SSLContext:
+    # Loading the system's CAs costs ~0.1 s of CPU (under the GIL): once per process, not per mail.
+    return ssl.create_default_context()
+
+
 class SmtpSubmission:
     """The SubmissionPort of one organisation's server. `ssl_context`: how to check its
     certificate (default: the system's CAs and the host name)."""
@@ -30,7 +38,7 @@ class SmtpSubmission:
         if config.security not in ("starttls", "tls", "none"):
             raise ValueError(f"unknown SMTP security {config.security!r}")
         self.config = config
-        self._context = ssl_context or ssl.create_default_context()
+        self._context = ssl_context
         self._local_hostname = local_hostname
 
     def __repr__(self) -> str:  # never show the password
@@ -40,7 +48,7 @@ class SmtpSubmission:
         c = self.config
         client: smtplib.SMTP
         if c.security == "tls":
-            client = smtplib.SMTP_SSL(c.host, c.port, local_hostname=self._local_hostname, timeout=c.timeout, context=self._context)
+            client = smtplib.SMTP_SSL(c.host, c.port, local_hostname=self._local_hostname, timeout=c.timeout, context=self._context or _system_context())
         else:
             client = smtplib.SMTP(c.host, c.port, local_hostname=self._local_hostname, timeout=c.timeout)
         try:
@@ -48,7 +56,7 @@ class SmtpSubmission:
             if c.security == "starttls":
                 if not client.has_extn("starttls"):
                     raise MailSendRejected("the SMTP server does not offer STARTTLS", code="smtp_no_starttls")
-                client.starttls(context=self._context)
+                client.starttls(context=self._context or _system_context())
                 client.ehlo()
             if c.username:
                 client.login(c.username, c.password or "")
@@ -62,13 +70,14 @@ class SmtpSubmission:
         try:
             client = self._connect()
         except smtplib.SMTPAuthenticationError as exc:
-            raise MailSendRejected("the SMTP server refused the login", smtp_code=exc.smtp_code, code="smtp_auth_failed") from None
+            # The organisation's settings, not this mail: it waits (backoff) for the admin's fix.
+            raise MailSendTemporary("the SMTP server refused the login", smtp_code=exc.smtp_code, code="smtp_auth_failed") from None
         except smtplib.SMTPResponseException as exc:
             raise _from_reply(exc.smtp_code, exc.smtp_error, "connect") from None
+        except _CONNECTION_LOST as exc:  # before SMTPException: SMTPServerDisconnected is one
+            raise MailSendTemporary(f"SMTP connection failed: {type(exc).__name__}", code="smtp_connection_lost") from None
         except smtplib.SMTPException as exc:  # e.g. no AUTH offered
             raise MailSendRejected(f"SMTP: {exc}"[:300], code="smtp_session_failed") from None
-        except _CONNECTION_LOST as exc:
-            raise MailSendTemporary(f"SMTP connection failed: {type(exc).__name__}", code="smtp_connection_lost") from None
         try:
             reply = _transaction(client, envelope_from, recipient, message)
         finally:

@@ -93,3 +93,55 @@ class TestEnqueue:
         configure(runtime, org.id)
         with runtime.sessions.begin() as s, pytest.raises(InvalidInput):
             outbox.enqueue(s, organisation_id=org.id, **mail(kind="spam"))  # type: ignore[arg-type]
+
+    def test_text_iso_2022_jp_cannot_hold_goes_as_utf8(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        configure(runtime, org.id)
+        with runtime.sessions.begin() as s:
+            result = outbox.enqueue(s, organisation_id=org.id, **mail(charset="iso-2022-jp", text="山田様 🎉"))  # type: ignore[arg-type]
+            raw = s.get(OutboxMail, result.outbox_id).raw  # type: ignore[union-attr]
+        assert raw is not None and b'charset="utf-8"' in raw and b"iso-2022-jp" not in raw
+        assert email.message_from_bytes(raw, policy=policy.default).get_content().startswith("山田様 🎉")  # type: ignore[attr-defined]
+
+    def test_reply_to_and_delay(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        from datetime import timedelta
+
+        configure(runtime, org.id)
+        later = NOW + timedelta(hours=2)
+        with runtime.sessions.begin() as s:
+            result = outbox.enqueue(s, organisation_id=org.id, now=NOW, not_before=later, reply_to="sales@acme.example", **mail())  # type: ignore[arg-type]
+            row = s.get(OutboxMail, result.outbox_id)
+            assert row is not None and row.raw is not None and row.next_attempt_at == later
+            assert email.message_from_bytes(row.raw)["Reply-To"] == "sales@acme.example"
+            assert outbox.claim_next(s, runtime.secrets, NOW + timedelta(hours=1)) is None  # not due yet
+            claim = outbox.claim_next(s, runtime.secrets, later)
+            assert claim is not None and claim.outbox_id == row.id
+
+    def test_a_line_break_never_ends_the_subject(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        from crm.domain.errors import InvalidInput
+
+        configure(runtime, org.id)
+        with runtime.sessions.begin() as s:
+            result = outbox.enqueue(s, organisation_id=org.id, **mail(subject="Hi\r\nBcc: victim@example.com"))  # type: ignore[arg-type]
+            raw = s.get(OutboxMail, result.outbox_id).raw  # type: ignore[union-attr]
+            assert raw is not None and b"\r\nBcc:" not in raw and email.message_from_bytes(raw)["Subject"] == "Hi Bcc: victim@example.com"
+            with pytest.raises(InvalidInput):
+                outbox.enqueue(s, organisation_id=org.id, reply_to="a@b\r\nBcc: x@y.example", **mail())  # type: ignore[arg-type]
+
+    def test_concurrent_enqueues_of_one_key_queue_one(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        import threading
+
+        configure(runtime, org.id)
+        results: list[str] = []
+        start = threading.Barrier(8)
+
+        def enqueue() -> None:
+            start.wait()
+            with runtime.sessions.begin() as s:
+                results.append(outbox.enqueue(s, organisation_id=org.id, dedupe_key="rule:9:lead:9", **mail()).status)  # type: ignore[arg-type]
+
+        threads = [threading.Thread(target=enqueue) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == ["duplicate"] * 7 + ["queued"]

@@ -108,3 +108,5 @@ class TestUnsubscribe:
         assert client.post(f"/u/{row.unsubscribe_token}", data={"List-Unsubscribe": "yes"}).status_code == 400
         assert client.post(f"/u/{row.unsubscribe_token}").status_code == 422
         assert client.get("/u/short").status_code == 422
+        page = client.get("/u/" + "x" * 32, headers={"Accept-Language": "en"})
+        assert page.status_code == 404 and "This unsubscribe link is not valid." in page.text

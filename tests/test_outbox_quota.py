@@ -144,3 +144,16 @@ class TestConcurrentReservations:
         with runtime.sessions() as s:
             row = s.get(MailQuotaDay, (org.id, "2026-12-03"))
             assert row is not None and row.used == 500
+
+    def test_concurrent_senders_deliver_exactly_the_limit(self, runtime: Runtime, org, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
+        """Whole send passes at once (claim, SMTP, outcome), through the real server."""
+        now = datetime.now(UTC)
+        configure(runtime, org.id, port=smtp_sink.port, daily_limit=30)
+        queue_many(runtime, org.id, 45, now)
+        threads = [threading.Thread(target=send_pass, args=(runtime.sessions, runtime.secrets)) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(smtp_sink.received) == 30 and len({r.rcpt_tos[0] for r in smtp_sink.received}) == 30
+        assert statuses(runtime, org.id) == {"sent": 30, "waiting_quota": 15}

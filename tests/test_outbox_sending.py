@@ -155,3 +155,73 @@ class TestExactlyOnce:
         assert result.recovered == 1 and result.sent == 0
         assert len(smtp_sink.received) == 1
         assert (row(runtime, oid).status, row(runtime, oid).reason) == ("unconfirmed", "interrupted_while_sending")
+
+
+class TestSecurity:
+    """STARTTLS and implicit TLS with AUTH, the certificate checked against the test CA."""
+
+    def _send(self, runtime: Runtime, org_id: int, sink: SmtpSink, security: str, password: str) -> int:
+        from mail_adapter.smtp import SmtpSubmission
+
+        with runtime.sessions.begin() as s:
+            outbox.save_smtp_settings(
+                s, org_id, runtime.secrets, host="127.0.0.1", port=sink.port, security=security, username="mailer", password=password,
+                from_address="info@acme.example", public_url="https://crm.acme.example",
+            )
+        oid = queue(runtime, org_id)
+        context = sink.client_context
+        send_pass(runtime.sessions, runtime.secrets, clock=Clock(), connect=lambda config: SmtpSubmission(config, context))
+        return oid
+
+    def test_starttls_and_auth(self, runtime: Runtime, org, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        from tests.servers.smtp import smtp_server
+
+        with smtp_server("starttls", {"mailer": "pw-1"}, tmp_path) as sink:
+            oid = self._send(runtime, org.id, sink, "starttls", "pw-1")
+            assert len(sink.received) == 1 and row(runtime, oid).status == "sent"
+
+    def test_implicit_tls_wrong_password_waits(self, runtime: Runtime, org, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        from tests.servers.smtp import smtp_server
+
+        with smtp_server("tls", {"mailer": "pw-1"}, tmp_path) as sink:
+            oid = self._send(runtime, org.id, sink, "tls", "wrong")
+            assert sink.received == []
+            assert (row(runtime, oid).status, row(runtime, oid).reason) == ("queued", "the SMTP server refused the login")  # retried later
+            oid2 = self._send(runtime, org.id, sink, "tls", "pw-1")
+            assert len(sink.received) == 1 and row(runtime, oid2).status == "sent"
+
+
+def test_outbox_send_command(runtime: Runtime, org, smtp_sink: SmtpSink, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    configure(runtime, org.id, port=smtp_sink.port)
+    queue(runtime, org.id)
+    env = {**os.environ, "DATABASE_URL": database_url, "MAILWIDGET_SECRET_KEY": runtime.settings.secret_keys[0]}
+    result = subprocess.run([sys.executable, "-m", "widget_api.cli", "outbox-send"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "1 sent" in result.stdout and len(smtp_sink.received) == 1
+
+
+def test_the_sender_loop_sends_and_beats(runtime: Runtime, org, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    from widget_api import heartbeats
+    from widget_api.cli.outbox import LOOP, start_loop
+
+    configure(runtime, org.id, port=smtp_sink.port)
+    with runtime.sessions.begin() as s:
+        outbox.enqueue(s, organisation_id=org.id, **mail())  # type: ignore[arg-type]
+    stop = threading.Event()
+    thread = start_loop(runtime, 0.05, stop)
+    try:
+        deadline = time.monotonic() + 10
+        while not smtp_sink.received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(smtp_sink.received) == 1 and heartbeats.status()[LOOP]["ok"]
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert LOOP not in heartbeats.status()

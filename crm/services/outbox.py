@@ -22,6 +22,7 @@ through their own mail client and is not counted, as in the source CRM.
 
 from __future__ import annotations
 
+import re
 import secrets as token_source
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from crm.domain.rules import checked_email, normalise_email
 from crm.services.organisations import check_time_zone
 from crm.services.secrets import SecretBox
 from crm.store.base import utcnow
+from crm.store.db import among, id_chunks
 from crm.store.models import Organisation
 from crm.store.outbox import DUE_STATUSES, KINDS, MailQuotaDay, MailSuppression, OutboxMail, SmtpSettings, release_quota, reserve_quota
 
@@ -138,6 +140,8 @@ def save_smtp_settings(
         sender = checked_email(from_address)
     except EmailNotValidError:
         raise InvalidInput("the From address is not valid") from None
+    if from_name and ("\r" in from_name or "\n" in from_name):
+        raise InvalidInput("the sender name must be one line")
     row = session.get(SmtpSettings, organisation_id)
     if row is None:
         org = session.get(Organisation, organisation_id)
@@ -261,8 +265,15 @@ def _skip_reason(session: Session, organisation_id: int, address: str, settings:
 
 def _build(mail: MailRequest, row: OutboxMail, settings: SmtpSettings, now: datetime) -> tuple[bytes, str]:
     token = row.unsubscribe_token
+    if mail.reply_to is not None:
+        try:
+            checked_email(mail.reply_to)
+        except EmailNotValidError:
+            raise InvalidInput("the Reply-To address is not valid") from None
+    # A merged value with a line break (a lead's name) must not end the header: one line.
+    subject = re.sub(r"[\r\n]+", " ", mail.subject)
     fields: dict[str, Any] = {
-        "from_address": settings.from_address, "to_address": row.to_address, "subject": mail.subject, "text": mail.text, "html": mail.html,
+        "from_address": settings.from_address, "to_address": row.to_address, "subject": subject, "text": mail.text, "html": mail.html,
         "unsubscribe_url": f"{settings.public_url}/u/{token}", "unsubscribe_mailto": f"mailto:{settings.from_address}?subject=unsubscribe%20{token}",
         "from_name": settings.from_name, "reply_to": mail.reply_to,
     }
@@ -377,8 +388,22 @@ def claim_next(session: Session, box: SecretBox, now: datetime, *, timeout: floa
         day = quota_day(now, settings.time_zone)
         form = row.kind == "form_reply"
         if not reserve_quota(session, row.organisation_id, day.key, settings.daily_limit, form_reply=form, form_limit=form_reply_limit(settings.daily_limit)):
-            row.status, row.reason, row.next_attempt_at = "waiting_quota", "waiting_for_quota", day.resets_at
-            session.flush()
+            # Every due mail of the organisation that this quota stops waits for the next
+            # local midnight (only the auto-replies, when it was their share that ran out).
+            # SKIP LOCKED: the rows other senders hold are theirs to park, and waiting for them
+            # while the failed UPDATE keeps the quota row locked (PostgreSQL does) deadlocks.
+            waiting = select(OutboxMail.id).where(OutboxMail.organisation_id == row.organisation_id, OutboxMail.status.in_(DUE_STATUSES), OutboxMail.next_attempt_at <= now)
+            if form:
+                waiting = waiting.where(OutboxMail.kind == "form_reply")
+            ids = list(session.scalars(waiting.with_for_update(skip_locked=True)))
+            for chunk in id_chunks(session, ids):
+                session.execute(
+                    update(OutboxMail)
+                    .where(among(session, OutboxMail.id, chunk))
+                    .values(status="waiting_quota", reason="waiting_for_quota", next_attempt_at=day.resets_at)
+                    .execution_options(synchronize_session=False)
+                )
+            session.expire(row)
             continue
         row.status, row.reason, row.claimed_at, row.quota_day = "sending", None, now, day.key
         row.attempts += 1
@@ -410,11 +435,11 @@ def mark_failed(session: Session, outbox_id: int, reason: str, *, hard_bounce: b
     """Refused for good (5xx). A refused recipient (550/551/553 at RCPT) is a hard bounce:
     the address is suppressed."""
     row = _sending(session, outbox_id)
+    if hard_bounce:  # before the quota row is locked: suppress() may wait for other senders' rows
+        suppress(session, row.organisation_id, row.to_address, "hard_bounce", row.id)
     _release(session, row)
     row.status, row.reason = "failed", reason[:300]
     session.flush()
-    if hard_bounce:
-        suppress(session, row.organisation_id, row.to_address, "hard_bounce", row.id)
 
 
 def recover_interrupted(session: Session, now: datetime, stale_after: timedelta = STALE_AFTER) -> int:

@@ -13,12 +13,16 @@ told to misbehave at chosen points of the next transactions:
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from tests.servers.dovecot import make_certificates
 from tests.servers.net import free_port
 
 
@@ -36,6 +40,7 @@ class SmtpSink:
     received: list[Received] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     port: int = 0
+    client_context: ssl.SSLContext | None = None  # trusts the server's test CA (TLS servers)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _next_fault(self, *kinds: str) -> str | None:
@@ -65,11 +70,37 @@ class SmtpSink:
         return "250 2.0.0 queued"
 
 
+def _authenticator(users: dict[str, str]):  # type: ignore[no-untyped-def]
+    def check(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        ok = isinstance(auth_data, LoginPassword) and users.get(auth_data.login.decode()) == auth_data.password.decode()
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
+
+    return check
+
+
 @contextlib.contextmanager
-def smtp_server() -> Iterator[SmtpSink]:
-    """A started server (always stopped); the sink knows its port."""
+def smtp_server(security: str = "none", users: dict[str, str] | None = None, directory: Path | None = None) -> Iterator[SmtpSink]:
+    """A started server (always stopped); the sink knows its port. `security` "starttls"
+    (required before AUTH and MAIL) or "tls" (implicit) needs `directory` for its
+    certificates; `users` turns AUTH on (required)."""
     sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port, decode_data=False)
+    options: dict[str, object] = {"decode_data": False}
+    if security != "none":
+        assert directory is not None
+        ca, cert, key = make_certificates(directory)
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_context.load_cert_chain(cert, key)
+        sink.client_context = ssl.create_default_context(cafile=str(ca))
+        if security == "starttls":
+            options.update(tls_context=server_context, require_starttls=True)
+        else:
+            options.update(ssl_context=server_context)
+    if users is not None:
+        # Required only behind STARTTLS: aiosmtpd sees no TLS on an implicit-TLS link and
+        # warns against requiring AUTH there; the client logs in anyway when it has a user.
+        starttls = security == "starttls"
+        options.update(authenticator=_authenticator(users), auth_required=starttls, auth_require_tls=starttls)
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port, **options)
     controller.start()
     try:
         yield sink

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse
 
-from crm.domain.errors import InvalidInput
+from crm.domain.errors import InvalidInput, NotFound
 from crm.services import outbox
 from widget_api import pages
 from widget_api.deps import SessionDep
@@ -29,7 +29,10 @@ ONE_CLICK = "One-Click"
 
 @router.get("/u/{token}", include_in_schema=False)
 def confirm_page(token: Token, request: Request, session: SessionDep) -> HTMLResponse:
-    row = outbox.find_by_token(session, token)
+    try:
+        row = outbox.find_by_token(session, token)
+    except NotFound as exc:  # a person clicked it: a page, not a JSON body
+        return pages.render(request, "unsubscribe_title", f'<p class="error" role="alert">{pages.t(request, exc.code)}</p>', status=404)
     body = (
         f"<p>{pages.t(request, 'unsubscribe_question', address=row.to_address)}</p>"
         f'<form method="post" action="/u/{token}"><input type="hidden" name="List-Unsubscribe" value="{ONE_CLICK}">'

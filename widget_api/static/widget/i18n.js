@@ -25,6 +25,7 @@ const I18N = {
     first_name: "名", last_name: "姓", email: "メール", company: "会社名", title_field: "役職", phone: "電話", mobile: "携帯",
     website: "Web サイト", street: "番地", city: "市区町村", state: "都道府県", zip_code: "郵便番号", country: "国", description: "説明",
     custom_fields: "カスタム項目", required: "必須", choose: "選択してください",
+    mail_quota: "本日の自動メール: {used} / {limit} 通（残り {left} 通、{resets} にリセット）",
   },
   en: {
     title: "CRM", language: "Language", settings: "Settings", connect: "Connect to the CRM", backend: "Backend URL", token: "API token",
@@ -50,5 +51,6 @@ const I18N = {
     first_name: "First name", last_name: "Last name", email: "Email", company: "Company", title_field: "Title", phone: "Phone", mobile: "Mobile",
     website: "Website", street: "Street", city: "City", state: "State", zip_code: "Zip code", country: "Country", description: "Description",
     custom_fields: "Custom fields", required: "required", choose: "Choose…",
+    mail_quota: "Automatic mail today: {used} / {limit} (left {left}, resets at {resets})",
   },
 };

@@ -465,6 +465,18 @@ async function load() {
   // By the folder's special use (RFC 6154 \Junk as Thunderbird knows it), never by its name.
   $("spam").hidden = !state.specialUse.includes("junk");
   loadInvites();
+  loadQuota();
+}
+
+// Today's automatic mail against the daily limit (mail sent by hand is not counted). A
+// backend without the outbox, or an error, leaves the line hidden: it is information only.
+async function loadQuota() {
+  const q = await api("/api/v1/outbox/quota").catch(() => null);
+  const line = $("mail-quota");
+  if (!q || typeof q.used !== "number") { line.hidden = true; return; }
+  const resets = new Date(q.resets_at).toLocaleString(document.documentElement.lang || undefined, { dateStyle: "short", timeStyle: "short" });
+  line.textContent = t("mail_quota", { used: q.used, limit: q.limit, left: q.left, resets });
+  line.hidden = false;
 }
 
 function showSettings() {
