@@ -164,3 +164,17 @@ class TestSubmit:
         for _ in range(3):  # someone posting a victim's address again and again
             assert post(client, form["key"], {"_token": token(runtime, session, form["key"]), "last_name": "A", "email": "victim@a.example"}).status_code == 200
         assert len(outbox_rows(session, kind="form_reply")) == 1 and len(leads(session)) == 1
+
+
+class TestCustomFields:
+    def test_a_custom_field_of_the_form_is_stored_and_checked_before_the_lead_is_looked_up(self, client: TestClient, admin, runtime, session) -> None:  # type: ignore[no-untyped-def]
+        client.post("/api/v1/custom-fields", json={"key": "plan", "label": "プラン", "type": "picklist", "options": ["gold", "free"]}, headers=admin.headers)
+        form = make_form(client, admin, fields=[*FIELDS, {"field": "custom:plan", "label_ja": "プラン", "label_en": "Plan"}])
+        assert post(client, form["key"], {"_token": token(runtime, session, form["key"]), "last_name": "A", "email": "a@a.example", "custom:plan": "gold"}).status_code == 200
+        [lead] = leads(session)
+        assert client.get(f"/api/v1/leads/{lead.id}/custom", headers=admin.headers).json() == {"plan": "gold"}
+        known = post(client, form["key"], {"_token": token(runtime, session, form["key"]), "last_name": "A", "email": "a@a.example", "custom:plan": "platinum"})
+        new = post(client, form["key"], {"_token": token(runtime, session, form["key"]), "last_name": "B", "email": "b@b.example", "custom:plan": "platinum"})
+        assert known.status_code == new.status_code == 400
+        assert known.json()["type"] == new.json()["type"] and known.json()["detail"] == new.json()["detail"]
+        assert len(leads(session)) == 1

@@ -175,7 +175,10 @@ def submit(session: Session, form: WebForm, box: SecretBox, data: Mapping[str, s
     principal = _acting_user(session, form)
     standard: dict[str, object] = {}
     custom: dict[str, str] = {}
+    defined = custom_fields.fields(session, principal)
     for f in fields:
+        if f.field.startswith("custom:") and f.field.removeprefix("custom:") not in defined:
+            continue  # a field the organisation no longer has
         value = (data.get(f.field) or "").strip()
         if f.required and not value:
             raise InvalidInput(f"{f.label(form.language)} is required", code="required_field", field=f.field)
@@ -187,7 +190,6 @@ def submit(session: Session, form: WebForm, box: SecretBox, data: Mapping[str, s
     clean = clean_values(standard)  # every refusal happens before the lead is looked up
     if not clean.get("email"):
         raise InvalidInput("an email address is required", code="required_field", field="email")
-    defined = custom_fields.fields(session, principal)
     for key, value in custom.items():
         custom_fields.typed_value(defined[key], value)
     try:
