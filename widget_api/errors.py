@@ -31,7 +31,7 @@ STATUS: list[tuple[type[e.DomainError], int]] = [
     (e.RateLimited, 429),
 ]
 UNAUTHENTICATED = {"invalid_token", "missing_token"}
-CODE_STATUS = {"payload_too_large": 413}  # codes more precise than their class
+CODE_STATUS = {"payload_too_large": 413, "unknown_merge_field": 422, "unsupported_media_type": 415}  # codes more precise than their class
 HTTP_TYPES = {400: "bad_request", 401: "missing_token", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 
 
@@ -111,6 +111,8 @@ def install(app: FastAPI) -> None:
         extra: dict[str, object] = {}
         if isinstance(exc, e.Conflict):
             extra = {"field": exc.field, "existing_id": exc.existing_id, "existing": exc.existing}
+        elif isinstance(exc, e.InvalidInput):
+            extra = {"field": exc.field}
         status = status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, e.RateLimited):

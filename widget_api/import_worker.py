@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crm.domain.errors import DomainError, InvalidInput
-from crm.services import csv_import, import_jobs
+from crm.services import csv_import, import_jobs, rules
 from crm.services.csv_import import ImportReport
 from crm.store.db import refresh_statistics
 from widget_api import heartbeats, metrics
@@ -75,7 +75,11 @@ def run_job(runtime: Runtime, job: import_jobs.Claimed, owner: str, lease: float
                     raise Stopping
                 report = ImportReport()
                 with runtime.sessions.begin() as s:
-                    importer.batch(s, batch, report)
+                    created = importer.batch(s, batch, report)
+                    # The workflow rules on "created by import" queue their mails in the
+                    # batch's own transaction: a batch redone after a crash mails nobody twice
+                    # (the outbox is idempotent per (rule, lead)) and nobody is missed.
+                    rules.on_leads_created(s, job.principal, created, "csv_import")
                     done += len(batch)
                     import_jobs.record_batch(s, job.id, owner, lease, done, report)
                 beat()

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from crm.domain.errors import RateLimited
 
 # Requests a minute per token, by endpoint class (MAILWIDGET_RATE_LIMITS overrides them).
-DEFAULT_LIMITS = {"upload": 30, "import": 5, "mailbox_test": 10}
+# The public web forms count per client address ("form_page", "form_submit_ip") and per
+# form ("form_submit") instead: they have no token.
+DEFAULT_LIMITS = {"upload": 30, "import": 5, "mailbox_test": 10, "form_page": 120, "form_submit_ip": 10, "form_submit": 120}
 MAX_BUCKETS = 10_000  # past it, full buckets (tokens at rest) are forgotten
 
 

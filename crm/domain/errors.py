@@ -49,7 +49,13 @@ class Conflict(DomainError):
 
 
 class InvalidInput(DomainError):
+    """`field`: the input the request got wrong, when one can be named."""
+
     code = "invalid_input"
+
+    def __init__(self, detail: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.field = field
 
 
 class PermissionDenied(DomainError):

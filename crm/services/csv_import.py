@@ -27,7 +27,7 @@ from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import InvalidInput
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email, normalise_unique_value
-from crm.services import custom_fields
+from crm.services import custom_fields, rules
 from crm.services.leads import clean_values, fill_empty_fields, unique_fields
 from crm.store import bulk
 from crm.store.base import utcnow
@@ -55,9 +55,11 @@ class ImportReport:
     skipped: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     committed: bool = True
+    lead_ids: list[int] = field(default_factory=list)  # the leads created, for the workflow rules
+    rules: dict[int, dict[str, int]] = field(default_factory=dict)  # rule id -> what it queued or skipped
 
     def as_dict(self) -> dict[str, object]:
-        return {"created": self.created, "merged": self.merged, "skipped": self.skipped, "rejected": len(self.rejected), "committed": self.committed}
+        return {"created": self.created, "merged": self.merged, "skipped": self.skipped, "rejected": len(self.rejected), "committed": self.committed, "rules": {str(k): v for k, v in self.rules.items()}}
 
     def errors_csv(self) -> str:
         return csv_text([("line", "reason"), *self.rejected])
@@ -248,6 +250,7 @@ class Importer:
         ids = bulk.insert_rows(session, Lead.__table__, leads, returning_ids=True)
         keys = [{"organisation_id": org, "lead_id": lead_id, "field": f, "value_norm": v} for lead_id, (_vals, ks) in zip(ids, batch, strict=True) for f, v in ks]
         bulk.insert_rows(session, LeadUniqueKey.__table__, keys)
+        report.lead_ids.extend(ids)
         for index, custom in custom_later:
             custom_fields.set_values(session, principal, ids[index], custom)
         report.created += len(batch)
@@ -282,7 +285,11 @@ def import_leads(
         outer.rollback()
         report.committed = False
         report.created = report.merged = 0
+        report.lead_ids.clear()
     else:
         outer.commit()
     session.flush()
+    # The rules run on the batch of new leads as a whole (one query per rule), after their
+    # custom values are in: conditions may be on them.
+    report.rules = rules.on_leads_created(session, principal, report.lead_ids, "csv_import").per_rule
     return report

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from crm.services import custom_fields, leads
+from crm.services import custom_fields, leads, rules
 from widget_api.deps import CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import Id, LeadCreate, LeadPage, LeadRead, LeadSaved, LeadUpdate, Offset
@@ -24,6 +24,7 @@ def save(body: LeadCreate, response: Response, session: SessionDep, principal: C
     if result.outcome == "created":
         # Required custom fields are checked here too: a failure rolls the whole save back.
         custom_fields.set_values(session, principal, result.lead.id, body.custom or {}, creating=True)
+        rules.on_leads_created(session, principal, [result.lead.id], result.lead.source)
     else:
         response.status_code = status.HTTP_200_OK
     return LeadSaved(outcome=result.outcome, lead=LeadRead.model_validate(result.lead), filled=list(result.filled))  # type: ignore[arg-type]
