@@ -90,7 +90,9 @@ class TestMatches:
     def test_not_an_address_is_a_4xx(self, client: TestClient, member) -> None:  # type: ignore[no-untyped-def]
         response = client.get("/api/v1/matches", params={"email": "not an address"}, headers=member.headers)
         assert response.status_code == 400
-        assert response.json()["type"]
+        assert response.json()["type"] == "invalid_email"
+        ja = client.get("/api/v1/matches", params={"email": "not an address", "lang": "ja"}, headers=member.headers).json()
+        assert ja["detail"] == "メールアドレスではありません。"
 
 
 class TestSearch:
