@@ -34,9 +34,14 @@ SENT = b"\\Sent"
 SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "Sent Mail", "送信済み", "送信済みアイテム", "INBOX.Sent", "INBOX/Sent", "[Gmail]/Sent Mail")
 CHUNK = 1024 * 1024
 FETCH_BATCH = 200  # UIDs per FETCH command (a command line stays short)
-SCAN_LIMIT = 2000  # mails one scan of one folder logs at most; the next scan goes on from there
+SCAN_LIMIT = 2000
+THREAD_WINDOW = 200  # new mails at most for which replies into logged threads are looked for  # mails one scan of one folder logs at most; the next scan goes on from there
 MAX_TEXT_CHARS = 200_000
 _MSGID = re.compile(r"<[^<>\s]+>")
+# What the log keeps and the automated-sender rules read; not the kilobytes of Received and
+# DKIM lines a delivered mail carries.
+HEADER_FIELDS = b"FROM SENDER REPLY-TO TO CC SUBJECT DATE MESSAGE-ID IN-REPLY-TO REFERENCES CONTENT-TYPE LIST-ID LIST-UNSUBSCRIBE PRECEDENCE AUTO-SUBMITTED"
+HEADER_ITEM = b"BODY.PEEK[HEADER.FIELDS (" + HEADER_FIELDS + b")]"
 
 
 class MailLog:
@@ -102,15 +107,23 @@ class MailLog:
             top = uidnext - 1 if uidnext else None
             if not wanted or (top is not None and top <= since):
                 return FolderScan(FolderState(folder, validity, max(since, top or 0)), round_trips=1)
-            uids = sorted(u for u in search(c, ["UID", f"{since + 1}:*", *any_of(wanted)]) if u > since)
+            # Incoming mail is from the person, sent mail to them: one header each to match
+            # (a search over every header of 10,000 mails costs twice one over From).
+            uids = sorted(u for u in search(c, ["UID", f"{since + 1}:*", *any_of(wanted, ("TO", "CC") if sent else ("FROM",))]) if u > since)
             batch, rest = uids[:SCAN_LIMIT], uids[SCAN_LIMIT:]
             drafts = _read_many(c, batch, folder, validity)
             mails = tuple(drafts[u] for u in batch if u in drafts and drafts[u].addresses & set(wanted))
+            replies: tuple[MailDraft, ...] = ()
+            if since and top is not None and top - since <= THREAD_WINDOW:
+                # A few new mails: the replies among them may continue a logged thread
+                # without naming the person (a colleague of theirs answering, say).
+                others = [u for u in search(c, ["UID", f"{since + 1}:*", "OR", "HEADER", "In-Reply-To", SearchText("@"), "HEADER", "References", SearchText("@")]) if u > since and u not in drafts]
+                replies = tuple(_read_many(c, others, folder, validity).values()) if others else ()
             # Where the next scan starts: after every UID this one covered, so mail that
             # matched nothing is never looked at again.
             last = batch[-1] if rest else max(since, top or 0, uids[-1] if uids else 0)
             fetched = sum(d.bytes_fetched for d in drafts.values())
-            return FolderScan(FolderState(folder, validity, last), mails, round_trips=2 + 2 * -(-len(batch) // FETCH_BATCH), bytes_fetched=fetched)
+            return FolderScan(FolderState(folder, validity, last), mails, replies, round_trips=2 + 2 * -(-len(batch) // FETCH_BATCH), bytes_fetched=fetched)
 
         return self.mailbox.run(op)
 
@@ -125,10 +138,10 @@ def sent_folder(mailbox: Mailbox, c: IMAPClient) -> str | None:
     return next((names[n.lower()] for n in SENT_NAMES if n.lower() in names), None)
 
 
-def any_of(addresses: Sequence[str]) -> list[str]:
-    """FROM/TO/CC any of `addresses`, as one search key in prefix notation (OR takes two
-    keys), balanced so that many addresses nest only log2(n) deep."""
-    keys = [[field, SearchText(a)] for a in addresses for field in ("FROM", "TO", "CC")]
+def any_of(addresses: Sequence[str], fields: Sequence[str]) -> list[str]:
+    """`fields` (FROM, TO, CC) of any of `addresses`, as one search key in prefix notation
+    (OR takes two keys), balanced so that many addresses nest only log2(n) deep."""
+    keys = [[f, SearchText(a)] for a in addresses for f in fields]
     return _balanced(keys)
 
 
@@ -145,10 +158,10 @@ def _read_many(c: IMAPClient, uids: list[int], folder: str, uidvalidity: int) ->
     out: dict[int, MailDraft] = {}
     for start in range(0, len(uids), FETCH_BATCH):
         batch = uids[start : start + FETCH_BATCH]
-        first = c.fetch(batch, [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]"])
+        first = c.fetch(batch, [b"BODYSTRUCTURE", HEADER_ITEM])
         plans: dict[int, tuple[bytes, list[PartInfo], list[AttachmentInfo]]] = {}
         for uid, data in first.items():
-            header = data.get(b"BODY[HEADER]") or b""
+            header = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER") and isinstance(v, bytes)), b"")
             texts, attachments = _plan(data.get(b"BODYSTRUCTURE"))
             plans[int(uid)] = (header, texts, attachments)
         groups: dict[tuple[str, ...], list[int]] = {}

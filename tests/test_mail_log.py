@@ -226,6 +226,22 @@ class TestAutoLog:
         assert sorted(e["payload"]["from"] for e in entries) == sorted([PERSON] * 4 + ["rep@acme.example"] * 2)
         assert {e["payload"]["thread_key"] for e in entries} == {"t0@client.example"}
 
+    def test_a_reply_into_a_logged_thread_stays_with_it(self, client: TestClient, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        client.put(f"/api/v1/leads/{mine}/auto-log", json={"enabled": True}, headers=member.headers)
+        for folder, raw in thread(2):
+            dovecot.append(imap_user.name, folder, raw)
+        assert scan(client, member).json()["logged"] == 2
+        # Her colleague answers the thread; someone else answers another thread.
+        refs = ("<t0@client.example>", "<t1@acme.example>")
+        dovecot.append(imap_user.name, "INBOX", mail(sender="Ken Ito <ken.ito@client.example>", message_id="<t2@client.example>", subject="Re: Estimate", in_reply_to=refs[-1], references=refs))
+        dovecot.append(imap_user.name, "INBOX", mail(sender="ken.ito@client.example", message_id="<x@client.example>", subject="Re: other", in_reply_to="<elsewhere@acme.example>", references=("<elsewhere@acme.example>",)))
+        assert scan(client, member).json()["logged"] == 1
+        entries = timeline(client, member, "leads", mine)["entries"]
+        assert [e["payload"]["from"] for e in entries] == ["ken.ito@client.example", "rep@acme.example", PERSON]
+        assert {e["payload"]["thread_key"] for e in entries} == {"t0@client.example"}
+
     def test_the_second_scan_only_asks_for_new_mail(self, client: TestClient, member, imap_user, dovecot, fault_proxy) -> None:  # type: ignore[no-untyped-def]
         proxy = fault_proxy(dovecot)
         connect_mailbox(client, member, imap_user, port=proxy.port)
@@ -299,3 +315,35 @@ class TestConversion:
             conversion.convert(s, principal, mine)
             s.rollback()  # the request failed after converting: its transaction goes, history included
         assert [e["summary"] for e in timeline(client, member, "leads", mine)["entries"]] == ["follow-up"]
+
+
+class TestMeetings:
+    def test_an_accepted_meeting_is_on_the_attending_leads_timeline_once(self, client: TestClient, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        ics = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nUID:meet-1\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:20261201T010000Z\r\n"
+            f"DTEND:20261201T020000Z\r\nORGANIZER:mailto:{PERSON}\r\nATTENDEE:mailto:{PERSON}\r\nATTENDEE:mailto:rep@acme.example\r\nSUMMARY:Kick-off\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        raw = (f"From: {PERSON}\r\nTo: rep@acme.example\r\nSubject: Kick-off\r\nMessage-ID: <meet@client.example>\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\n" + ics).encode()
+        uid = dovecot.append(imap_user.name, "INBOX", raw)
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        for _ in range(2):
+            answered = client.post("/api/v1/calendar/answer", json={"uid": uid, "partstat": "ACCEPTED", "send_reply": False}, headers=member.headers)
+            assert answered.status_code == 200, answered.text
+        entries = timeline(client, member, "leads", mine)["entries"]
+        assert [(e["kind"], e["summary"]) for e in entries] == [("meeting", "Kick-off")]
+
+
+class TestAutoLogAttachments:
+    def test_an_auto_logged_mail_keeps_its_attachment_when_the_admin_says_so(self, client: TestClient, member, admin, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        data = os.urandom(300_000)
+        dovecot.append(imap_user.name, "INBOX", big_mail("<auto-a@client.example>", data, 100))
+        client.put("/api/v1/settings/mail-log", json={"store_attachments": True}, headers=admin.headers)
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        client.put(f"/api/v1/leads/{mine}/auto-log", json={"enabled": True}, headers=member.headers)
+        assert scan(client, member).json()["logged"] == 1
+        [entry] = timeline(client, member, "leads", mine)["entries"]
+        [attachment] = client.get(f"/api/v1/leads/{mine}/mails/{entry['id']}", headers=member.headers).json()["attachments"]
+        assert attachment["stored"]
+        assert client.get(f"/api/v1/leads/{mine}/mails/{entry['id']}/attachments/{attachment['id']}", headers=member.headers).content == data

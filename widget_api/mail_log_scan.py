@@ -9,6 +9,7 @@ one transaction each, so a slow download never blocks the other writers for long
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from crm.domain.drafts import MessageRef
 from crm.domain.errors import MailboxError
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 ROLES = (("inbox", False), ("sent", True))
 
 
-def log_message(runtime: Runtime, principal: Principal, ref: MessageRef, records: list[tuple[str, int]], mailbox_id: int | None = None) -> tuple[list[Logged], int]:
+def log_message(runtime: Runtime, principal: Principal, ref: MessageRef, records: Sequence[tuple[str, int]], mailbox_id: int | None = None) -> tuple[list[Logged], int]:
     """Log the mail onto the records (each checked first); returns the links and the bytes
     the IMAP server sent for it (header, text, and any attachment kept)."""
     with runtime.sessions() as session:
@@ -45,7 +46,7 @@ def store_attachments(runtime: Runtime, principal: Principal, port: MailLogPort,
     fetched = 0
     for attachment_id, section in wanted:
         with runtime.sessions.begin() as session:
-            fetched += mail_log.store_attachment(session, attachment_id, port, draft.ref or MessageRef(message_id=draft.message_id), encodings.get(section))
+            fetched += mail_log.store_attachment(session, attachment_id, port, draft.ref or MessageRef("", message_id=draft.message_id), encodings.get(section))
     return fetched
 
 
@@ -56,16 +57,26 @@ def scan_mailbox(runtime: Runtime, principal: Principal, mailbox_id: int | None 
     with runtime.sessions() as session:
         account = mailboxes.get_account(session, principal, mailbox_id)
         account_id = account.id
-        port = MailLog(runtime.mailbox(session, principal, account_id))
+        box = runtime.pool.get(runtime.mailbox_settings(account.host, account.port, account.security, account.username, runtime.secrets.decrypt(account.secret_encrypted), account.auth))
         found = mail_log.targets(session, principal)
-        states = {role: mail_log.folder_state(session, account_id, role, found.records) for role, _sent in ROLES}
+        states = mail_log.folder_states(session, account_id, found.records)
+    port = MailLog(box)
     result = {"logged": 0, "scanned": 0, "round_trips": 0}
     if not found.records:
         return result
     for role, sent in ROLES:
-        scan = port.scan(states[role], found.records, sent=sent)
-        with runtime.sessions.begin() as session:
-            result["logged"] += mail_log.record_scan(session, principal, account_id, role, scan, found)
+        previous, known = states[role]
+        scan = port.scan(previous, found.records, sent=sent)
+        if not mail_log.scan_changes_nothing(previous, scan, found, known):
+            with runtime.sessions.begin() as session:
+                result["logged"] += mail_log.record_scan(session, principal, account_id, role, scan, found)
+        with_files = [d for d in scan.mails if d.attachments and mail_log.should_log(d, found)]
+        if with_files:
+            with runtime.sessions() as session:
+                ids = mail_log.mail_ids(session, principal.organisation_id, (d.message_id for d in with_files))
+            for draft in with_files:
+                if draft.message_id in ids:
+                    store_attachments(runtime, principal, port, draft, ids[draft.message_id])
         result["scanned"] += len(scan.mails)
         result["round_trips"] += scan.round_trips
     return result

@@ -72,10 +72,13 @@ class FolderState:
 @dataclass(frozen=True)
 class FolderScan:
     """One scan of a folder: the mails of the wanted addresses above the last UID, and where
-    the next scan starts. `uids_searched` counts the UIDs the server's SEARCH returned."""
+    the next scan starts. `replies`: the other new mails that answer some earlier mail
+    (In-Reply-To/References), read when few mails came since the last scan; the services
+    log those whose thread is already logged onto the same records."""
 
     state: FolderState
     mails: tuple[MailDraft, ...] = ()
+    replies: tuple[MailDraft, ...] = ()
     round_trips: int = 0
     bytes_fetched: int = 0
     notes: tuple[str, ...] = field(default=())

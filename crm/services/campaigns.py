@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import Integer, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -164,20 +164,19 @@ def _set_status(session: Session, principal: Principal, member: CampaignMember, 
     )
 
 
-def _joined(session: Session, principal: Principal, campaign: Campaign, status: CampaignStatus, lead_ids: Sequence[int]) -> None:
-    """One timeline entry per lead that joined the campaign (one multi-row INSERT)."""
+def _joined(session: Session, principal: Principal, campaign: Campaign, status: CampaignStatus, lead_ids: list[int]) -> None:
+    """A timeline entry for each lead that joined: one INSERT … SELECT over the new members
+    (no row travels through Python, as for the members themselves)."""
     if not lead_ids:
         return
-    now = utcnow()
-    payload = {"campaign_id": campaign.id, "campaign": campaign.name, "status": status.name, "change": "added"}
-    session.execute(
-        insert(TimelineEntry),
-        [
-            {"organisation_id": principal.organisation_id, "record_type": "lead", "record_id": lead_id, "kind": "campaign", "at": now, "summary": f"{campaign.name}: {status.name}"[:500],
-             "payload": payload, "user_id": principal.user_id, "created_at": now}
-            for lead_id in lead_ids
-        ],
-    )
+    now = literal(utcnow(), TimelineEntry.at.type)
+    payload = literal({"campaign_id": campaign.id, "campaign": campaign.name, "status": status.name, "change": "added"}, TimelineEntry.payload.type)
+    rows = select(
+        literal(principal.organisation_id), literal("lead"), CampaignMember.lead_id, literal("campaign"), now, literal(f"{campaign.name}: {status.name}"[:500]),
+        payload, literal(principal.user_id, Integer), now,
+    ).where(CampaignMember.campaign_id == campaign.id, among(session, CampaignMember.lead_id, lead_ids))
+    columns = ["organisation_id", "record_type", "record_id", "kind", "at", "summary", "payload", "user_id", "created_at"]
+    session.execute(insert(TimelineEntry).from_select(columns, rows))
 
 
 def set_member_status(session: Session, principal: Principal, campaign_id: int, lead_id: int, status: str) -> CampaignMember:

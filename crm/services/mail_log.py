@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -116,13 +116,13 @@ def store_mail(session: Session, principal: Principal, draft: MailDraft, records
     """Store the mail once for the organisation and link it to each record once: the same
     mail logged again gives the existing entries back (created False)."""
     if not draft.message_id:
-        raise InvalidInput("a mail without a Message-ID cannot be logged", code="no_message_id")
+        raise InvalidInput("a mail without a Message-ID cannot be logged", code="unloggable_mail")
     mail = _mail(session, principal, draft)
     out = []
     for ref in records:
         entry, created = timeline.add_entry(
             session, ref, "mail", at=draft.date or mail.created_at, summary=draft.subject or "(no subject)", source_key=f"mail:{mail.id}", mail_id=mail.id, user_id=principal.user_id,
-            payload={"from": draft.sender, "to": list(draft.to), "cc": list(draft.cc), "thread_key": draft.thread_key, "attachments": [a.name for a in draft.attachments]},
+            payload=mail_payload(draft),
         )
         out.append(Logged(ref, entry.id, created))
     return mail, out
@@ -269,34 +269,36 @@ class Targets:
     log_internal: bool
 
 
+# The scan's reads, built once: it runs every minute for every mailbox, mostly to find
+# nothing new, and building these statements anew cost more than running them.
+_ORG_RULES = (
+    select(Organisation.mail_domains, MailLogSettings.log_internal)
+    .outerjoin(MailLogSettings, MailLogSettings.organisation_id == Organisation.id)
+    .where(Organisation.id == bindparam("org"))
+)
+_NEVER = select(NeverLogEntry.value).where(NeverLogEntry.organisation_id == bindparam("org"), NeverLogEntry.scope.in_([bindparam("user_scope"), "org"]))
+_AUTO_LOG = (
+    select(AutoLogRecord.record_type, AutoLogRecord.record_id, func.coalesce(Lead.email_norm, Contact.email_norm))
+    .outerjoin(Lead, (AutoLogRecord.record_type == "lead") & (Lead.id == AutoLogRecord.record_id) & (Lead.organisation_id == AutoLogRecord.organisation_id))
+    .outerjoin(Contact, (AutoLogRecord.record_type == "contact") & (Contact.id == AutoLogRecord.record_id) & (Contact.organisation_id == AutoLogRecord.organisation_id))
+    .where(AutoLogRecord.user_id == bindparam("user"), AutoLogRecord.organisation_id == bindparam("org"))
+)
+_STATES = select(AutoLogState.role, AutoLogState.folder, AutoLogState.uidvalidity, AutoLogState.last_uid, AutoLogState.addresses).where(AutoLogState.mailbox_account_id == bindparam("account"))
+
+
 def targets(session: Session, principal: Principal) -> Targets:
-    """The rep's auto-log records with their current addresses, less what is never logged."""
-    rules = settings_of(session, principal.organisation_id)
-    org = session.get(Organisation, principal.organisation_id)
-    own = frozenset(d.lower() for d in (org.mail_domains if org else []) or [])
-    never = frozenset(e.value for e in list_never(session, principal))
+    """The rep's auto-log records with their current addresses (an edited email moves
+    auto-log with it), less what is never logged."""
+    params = {"org": principal.organisation_id, "user": principal.user_id, "user_scope": _scope(principal, False)}
+    org_domains, store_internal = session.execute(_ORG_RULES, params).one()
+    own = frozenset(d.lower() for d in org_domains or [])
+    never = frozenset(session.scalars(_NEVER, params))
     records: dict[str, list[RecordRef]] = {}
-    rows = list(session.scalars(select(AutoLogRecord).where(AutoLogRecord.user_id == principal.user_id, AutoLogRecord.organisation_id == principal.organisation_id)))
-    current = _current_addresses(session, principal.organisation_id, rows)
-    for row in rows:
-        address = current.get((row.record_type, row.record_id))
-        if not address:
+    for record_type, record_id, address in session.execute(_AUTO_LOG, params):
+        if not address or listed(address, never) or (own_address(address, own) and not store_internal):
             continue
-        if listed(address, never) or (own_address(address, own) and not rules.log_internal):
-            continue
-        records.setdefault(address, []).append(RecordRef(row.record_type, row.record_id, principal.organisation_id))
-    return Targets(records, never, own, rules.log_internal)
-
-
-def _current_addresses(session: Session, organisation_id: int, rows: list[AutoLogRecord]) -> dict[tuple[str, int], str | None]:
-    """Each record's address as it is now (an edited email moves auto-log with it)."""
-    out: dict[tuple[str, int], str | None] = {}
-    for model, kind in ((Lead, "lead"), (Contact, "contact")):
-        ids = [r.record_id for r in rows if r.record_type == kind]
-        if ids:
-            for rid, email in session.execute(select(model.id, model.email_norm).where(model.organisation_id == organisation_id, model.id.in_(ids))):
-                out[(kind, rid)] = email
-    return out
+        records.setdefault(address, []).append(RecordRef(record_type, record_id, principal.organisation_id))
+    return Targets(records, never, own, bool(store_internal))
 
 
 def should_log(draft: MailDraft, found: Targets) -> list[RecordRef]:
@@ -312,26 +314,42 @@ def should_log(draft: MailDraft, found: Targets) -> list[RecordRef]:
     return list(dict.fromkeys(refs))
 
 
-def folder_state(session: Session, mailbox_account_id: int, role: str, addresses: Iterable[str]) -> FolderState:
-    """Where to scan from: the stored state, or the folder's start when an address was
-    added since the last scan (its older mail is logged once too)."""
-    row = session.scalar(select(AutoLogState).where(AutoLogState.mailbox_account_id == mailbox_account_id, AutoLogState.role == role))
-    if row is None:
-        return FolderState("INBOX" if role == "inbox" else "")
-    if set(addresses) - set(row.addresses or []):
-        return FolderState(row.folder, row.uidvalidity, 0)
-    return FolderState(row.folder, row.uidvalidity, row.last_uid)
+def folder_states(session: Session, mailbox_account_id: int, addresses: Iterable[str]) -> dict[str, tuple[FolderState, list[str]]]:
+    """Per folder role, where to scan from — the stored state, or the folder's start when
+    an address was added since the last scan (its older mail is logged once too) — and the
+    addresses the last scan looked for."""
+    wanted = set(addresses)
+    out: dict[str, tuple[FolderState, list[str]]] = {"inbox": (FolderState("INBOX"), []), "sent": (FolderState(""), [])}
+    for role, folder, uidvalidity, last_uid, addresses_then in session.execute(_STATES, {"account": mailbox_account_id}):
+        known = list(addresses_then or [])
+        out[role] = (FolderState(folder, uidvalidity, 0 if wanted - set(known) else last_uid), known)
+    return out
+
+
+def mail_ids(session: Session, organisation_id: int, message_ids: Iterable[str]) -> dict[str, int]:
+    """Message-ID → id of the organisation's logged mails among `message_ids`."""
+    keys = list(message_ids)
+    if not keys:
+        return {}
+    return dict(session.execute(select(LoggedMail.message_key, LoggedMail.id).where(LoggedMail.organisation_id == organisation_id, LoggedMail.message_key.in_(keys))).all())
+
+
+def scan_changes_nothing(previous: FolderState, scan: FolderScan, found: Targets, known: Iterable[str]) -> bool:
+    """Nothing to log and the folder's state as stored: the scan need not write at all."""
+    return not scan.mails and scan.state == previous and set(found.records) == set(known)
 
 
 def record_scan(session: Session, principal: Principal, mailbox_account_id: int, role: str, scan: FolderScan, found: Targets) -> int:
     """Log what the scan found and move the folder's state on, in the caller's transaction:
     both or neither, so a scan that fails midway is done again, never half."""
-    logged = 0
+    batch: dict[str, tuple[MailDraft, list[RecordRef]]] = {}
     for draft in scan.mails:
         refs = should_log(draft, found)
         if refs:
-            _mail_row, links = store_mail(session, principal, draft, refs)
-            logged += sum(1 for link in links if link.created)
+            batch.setdefault(draft.message_id, (draft, refs))
+    for draft, refs in _thread_replies(session, principal, [d for d in scan.replies if d.message_id not in batch], found):
+        batch.setdefault(draft.message_id, (draft, refs))
+    logged = _store_many(session, principal, list(batch.values()))
     row = session.scalar(select(AutoLogState).where(AutoLogState.mailbox_account_id == mailbox_account_id, AutoLogState.role == role))
     if row is None:
         row = AutoLogState(mailbox_account_id=mailbox_account_id, role=role, folder=scan.state.folder)
@@ -340,3 +358,87 @@ def record_scan(session: Session, principal: Principal, mailbox_account_id: int,
     row.addresses, row.scanned_at = sorted(found.records), utcnow()
     session.flush()
     return logged
+
+
+def _thread_replies(session: Session, principal: Principal, replies: list[MailDraft], found: Targets) -> list[tuple[MailDraft, list[RecordRef]]]:
+    """The replies that continue a thread logged onto the rep's auto-log records, with
+    those records: a thread stays together on the record even when a reply does not name
+    the person. The never-log rules apply as to any mail."""
+    wanted = {ref for refs in found.records.values() for ref in refs}
+    parents = {d.message_id: [k for k in (d.in_reply_to, *d.references) if k] for d in replies if not d.automated and d.message_id}
+    keys = {k for ks in parents.values() for k in ks}
+    if not keys or not wanted:
+        return []
+    holders: dict[str, set[RecordRef]] = {}
+    rows = session.execute(
+        select(LoggedMail.message_key, TimelineEntry.record_type, TimelineEntry.record_id)
+        .join(TimelineEntry, TimelineEntry.mail_id == LoggedMail.id)
+        .where(LoggedMail.organisation_id == principal.organisation_id, LoggedMail.message_key.in_(sorted(keys)))
+    )
+    for key, record_type, record_id in rows:
+        ref = RecordRef(record_type, record_id, principal.organisation_id)
+        if ref in wanted:
+            holders.setdefault(key, set()).add(ref)
+    out = []
+    for draft in replies:
+        refs = {r for k in parents.get(draft.message_id, []) for r in holders.get(k, set())}
+        if refs and not (draft.sender and (listed(draft.sender, found.never) or (own_address(draft.sender, found.own_domains) and not found.log_internal and draft.sender != principal.email))):
+            out.append((draft, sorted(refs, key=lambda r: (r.type, r.id))))
+    return out
+
+
+def _store_many(session: Session, principal: Principal, items: list[tuple[MailDraft, list[RecordRef]]]) -> int:
+    """store_mail for many mails in a few statements: the mails and entries that exist are
+    looked up at once, the rest inserted at once. A concurrent "log this mail" of one of
+    them makes the batch fail on a unique constraint: then one by one."""
+    if not items:
+        return 0
+    try:
+        with session.begin_nested():
+            return _insert_many(session, principal, items)
+    except IntegrityError:
+        logged = 0
+        for draft, refs in items:
+            logged += sum(1 for link in store_mail(session, principal, draft, refs)[1] if link.created)
+        return logged
+
+
+def _insert_many(session: Session, principal: Principal, items: list[tuple[MailDraft, list[RecordRef]]]) -> int:
+    org, user = principal.organisation_id, principal.user_id
+    keys = [d.message_id for d, _r in items]
+    mail_ids = dict(session.execute(select(LoggedMail.message_key, LoggedMail.id).where(LoggedMail.organisation_id == org, LoggedMail.message_key.in_(keys))).all())
+    now = utcnow()
+    new = [d for d, _r in items if d.message_id not in mail_ids]
+    if new:
+        # Multi-row INSERT … RETURNING through Core: the ORM's unit of work cost more than
+        # the database's work for a first scan's hundreds of mails.
+        rows = [
+            {"organisation_id": org, "message_key": d.message_id, "thread_key": d.thread_key, "subject": d.subject, "sender": d.sender, "to": list(d.to), "cc": list(d.cc),
+             "sent_at": d.date, "in_reply_to": d.in_reply_to, "refs": list(d.references), "text": d.text, "logged_by_id": user, "created_at": now}
+            for d in new
+        ]
+        mail_ids.update(dict(session.execute(insert(LoggedMail).returning(LoggedMail.message_key, LoggedMail.id), rows).all()))
+        attachments = [
+            {"mail_id": mail_ids[d.message_id], "section": a.section, "name": a.name[:500], "content_type": a.content_type[:255], "size": a.size, "stored": False}
+            for d in new for a in d.attachments
+        ]
+        if attachments:
+            session.execute(insert(MailAttachment), attachments)
+    sources = [f"mail:{i}" for i in mail_ids.values()]
+    have = {tuple(r) for r in session.execute(select(TimelineEntry.record_type, TimelineEntry.record_id, TimelineEntry.source_key).where(TimelineEntry.source_key.in_(sources)))}
+    entries = []
+    for draft, refs in items:
+        mail_id = mail_ids[draft.message_id]
+        for ref in refs:
+            if (ref.type, ref.id, f"mail:{mail_id}") not in have:
+                entries.append(
+                    {"organisation_id": org, "record_type": ref.type, "record_id": ref.id, "kind": "mail", "at": draft.date or now, "summary": (draft.subject or "(no subject)")[:500],
+                     "payload": mail_payload(draft), "source_key": f"mail:{mail_id}", "mail_id": mail_id, "user_id": user, "created_at": now}
+                )
+    if entries:
+        session.execute(insert(TimelineEntry), entries)
+    return len(entries)
+
+
+def mail_payload(draft: MailDraft) -> dict[str, object]:
+    return {"from": draft.sender, "to": list(draft.to), "cc": list(draft.cc), "thread_key": draft.thread_key, "attachments": [a.name for a in draft.attachments]}

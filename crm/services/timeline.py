@@ -48,7 +48,7 @@ def get_record(session: Session, principal: Principal, record_type: str, record_
     model = MODELS.get(record_type)
     if model is None:
         raise InvalidInput(f"a record is one of {', '.join(RECORD_TYPES)}")
-    row = session.get(model, record_id)
+    row: Lead | Contact | Account | None = session.get(model, record_id)  # type: ignore[assignment]
     if row is None or row.organisation_id != principal.organisation_id:
         raise NotFound(f"no {record_type} {record_id}")
     return row
