@@ -68,12 +68,13 @@ def _campaigns(session: Session, record: Record) -> list[dict[str, Any]]:
 
 
 def record_out(session: Session, principal: Principal, record: Record, *, reason: str | None = None, recent: bool = True) -> dict[str, Any]:
-    """A record as the panel shows it: key fields, owner, campaigns, the last five entries."""
+    """A record as the panel shows it: key fields, owner, campaigns, the last five entries
+    (a search's list has the key fields only: `recent` False, owner and campaigns None)."""
     kind = timeline.ref_of(record).type
     out: dict[str, Any] = {
         "type": kind, "id": record.id, "title": _title(record), "reason": reason,
         "fields": {name: getattr(record, name) for name in KEY_FIELDS[kind]},
-        "owner": _owner(session, record), "campaigns": _campaigns(session, record),
+        "owner": _owner(session, record) if recent else None, "campaigns": _campaigns(session, record) if recent else [],
     }
     if isinstance(record, Contact):
         out["account_id"] = record.account_id
@@ -130,8 +131,14 @@ def search(session: Session, principal: Principal, q: str, types: Iterable[str],
     ]
     ids = union_all(*parts).subquery()
     rows = session.execute(select(ids.c.t, ids.c.id).order_by(ids.c.t, ids.c.id).limit(limit + 1).offset(offset)).all()
-    records = [session.get(MODELS[wanted[t]], record_id) for t, record_id in rows[:limit]]
-    return [record_out(session, principal, r, recent=False) for r in records if r is not None], len(rows) > limit
+    loaded: dict[tuple[int, int], Record] = {}
+    for position, kind in enumerate(wanted):  # one query per type, not one per row
+        page_ids = [record_id for t, record_id in rows[:limit] if t == position]
+        if page_ids:
+            model = MODELS[kind]
+            loaded.update(((position, r.id), r) for r in session.scalars(select(model).where(model.id.in_(page_ids))))
+    records = [loaded[(t, record_id)] for t, record_id in rows[:limit] if (t, record_id) in loaded]
+    return [record_out(session, principal, r, recent=False) for r in records], len(rows) > limit
 
 
 def fill_empty(session: Session, principal: Principal, record_type: str, record_id: int, values: Mapping[str, object]) -> tuple[Record, tuple[str, ...], tuple[str, ...]]:
