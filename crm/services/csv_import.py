@@ -32,7 +32,7 @@ from crm.services.leads import clean_values, fill_empty_fields, unique_fields
 from crm.store import bulk
 from crm.store.base import utcnow
 from crm.store.custom_fields import CustomField
-from crm.store.models import Lead, LeadUniqueKey
+from crm.store.models import Lead, LeadUniqueKey, lead_search_key
 
 BATCH = 500  # rows per insert, and per commit of an import job
 CHUNK = 1 << 20  # bytes read at a time when a file's encoding is checked
@@ -247,6 +247,8 @@ class Importer:
             dict(v, organisation_id=org, owner_id=principal.user_id, created_by_id=principal.user_id, source="csv_import", status="open", email_norm=normalise_email(v["email"]) if v.get("email") else None, created_at=now, updated_at=now)
             for v, _k in batch
         ]
+        for row in leads:
+            row["search_key"] = lead_search_key(row)  # a bulk insert passes no ORM listener
         ids = bulk.insert_rows(session, Lead.__table__, leads, returning_ids=True)
         keys = [{"organisation_id": org, "lead_id": lead_id, "field": f, "value_norm": v} for lead_id, (_vals, ks) in zip(ids, batch, strict=True) for f, v in ks]
         bulk.insert_rows(session, LeadUniqueKey.__table__, keys)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from crm.domain.search import MAX_KEY, person_texts, search_key
 from crm.store.base import Base, UTCDateTime, utcnow
 
 
@@ -111,6 +112,9 @@ class Lead(Base):
     zip_code: Mapped[str | None] = mapped_column(String(20), nullable=True)
     country: Mapped[str | None] = mapped_column(String(100), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # crm.domain.search's key of name, company, email and phones; kept current by the
+    # listeners at the end of this module (and by the CSV import's bulk insert).
+    search_key: Mapped[str | None] = mapped_column(String(MAX_KEY), nullable=True)
     # Where the lead came from: "widget", "api", "csv_import", "web_form".
     source: Mapped[str] = mapped_column(String(32), default="api")
     status: Mapped[str] = mapped_column(String(32), default="open")
@@ -177,6 +181,7 @@ class Account(Base):
     email_domain: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     # The company key (see ConversionSettings) of the lead the account was made from, normalised.
     company_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    search_key: Mapped[str | None] = mapped_column(String(MAX_KEY), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -195,7 +200,42 @@ class Contact(Base):
     title: Mapped[str | None] = mapped_column(String(128), nullable=True)
     phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
     mobile: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    search_key: Mapped[str | None] = mapped_column(String(MAX_KEY), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 JsonDict = dict[str, Any]
+
+
+def lead_search_key(values: Any) -> str:
+    """The key of a lead, from the object or a dict of its columns (the bulk insert's rows)."""
+    get = values.get if isinstance(values, dict) else lambda name: getattr(values, name)
+    return search_key(person_texts(get("first_name"), get("last_name"), get("company"), get("email")), (get("phone"), get("mobile")))
+
+
+def contact_search_key(contact: Contact) -> str:
+    return search_key(person_texts(contact.first_name, contact.last_name, contact.email), (contact.phone, contact.mobile))
+
+
+def account_search_key(account: Account) -> str:
+    return search_key([account.name, account.website, account.email_domain])
+
+
+# Every ORM insert and update of the three records recomputes the key (a flush of a changed
+# name or phone included), so no write path of the services can forget it.
+@event.listens_for(Lead, "before_insert")
+@event.listens_for(Lead, "before_update")
+def _lead_key(_mapper: Any, _connection: Any, lead: Lead) -> None:
+    lead.search_key = lead_search_key(lead)
+
+
+@event.listens_for(Contact, "before_insert")
+@event.listens_for(Contact, "before_update")
+def _contact_key(_mapper: Any, _connection: Any, contact: Contact) -> None:
+    contact.search_key = contact_search_key(contact)
+
+
+@event.listens_for(Account, "before_insert")
+@event.listens_for(Account, "before_update")
+def _account_key(_mapper: Any, _connection: Any, account: Account) -> None:
+    account.search_key = account_search_key(account)

@@ -9,7 +9,7 @@ const FIELDS = ["first_name", "last_name", "email", "company", "title", "phone",
 // in Latin letters given name first (Taro Yamada): the name's language decides, not the reader's.
 const CJK = /[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]/;
 const $ = (id) => document.getElementById(id);
-const state = { lang: "ja", settings: { backend: "", token: "" }, managedBackend: "", ref: null, raw: null, specialUse: [], draft: null, invites: [], custom: [], config: null, generation: 0 };
+const state = { lang: "ja", settings: { backend: "", token: "" }, managedBackend: "", ref: null, raw: null, specialUse: [], draft: null, invites: [], records: [], custom: [], config: null, generation: 0 };
 
 // ---------------------------------------------------------------- host adapters
 
@@ -325,6 +325,160 @@ async function save(updateId, where) {
   }
 }
 
+// ---------------------------------------------------------------- CRM records of the sender
+
+// The records the sender matches (leads, contacts, accounts by domain) and those the user
+// found by searching, each a card with a tick box: the mail is logged to the ticked ones.
+// With several matches none is ticked: the user chooses, nothing is chosen for them.
+const PATHS = { lead: "leads", contact: "contacts", account: "accounts" };
+const recordKey = (r) => `${r.type}-${r.id}`;
+
+function senderAddress(d) {
+  if (d.values && d.values.email) return d.values.email;
+  const sender = (d.message && d.message.sender) || "";
+  const angle = sender.match(/<([^>]+)>/);
+  return angle ? angle[1] : sender.trim();
+}
+
+function fieldText(name) {
+  return t(name === "title" ? "title_field" : name === "status" ? "status_field" : name);
+}
+
+function renderTimeline(list, entries) {
+  list.replaceChildren();
+  if (!entries.length) { list.append(Object.assign(document.createElement("li"), { textContent: t("no_entries") })); return; }
+  for (const e of entries) {
+    const li = document.createElement("li");
+    li.className = `entry entry-${e.kind}`;
+    li.textContent = `${String(e.at).slice(0, 16).replace("T", " ")} ${t(`entry_${e.kind}`)}${e.summary ? `: ${e.summary}` : ""}`;
+    list.append(li);
+  }
+}
+
+function renderRecord(r, ticked) {
+  const card = document.createElement("div");
+  card.className = "record";
+  card.id = `rec-${recordKey(r)}`;
+  const pick = document.createElement("label");
+  pick.className = "pick";
+  const box = Object.assign(document.createElement("input"), { type: "checkbox", checked: ticked });
+  box.dataset.type = r.type;
+  box.dataset.id = r.id;
+  const name = document.createElement("span");
+  name.textContent = `${t(`type_${r.type}`)}: ${r.title || "#" + r.id}${r.reason ? ` (${t(`reason_${r.reason}`)})` : ""}`;
+  pick.append(box, name);
+  card.append(pick);
+  const dl = document.createElement("dl");
+  for (const [k, v] of Object.entries(r.fields)) {
+    if (!v || ["first_name", "last_name"].includes(k)) continue;
+    dl.append(Object.assign(document.createElement("dt"), { textContent: fieldText(k) }), Object.assign(document.createElement("dd"), { textContent: v }));
+  }
+  if (r.owner) dl.append(Object.assign(document.createElement("dt"), { textContent: t("owner") }), Object.assign(document.createElement("dd"), { textContent: r.owner.name || r.owner.email }));
+  if (r.campaigns.length) {
+    dl.append(Object.assign(document.createElement("dt"), { textContent: t("campaigns") }),
+      Object.assign(document.createElement("dd"), { textContent: r.campaigns.map((c) => `${c.name} (${c.status})`).join(", ") }));
+  }
+  card.append(dl);
+  card.append(Object.assign(document.createElement("p"), { className: "hint", textContent: t("recent") }));
+  const list = document.createElement("ol");
+  list.className = "timeline";
+  renderTimeline(list, r.timeline || []);
+  card.append(list);
+  if (r.type !== "account" || !r.fields.website) {
+    const fill = Object.assign(document.createElement("button"), { type: "button", className: "fill-empty", textContent: t("update_empty") });
+    const status = Object.assign(document.createElement("p"), { className: "feedback" });
+    status.setAttribute("role", "status");
+    fill.addEventListener("click", () => fillEmpty(r, status));
+    card.append(fill, status);
+  }
+  return card;
+}
+
+function renderRecords() {
+  const list = state.records;
+  $("records").hidden = false;
+  $("records-none").hidden = list.length > 0;
+  $("records-choose").hidden = list.filter((r) => r.reason).length < 2;
+  const ticked = new Set([...document.querySelectorAll("#record-cards input[type=checkbox]:checked")].map((b) => `${b.dataset.type}-${b.dataset.id}`));
+  const single = list.length === 1;
+  $("record-cards").replaceChildren(...list.map((r) => renderRecord(r, single || ticked.has(recordKey(r)) || Boolean(r.picked))));
+  $("log-mail").hidden = list.length === 0;
+}
+
+async function loadMatches(generation) {
+  const email = senderAddress(state.draft);
+  state.records = [];
+  try {
+    if (email) state.records = (await api("/api/v1/matches", { query: { email } })).matches;
+  } catch (_err) { state.records = []; } // an address the CRM cannot read matches nothing
+  if (generation === state.generation) renderRecords();
+}
+
+async function searchRecords(e) {
+  e.preventDefault();
+  const where = $("search-status");
+  const q = $("search-q").value.trim();
+  if (!q) return;
+  feedback(where, "busy", t("searching"));
+  try {
+    const r = await api("/api/v1/search", { query: { q, limit: 10 } });
+    feedback(where, r.items.length ? "" : "warn", r.items.length ? "" : t("no_results"));
+    $("search-results").replaceChildren(...r.items.map((item) => {
+      const li = document.createElement("li");
+      const b = Object.assign(document.createElement("button"), { type: "button", className: "search-result" });
+      b.textContent = `${t(`type_${item.type}`)}: ${[item.title, item.fields.company, item.fields.email].filter(Boolean).join(" / ")}`;
+      b.addEventListener("click", () => addFound(item));
+      li.append(b);
+      return li;
+    }));
+  } catch (err) { failAt(where, err); }
+}
+
+// A record chosen from the search joins the cards, ticked, with its recent history.
+async function addFound(item) {
+  $("search-results").replaceChildren();
+  if (!state.records.some((r) => recordKey(r) === recordKey(item))) {
+    const page = await api(`/api/v1/${PATHS[item.type]}/${item.id}/timeline`, { query: { limit: 5 } }).catch(() => ({ entries: [] }));
+    state.records.push(Object.assign({}, item, { reason: null, picked: true, timeline: page.entries }));
+  }
+  renderRecords();
+  const box = document.querySelector(`#rec-${recordKey(item)} input[type=checkbox]`);
+  if (box) box.checked = true;
+}
+
+async function logMail() {
+  const where = $("records-status");
+  const chosen = [...document.querySelectorAll("#record-cards input[type=checkbox]:checked")].map((b) => ({ type: b.dataset.type, id: Number(b.dataset.id) }));
+  if (!chosen.length) { feedback(where, "warn", t("pick_one")); return; }
+  feedback(where, "busy", t("logging"));
+  try {
+    const r = await api("/api/v1/messages/log", { method: "POST", json: { message: state.draft.message, records: chosen } });
+    const created = r.logged.filter((x) => x.created).length;
+    // The new entries, as the timeline now has them.
+    for (const c of chosen) {
+      const page = await api(`/api/v1/${PATHS[c.type]}/${c.id}/timeline`, { query: { limit: 5 } });
+      const record = state.records.find((x) => recordKey(x) === recordKey(c));
+      if (record) record.timeline = page.entries;
+      const list = document.querySelector(`#rec-${recordKey(c)} ol.timeline`);
+      if (list) renderTimeline(list, page.entries);
+    }
+    feedback(where, "ok", created ? t("logged", { count: created }) : t("logged_again"));
+  } catch (err) { failAt(where, err); }
+}
+
+async function fillEmpty(record, where) {
+  const draftValues = {};
+  for (const name of FIELDS) { const input = $(`f-${name}`); if (input && input.value.trim()) draftValues[name] = input.value.trim(); }
+  feedback(where, "busy", t("filling"));
+  try {
+    const r = await api(`/api/v1/${PATHS[record.type]}/${record.id}/empty-fields`, { method: "POST", json: { values: draftValues } });
+    Object.assign(record, r.record, { reason: record.reason, picked: record.picked });
+    renderRecords();
+    const fresh = document.querySelector(`#rec-${recordKey(record)} .feedback`);
+    feedback(fresh || where, "ok", r.filled.length ? t("filled", { fields: r.filled.map(fieldText).join(", ") }) : t("nothing_to_fill"));
+  } catch (err) { failAt(where, err); }
+}
+
 // ---------------------------------------------------------------- spam
 
 async function notSpam() {
@@ -420,9 +574,10 @@ async function loadInvites() {
 function clearMessage() {
   state.draft = null;
   state.invites = [];
-  for (const id of ["lead", "captured", "existing", "spam", "invites", "error"]) $(id).hidden = true;
-  for (const id of ["fields", "warnings", "invite-cards", "why-list", "existing-list"]) $(id).replaceChildren();
-  for (const id of ["save-status", "spam-status", "existing-status"]) feedback($(id), "", "");
+  state.records = [];
+  for (const id of ["lead", "captured", "existing", "spam", "invites", "error", "records"]) $(id).hidden = true;
+  for (const id of ["fields", "warnings", "invite-cards", "why-list", "existing-list", "record-cards", "search-results"]) $(id).replaceChildren();
+  for (const id of ["save-status", "spam-status", "existing-status", "records-status", "search-status"]) feedback($(id), "", "");
   $("not-spam").disabled = false;
 }
 
@@ -465,6 +620,7 @@ async function load() {
   // By the folder's special use (RFC 6154 \Junk as Thunderbird knows it), never by its name.
   $("spam").hidden = !state.specialUse.includes("junk");
   loadInvites();
+  loadMatches(generation);
   loadQuota();
 }
 
@@ -522,6 +678,7 @@ async function start() {
     if (state.draft) renderDraft(state.draft);
     renderCustom(state.custom);
     renderInvites(state.invites);
+    if (state.draft) renderRecords();
   });
   $("open-settings").addEventListener("click", () => { if ($("settings").hidden) showSettings(); else $("settings").hidden = true; });
   $("pair").addEventListener("click", connect);
@@ -535,6 +692,8 @@ async function start() {
   $("lead").addEventListener("submit", (e) => { e.preventDefault(); save(null, $("save-status")); });
   $("update-existing").addEventListener("click", (e) => save(e.currentTarget.dataset.leadId, $("existing-status")));
   $("create-anyway").addEventListener("click", () => save(null, $("existing-status")));
+  $("log-mail").addEventListener("click", logMail);
+  $("record-search").addEventListener("submit", searchRecords);
   $("not-spam").addEventListener("click", notSpam);
   $("why-spam").addEventListener("click", whySpam);
   $("captured-link").addEventListener("click", (e) => { e.preventDefault(); host.openLink(e.currentTarget.href); });
