@@ -41,6 +41,13 @@ class Settings:
     rate_limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     # "text" or "json" (one JSON object per line, with the request id): widget_api.logs.
     log_format: str = "text"
+    # A mailbox scan's lease (widget_api.mailbox_scan): longer than any scan should take (one
+    # reads a few hundred new messages at most); a worker SIGKILLed mid-scan holds its
+    # mailboxes this long at most.
+    scan_lease_seconds: float = 300.0
+    # IMAP IDLE connections a worker holds (two per mailbox: INBOX and Junk); mailboxes
+    # beyond are polled only (widget_api.idle_watch). 0 turns IDLE off.
+    idle_max_connections: int = 50
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -52,7 +59,8 @@ class Settings:
         MAILWIDGET_ALLOW_PRIVATE_HOSTS (1: mail servers on loopback/private addresses),
         MAILWIDGET_CONNECT_TIMEOUT (seconds), MAILWIDGET_CONNECTION_TESTS_PER_ORG,
         MAILWIDGET_RATE_LIMITS (per token and minute: upload=30,import=5,mailbox_test=10),
-        MAILWIDGET_LOG_FORMAT (text or json)."""
+        MAILWIDGET_LOG_FORMAT (text or json), MAILWIDGET_SCAN_LEASE_SECONDS,
+        MAILWIDGET_IDLE_MAX_CONNECTIONS (0: no IMAP IDLE, polling only)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -74,6 +82,8 @@ class Settings:
             connection_tests_per_org=int(env.get("MAILWIDGET_CONNECTION_TESTS_PER_ORG", "2")),
             rate_limits=parse_limits(env.get("MAILWIDGET_RATE_LIMITS", "")),
             log_format=_log_format(env.get("MAILWIDGET_LOG_FORMAT", "text")),
+            scan_lease_seconds=float(env.get("MAILWIDGET_SCAN_LEASE_SECONDS", "300")),
+            idle_max_connections=int(env.get("MAILWIDGET_IDLE_MAX_CONNECTIONS", "50")),
         )
 
 

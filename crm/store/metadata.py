@@ -6,7 +6,7 @@ metadata with the migrated database).
 
 from typing import Any
 
-from crm.store import auth, calendar, campaigns, custom_fields, models, outbox, whitelist  # noqa: F401
+from crm.store import auth, calendar, campaigns, custom_fields, leases, models, outbox, whitelist  # noqa: F401
 from crm.store.base import Base
 
 metadata = Base.metadata

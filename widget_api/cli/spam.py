@@ -13,13 +13,11 @@ from sqlalchemy import select
 
 from crm.domain.errors import DomainError
 from crm.domain.principal import Principal
-from crm.services import mailboxes, spam
 from crm.store.db import refresh_statistics
 from crm.store.models import MailboxAccount, User
-from mail_adapter.junk import JunkFolder
 from widget_api import heartbeats, metrics
-from widget_api.calendar_scan import scan_inbox
 from widget_api.cli._runtime import cli_runtime
+from widget_api.mailbox_scan import scan_mailbox
 from widget_api.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -47,14 +45,14 @@ def scan_all(runtime: Runtime, only_user: str | None = None, out=sys.stderr) -> 
     for i, (account_id, user_id, email, org_id, role, language) in enumerate(accounts, 1):
         principal = Principal(user_id, org_id, email, role, language)
         try:
-            with runtime.sessions.begin() as s:
-                junk = JunkFolder(runtime.mailbox(s, principal, account_id))
-                outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
-            calendar_result = scan_inbox(runtime, principal, account_id)
-            moved += len(outcome.moved)
-            kept += len(outcome.kept)
+            result = scan_mailbox(runtime, principal, account_id)
+            if result is None:
+                print(f"[{i}/{len(accounts)}] {email}: skipped (being scanned elsewhere)", file=out, flush=True)
+                continue
+            moved += result.moved
+            kept += result.kept
             print(
-                f"[{i}/{len(accounts)}] {email}: moved {len(outcome.moved)}, kept in spam {len(outcome.kept)}, calendar updates applied {calendar_result['applied']}",
+                f"[{i}/{len(accounts)}] {email}: moved {result.moved}, kept in spam {result.kept}, calendar updates applied {result.applied}",
                 file=out,
                 flush=True,
             )

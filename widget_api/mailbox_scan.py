@@ -1,0 +1,48 @@
+"""The scan of ONE mailbox (spam rescue of its Junk, then the calendar updates in its inbox),
+under the mailbox's lease: the polling loop, IDLE-triggered scans and any number of worker
+processes may ask for it at once, and only one of them scans; the others skip (the one that
+runs sees their mail too)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+from crm.domain.principal import Principal
+from crm.services import mailboxes, spam
+from crm.store import leases
+from mail_adapter.junk import JunkFolder
+from widget_api import metrics
+from widget_api.calendar_scan import scan_inbox
+from widget_api.runtime import Runtime
+
+HOST = f"{socket.gethostname()[:64]}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    moved: int
+    kept: int
+    applied: int
+
+
+def scan_mailbox(runtime: Runtime, principal: Principal, account_id: int, *, trigger: str = "poll") -> ScanResult | None:
+    """Scan the mailbox if no one else is scanning it; None when its lease is held elsewhere.
+    Domain errors (an unreachable server, a refused login) propagate to the caller."""
+    holder = f"{HOST}:{uuid.uuid4().hex[:12]}"  # one per scan: two threads of a process exclude each other too
+    with runtime.sessions.begin() as s:
+        if not leases.take(s, account_id, holder, runtime.settings.scan_lease_seconds):
+            metrics.SCANS.labels(trigger, "skipped").inc()
+            return None
+    try:
+        with runtime.sessions.begin() as s:
+            junk = JunkFolder(runtime.mailbox(s, principal, account_id))
+            outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
+        calendar_result = scan_inbox(runtime, principal, account_id)
+    finally:
+        with runtime.sessions.begin() as s:
+            leases.release(s, account_id, holder)
+    metrics.SCANS.labels(trigger, "done").inc()
+    return ScanResult(len(outcome.moved), len(outcome.kept), calendar_result["applied"])
