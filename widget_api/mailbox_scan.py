@@ -10,15 +10,28 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from crm.domain.principal import Principal
 from crm.services import mailboxes, spam
 from crm.store import leases
+from crm.store.models import MailboxAccount, User
 from mail_adapter.junk import JunkFolder
 from widget_api import metrics
 from widget_api.calendar_scan import scan_inbox
 from widget_api.runtime import Runtime
 
 HOST = f"{socket.gethostname()[:64]}:{os.getpid()}"
+
+
+def accounts(runtime: Runtime, only_user: str | None = None) -> list[tuple[int, Principal]]:
+    """(mailbox account id, its owner) of every connected mailbox, by account id."""
+    with runtime.sessions() as s:
+        query = select(MailboxAccount.id, User.id, User.email, User.organisation_id, User.role, User.language).join(User, User.id == MailboxAccount.user_id)
+        if only_user:
+            query = query.where(User.email == only_user.strip().lower())
+        rows = s.execute(query.order_by(MailboxAccount.id)).all()
+    return [(account_id, Principal(user_id, org_id, email, role, language)) for account_id, user_id, email, org_id, role, language in rows]
 
 
 @dataclass(frozen=True)

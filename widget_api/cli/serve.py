@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     from widget_api.cli.outbox import start_loop
 
     start_loop(cli_runtime(), args.send_interval, stop)
+    # IMAP IDLE on every mailbox's INBOX and Junk: a change is scanned within seconds.
+    from widget_api import idle_watch
+
+    idle_watch.start(cli_runtime(), stop)
     try:
         # log_config=None: uvicorn's own loggers propagate to the JSON handler instead of theirs
         uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG)

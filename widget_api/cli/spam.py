@@ -9,15 +9,11 @@ import signal
 import sys
 import threading
 
-from sqlalchemy import select
-
 from crm.domain.errors import DomainError
-from crm.domain.principal import Principal
 from crm.store.db import refresh_statistics
-from crm.store.models import MailboxAccount, User
 from widget_api import heartbeats, metrics
 from widget_api.cli._runtime import cli_runtime
-from widget_api.mailbox_scan import scan_mailbox
+from widget_api.mailbox_scan import accounts, scan_mailbox
 from widget_api.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,30 +32,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def scan_all(runtime: Runtime, only_user: str | None = None, out=sys.stderr) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
     """One rescue pass over every mailbox; a failing mailbox is reported and skipped.
     Returns (mailboxes, moved, kept)."""
-    with runtime.sessions() as s:
-        query = select(MailboxAccount.id, User.id, User.email, User.organisation_id, User.role, User.language).join(User, User.id == MailboxAccount.user_id)
-        if only_user:
-            query = query.where(User.email == only_user.strip().lower())
-        accounts = s.execute(query.order_by(MailboxAccount.id)).all()
+    found = accounts(runtime, only_user)
     moved = kept = 0
-    for i, (account_id, user_id, email, org_id, role, language) in enumerate(accounts, 1):
-        principal = Principal(user_id, org_id, email, role, language)
+    for i, (account_id, principal) in enumerate(found, 1):
+        email = principal.email
         try:
             result = scan_mailbox(runtime, principal, account_id)
             if result is None:
-                print(f"[{i}/{len(accounts)}] {email}: skipped (being scanned elsewhere)", file=out, flush=True)
+                print(f"[{i}/{len(found)}] {email}: skipped (being scanned elsewhere)", file=out, flush=True)
                 continue
             moved += result.moved
             kept += result.kept
             print(
-                f"[{i}/{len(accounts)}] {email}: moved {result.moved}, kept in spam {result.kept}, calendar updates applied {result.applied}",
+                f"[{i}/{len(found)}] {email}: moved {result.moved}, kept in spam {result.kept}, calendar updates applied {result.applied}",
                 file=out,
                 flush=True,
             )
         except DomainError as exc:
             metrics.TASK_FAILURES.labels("mailbox-scan").inc()
-            print(f"[{i}/{len(accounts)}] {email}: skipped ({exc.detail})", file=out, flush=True)
-    return len(accounts), moved, kept
+            print(f"[{i}/{len(found)}] {email}: skipped ({exc.detail})", file=out, flush=True)
+    return len(found), moved, kept
 
 
 def run_rescue(args: argparse.Namespace) -> int:
@@ -106,10 +98,15 @@ def run_worker(args: argparse.Namespace) -> int:
     from widget_api.cli.outbox import start_loop
 
     sender = start_loop(runtime, args.send_interval, stop)  # automatic mail, beside the scans
+    from widget_api import idle_watch
+
+    idle = idle_watch.start(runtime, stop)  # near-real-time scans; the loop below is the fallback
     try:
         worker_loop(runtime, args.interval, stop)
     finally:
         stop.set()
         sender.join(timeout=60)
+        if idle is not None:
+            idle.join(timeout=30)  # leaves IDLE and logs out of every folder
         runtime.close()
     return 0
