@@ -98,3 +98,19 @@ def test_two_concurrent_scans_one_runs_the_other_skips(client, member, imap_user
         spam.rescue = real  # type: ignore[assignment]
     assert results and results[0] is not None
     assert scan_mailbox(runtime, principal, account) is not None  # released after the first one
+
+
+def test_a_scan_asked_through_the_api_waits_then_answers_409(client, member, imap_user, runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from widget_api import mailbox_scan
+
+    account = account_of(client, member, imap_user)
+    monkeypatch.setattr(mailbox_scan, "API_LEASE_WAIT", 0.5)
+    with runtime.sessions.begin() as s:
+        assert leases.take(s, account, "worker-elsewhere", 60)
+    for path in ("/api/v1/spam/rescue", "/api/v1/calendar/scan"):
+        response = client.post(path, headers=member.headers)
+        assert response.status_code == 409 and response.json()["type"] == "scan_in_progress", response.text
+    with runtime.sessions.begin() as s:
+        leases.release(s, account, "worker-elsewhere")
+    assert client.post("/api/v1/spam/rescue", headers=member.headers).status_code == 200
+    assert client.post("/api/v1/calendar/scan", headers=member.headers).status_code == 200

@@ -5,13 +5,17 @@ runs sees their mail too)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from crm.domain.errors import Conflict
 from crm.domain.principal import Principal
 from crm.services import mailboxes, spam
 from crm.store import leases
@@ -22,6 +26,7 @@ from widget_api.calendar_scan import scan_inbox
 from widget_api.runtime import Runtime
 
 HOST = f"{socket.gethostname()[:64]}:{os.getpid()}"
+API_LEASE_WAIT = 10.0  # seconds a scan asked through the API waits for a running one
 
 
 def accounts(runtime: Runtime, only_user: str | None = None) -> list[tuple[int, Principal]]:
@@ -41,21 +46,48 @@ class ScanResult:
     applied: int
 
 
-def scan_mailbox(runtime: Runtime, principal: Principal, account_id: int, *, trigger: str = "poll") -> ScanResult | None:
-    """Scan the mailbox if no one else is scanning it; None when its lease is held elsewhere.
-    Domain errors (an unreachable server, a refused login) propagate to the caller."""
+@contextlib.contextmanager
+def lease(runtime: Runtime, account_id: int, trigger: str, *, wait: float = 0.0) -> Iterator[bool]:
+    """Hold the mailbox's scan lease for the block (True), trying for up to `wait` seconds;
+    False when someone else still holds it. Released at the end of the block."""
     holder = f"{HOST}:{uuid.uuid4().hex[:12]}"  # one per scan: two threads of a process exclude each other too
-    with runtime.sessions.begin() as s:
-        if not leases.take(s, account_id, holder, runtime.settings.scan_lease_seconds):
-            metrics.SCANS.labels(trigger, "skipped").inc()
-            return None
+    deadline = time.monotonic() + wait
+    while True:
+        with runtime.sessions.begin() as s:  # committed at once: only then do others see it
+            held = leases.take(s, account_id, holder, runtime.settings.scan_lease_seconds)
+        if held or time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    if not held:
+        metrics.SCANS.labels(trigger, "skipped").inc()
+        yield False
+        return
     try:
-        with runtime.sessions.begin() as s:
-            junk = JunkFolder(runtime.mailbox(s, principal, account_id))
-            outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
-        calendar_result = scan_inbox(runtime, principal, account_id)
+        yield True
     finally:
         with runtime.sessions.begin() as s:
             leases.release(s, account_id, holder)
     metrics.SCANS.labels(trigger, "done").inc()
+
+
+@contextlib.contextmanager
+def api_lease(runtime: Runtime, account_id: int) -> Iterator[None]:
+    """For a scan the user asked for: wait for a running scan to end (seconds, usually), then
+    scan; 409 if it is still running after API_LEASE_WAIT."""
+    with lease(runtime, account_id, "api", wait=API_LEASE_WAIT) as held:
+        if not held:
+            raise Conflict("this mailbox is being scanned right now; try again in a moment", code="scan_in_progress")
+        yield
+
+
+def scan_mailbox(runtime: Runtime, principal: Principal, account_id: int, *, trigger: str = "poll") -> ScanResult | None:
+    """Scan the mailbox if no one else is scanning it; None when its lease is held elsewhere.
+    Domain errors (an unreachable server, a refused login) propagate to the caller."""
+    with lease(runtime, account_id, trigger) as held:
+        if not held:
+            return None
+        with runtime.sessions.begin() as s:
+            junk = JunkFolder(runtime.mailbox(s, principal, account_id))
+            outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
+        calendar_result = scan_inbox(runtime, principal, account_id)
     return ScanResult(len(outcome.moved), len(outcome.kept), calendar_result["applied"])
