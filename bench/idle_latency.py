@@ -129,7 +129,7 @@ def notified_after(dovecot: Dovecot, trials: int) -> list[float]:
 def show(label: str, figures: list[float]) -> None:
     ordered = sorted(figures)
     p50 = statistics.median(ordered)
-    print(f"{label:28} n={len(ordered):3}  p50 {p50 * 1000:8.0f} ms  mean {statistics.fmean(ordered) * 1000:8.0f} ms  max {ordered[-1] * 1000:8.0f} ms")
+    print(f"{label:30} n={len(ordered):3}  p50 {p50 * 1000:8.0f} ms  mean {statistics.fmean(ordered) * 1000:8.0f} ms  max {ordered[-1] * 1000:8.0f} ms", flush=True)
 
 
 def main() -> None:
@@ -139,14 +139,14 @@ def main() -> None:
     args = parser.parse_args()
     dovecot = Dovecot().start()
     try:
+        notified = notified_after(dovecot, args.trials)
+        show("IDLE notification only", notified)
         base = metrics.IDLE_CONNECTIONS._value.get()
         idle = measure("idle", dovecot, args.trials, 300.0, True, lambda: metrics.IDLE_CONNECTIONS._value.get() - base >= 2)
-        notified = notified_after(dovecot, args.trials)
         polled = measure("poll", dovecot, args.trials, args.poll, False, lambda: True)
     finally:
         dovecot.stop()
     show("IDLE (poll every 300 s)", idle)
-    show("  of which IDLE notification", notified)
     show(f"polling only (every {args.poll:g} s)", polled)
     print(f"ratio of medians: polling / IDLE = {statistics.median(polled) / statistics.median(idle):.1f}x")
     print(f"polling at the worker's default 60 s would average ~{30 + statistics.fmean(idle):.0f} s, `serve`'s 300 s ~{150 + statistics.fmean(idle):.0f} s")

@@ -72,7 +72,10 @@ class FolderWatcher:
                 self._idle_since = None
                 raise ConnectionError("the server closed the IDLE connection")
             changed = _changed(responses)
-        if changed or time.monotonic() >= renew_at:
+        # A change does not end IDLE: the scan runs on another connection, and this one keeps
+        # hearing of what arrives meanwhile (leaving and re-entering IDLE at once made Dovecot
+        # miss the next change).
+        if time.monotonic() >= renew_at:
             _text, responses = c.idle_done()
             self._idle_since = None
             changed = changed or _changed(responses)

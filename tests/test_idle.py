@@ -107,8 +107,9 @@ def test_folder_watcher_reports_changes_and_renews_idle(dovecot, imap_user) -> N
         assert not watcher.wait(0.3)
         time.sleep(0.3)
         assert not watcher.wait(0.3)  # IDLE re-issued past renew_seconds, nothing changed
-        dovecot.append(imap_user.name, "Junk", mail())
-        assert watcher.wait(3)
+        for n in range(3):  # each of successive arrivals is told (IDLE stays on across them)
+            dovecot.append(imap_user.name, "Junk", mail(mid=f"<m{n}@customer.co.jp>"))
+            assert watcher.wait(3)
         dovecot.append(imap_user.name, "INBOX", mail(mid="<other@x.example>"))
         assert not watcher.wait(0.5)  # another folder: not this watcher's change
     finally:
