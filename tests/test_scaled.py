@@ -7,17 +7,17 @@ import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
-from crm.store.leases import MAILBOX_SCAN, lease
 from tests.factories import connect_mailbox
 from tests.servers.net import free_port, wait_for_port
 from tests.test_spam import MX, folder_mids, mail
 from widget_api.cli.spam import scan_all
+from widget_api.mailbox_scan import lease
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,45 +27,37 @@ class TestMailboxLease:
         account_id = connect_mailbox(client, member, imap_user, trusted_authserv_ids=[MX]).json()["id"]
         client.post("/api/v1/spam/whitelist", json={"value": "buyer@customer.co.jp"}, headers=member.headers)
         dovecot.append(imap_user.name, "Junk", mail(mid="<leased@customer.co.jp>"))
-        postgres = runtime.engine.dialect.name == "postgresql"
-        with lease(runtime.engine, MAILBOX_SCAN, account_id) as held:
+        with lease(runtime, account_id, "test") as held:  # as another worker's scan would
             assert held
             out = io.StringIO()
-            scan_all(runtime, out=out)  # another connection: another worker, as PostgreSQL sees it
-            if postgres:
-                assert "skipped (another worker is scanning it)" in out.getvalue()
-                assert folder_mids(dovecot, imap_user, "INBOX") == []
-                with lease(runtime.engine, MAILBOX_SCAN, account_id) as second:
-                    assert not second
-        if not postgres:  # SQLite: one process, every lease granted
-            assert folder_mids(dovecot, imap_user, "INBOX") == ["<leased@customer.co.jp>"]
-            return
+            scan_all(runtime, out=out)
+            assert "skipped (being scanned elsewhere)" in out.getvalue()
+            assert folder_mids(dovecot, imap_user, "INBOX") == []
         out = io.StringIO()
         scan_all(runtime, out=out)
         assert "moved 1" in out.getvalue() and folder_mids(dovecot, imap_user, "INBOX") == ["<leased@customer.co.jp>"]
 
-    def test_a_killed_holder_leaves_no_lease(self, runtime) -> None:  # type: ignore[no-untyped-def]
-        if runtime.engine.dialect.name != "postgresql":
-            pytest.skip("advisory locks are PostgreSQL's; SQLite grants every lease")
+    def test_the_lease_of_a_worker_killed_mid_scan_is_taken_over_once_expired(self, runtime, client, member, imap_user) -> None:  # type: ignore[no-untyped-def]
+        account_id = connect_mailbox(client, member, imap_user, trusted_authserv_ids=[MX]).json()["id"]
         url = runtime.engine.url.render_as_string(hide_password=False)
         holder = subprocess.Popen(
-            [sys.executable, "-c", f"import sys,time; from sqlalchemy import create_engine; from crm.store.leases import lease\n"
-             f"e=create_engine({url!r})\nwith lease(e, {MAILBOX_SCAN}, 42) as h:\n    print(h, flush=True); time.sleep(60)"],
+            [sys.executable, "-c", "import time; from sqlalchemy import create_engine; from sqlalchemy.orm import Session; from crm.store import leases\n"
+             f"e=create_engine({url!r})\nwith Session(e) as s, s.begin():\n    ok = leases.take(s, {account_id}, 'killed-worker', 3)\n"
+             "print(ok, flush=True); time.sleep(60)"],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
         )
         try:
             assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
-            with lease(runtime.engine, MAILBOX_SCAN, 42) as mine:
-                assert not mine
-            holder.kill()  # SIGKILL mid-scan: PostgreSQL ends its session and its locks
+            holder.kill()  # SIGKILL mid-scan: the lease stays until it expires, never for good
             holder.wait(10)
-            for _ in range(50):
-                with lease(runtime.engine, MAILBOX_SCAN, 42) as mine:
-                    if mine:
+            with lease(runtime, account_id, "test") as mine:
+                assert not mine
+            deadline = time.monotonic() + 15
+            while True:
+                with lease(runtime, account_id, "test") as mine:
+                    if mine or time.monotonic() > deadline:
                         break
-                import time
-
-                time.sleep(0.1)
+                time.sleep(0.2)
             assert mine
         finally:
             holder.kill()

@@ -48,6 +48,13 @@ class Settings:
     # Each runner thread starts `mailwidget import-jobs` as a child process and waits for it
     # (an import's CPU work never competes with requests for the GIL); off: in the thread.
     import_in_subprocess: bool = False
+    # A mailbox scan's lease (widget_api.mailbox_scan): longer than any scan should take (one
+    # reads a few hundred new messages at most); a worker SIGKILLed mid-scan holds its
+    # mailboxes this long at most.
+    scan_lease_seconds: float = 300.0
+    # IMAP IDLE connections a worker holds (two per mailbox: INBOX and Junk); mailboxes
+    # beyond are polled only (widget_api.idle_watch). 0 turns IDLE off.
+    idle_max_connections: int = 50
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -61,7 +68,8 @@ class Settings:
         MAILWIDGET_RATE_LIMITS (per token and minute: upload=30,import=5,mailbox_test=10),
         MAILWIDGET_LOG_FORMAT (text or json), MAILWIDGET_IMPORT_WORKERS (threads),
         MAILWIDGET_IMPORT_LEASE (seconds), MAILWIDGET_IMPORT_IN_SUBPROCESS (default 1; 0:
-        imports run in the API process's threads)."""
+        imports run in the API process's threads), MAILWIDGET_SCAN_LEASE_SECONDS,
+        MAILWIDGET_IDLE_MAX_CONNECTIONS (0: no IMAP IDLE, polling only)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -86,6 +94,8 @@ class Settings:
             import_workers=max(1, int(env.get("MAILWIDGET_IMPORT_WORKERS", "2"))),
             import_lease=float(env.get("MAILWIDGET_IMPORT_LEASE", "60")),
             import_in_subprocess=env.get("MAILWIDGET_IMPORT_IN_SUBPROCESS", "1").lower() not in ("0", "false", "no"),
+            scan_lease_seconds=float(env.get("MAILWIDGET_SCAN_LEASE_SECONDS", "300")),
+            idle_max_connections=int(env.get("MAILWIDGET_IDLE_MAX_CONNECTIONS", "50")),
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:  # annotations only: the command line's Runtime imports this module
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,6 +34,8 @@ IMAP_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
 )
+SCANS = Counter("mailwidget_mailbox_scans", "Scans of one mailbox, by trigger (poll, idle) and outcome (done, skipped: its lease was held)", ["trigger", "outcome"], registry=REGISTRY)
+IDLE_CONNECTIONS = Gauge("mailwidget_imap_idle_connections", "IMAP connections of this process holding IDLE (or polling a server without it)", registry=REGISTRY)
 TASK_FAILURES = Counter("mailwidget_background_task_failures", "Background work that failed, by task", ["task"], registry=REGISTRY)
 
 

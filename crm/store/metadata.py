@@ -6,7 +6,7 @@ metadata with the migrated database).
 
 from typing import Any
 
-from crm.store import auth, automation, calendar, campaigns, custom_fields, jobs, models, outbox, timeline, whitelist  # noqa: F401
+from crm.store import auth, automation, calendar, campaigns, custom_fields, jobs, leases, models, outbox, timeline, whitelist  # noqa: F401
 from crm.store.base import Base
 
 metadata = Base.metadata

@@ -89,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     start_loop(cli_runtime(), args.send_interval, stop)
     # Import jobs left queued or running by the previous process resume now, not at the next upload.
     runtime.import_worker.start()
+    # IMAP IDLE on every mailbox's INBOX and Junk: a change is scanned within seconds.
+    from widget_api import idle_watch
+
+    idle_watch.start(cli_runtime(), stop)
     try:
         uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=log_config)
     finally:

@@ -9,19 +9,11 @@ import signal
 import sys
 import threading
 
-from sqlalchemy import select
-
 from crm.domain.errors import DomainError
-from crm.domain.principal import Principal
-from crm.services import mailboxes, spam
 from crm.store.db import refresh_statistics
-from crm.store.leases import MAILBOX_SCAN, lease
-from crm.store.models import MailboxAccount, User
-from mail_adapter.junk import JunkFolder
 from widget_api import heartbeats, metrics
-from widget_api.calendar_scan import scan_inbox
 from widget_api.cli._runtime import cli_runtime
-from widget_api.mail_log_scan import scan_quietly
+from widget_api.mailbox_scan import accounts, scan_mailbox
 from widget_api.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -40,37 +32,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def scan_all(runtime: Runtime, only_user: str | None = None, out=sys.stderr) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
     """One rescue pass over every mailbox; a failing mailbox is reported and skipped.
     Returns (mailboxes, moved, kept)."""
-    with runtime.sessions() as s:
-        query = select(MailboxAccount.id, User.id, User.email, User.organisation_id, User.role, User.language).join(User, User.id == MailboxAccount.user_id)
-        if only_user:
-            query = query.where(User.email == only_user.strip().lower())
-        accounts = s.execute(query.order_by(MailboxAccount.id)).all()
+    found = accounts(runtime, only_user)
     moved = kept = 0
-    for i, (account_id, user_id, email, org_id, role, language) in enumerate(accounts, 1):
-        principal = Principal(user_id, org_id, email, role, language)
+    for i, (account_id, principal) in enumerate(found, 1):
+        email = principal.email
         try:
-            # One scan of a mailbox at a time, whatever the number of workers: another
-            # worker holding the lease is scanning it now.
-            with lease(runtime.engine, MAILBOX_SCAN, account_id) as mine:
-                if not mine:
-                    print(f"[{i}/{len(accounts)}] {email}: skipped (another worker is scanning it)", file=out, flush=True)
-                    continue
-                with runtime.sessions.begin() as s:
-                    junk = JunkFolder(runtime.mailbox(s, principal, account_id))
-                    outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
-                calendar_result = scan_inbox(runtime, principal, account_id)
-                logged = scan_quietly(runtime, principal, account_id) or {}
-            moved += len(outcome.moved)
-            kept += len(outcome.kept)
+            result = scan_mailbox(runtime, principal, account_id)
+            if result is None:
+                print(f"[{i}/{len(found)}] {email}: skipped (being scanned elsewhere)", file=out, flush=True)
+                continue
+            moved += result.moved
+            kept += result.kept
             print(
-                f"[{i}/{len(accounts)}] {email}: moved {len(outcome.moved)}, kept in spam {len(outcome.kept)}, calendar updates applied {calendar_result['applied']}, mails auto-logged {logged.get('logged', 0)}",
+                f"[{i}/{len(found)}] {email}: moved {result.moved}, kept in spam {result.kept}, calendar updates applied {result.applied}, mails auto-logged {result.logged}",
                 file=out,
                 flush=True,
             )
         except DomainError as exc:
             metrics.TASK_FAILURES.labels("mailbox-scan").inc()
-            print(f"[{i}/{len(accounts)}] {email}: skipped ({exc.detail})", file=out, flush=True)
-    return len(accounts), moved, kept
+            print(f"[{i}/{len(found)}] {email}: skipped ({exc.detail})", file=out, flush=True)
+    return len(found), moved, kept
 
 
 def run_rescue(args: argparse.Namespace) -> int:
@@ -118,10 +99,15 @@ def run_worker(args: argparse.Namespace) -> int:
     sender = start_loop(runtime, args.send_interval, stop)  # automatic mail, beside the scans
     print(f"worker: scanning every {args.interval:g} s, running import jobs and the outbox; stop with Ctrl-C", file=sys.stderr)
     runtime.import_worker.start()
+    from widget_api import idle_watch
+
+    idle = idle_watch.start(runtime, stop)  # near-real-time scans; the loop below is the fallback
     try:
         worker_loop(runtime, args.interval, stop)
     finally:
         stop.set()
         sender.join(timeout=60)
+        if idle is not None:
+            idle.join(timeout=30)  # leaves IDLE and logs out of every folder
         runtime.close()
     return 0

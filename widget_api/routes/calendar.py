@@ -137,12 +137,16 @@ def events(
     return calendar.list_occurrences(session, principal, start, end)
 
 
-@router.post("/scan")
+@router.post("/scan", responses=responses(409))
 def scan(principal: CurrentUser, runtime: RuntimeDep, mailbox_id: Id | None = None) -> dict[str, int]:
     """Apply the invitation updates and cancellations that arrived in the inbox since the last scan."""
     from widget_api.calendar_scan import scan_inbox
+    from widget_api.mailbox_scan import api_lease
 
-    return scan_inbox(runtime, principal, mailbox_id)
+    with runtime.sessions() as session:
+        account_id = mailboxes.get_account(session, principal, mailbox_id).id
+    with api_lease(runtime, account_id):  # never beside the worker's scan of this mailbox
+        return scan_inbox(runtime, principal, account_id)
 
 
 @router.get("/settings")

@@ -100,10 +100,16 @@ def remove_whitelist(entry_id: Id, session: SessionDep, principal: CurrentUser) 
 
 
 @router.post("/rescue")
-def rescue(session: SessionDep, principal: CurrentUser, runtime: RuntimeDep, mailbox_id: Id | None = None) -> RescueOut:
-    account = mailboxes.get_account(session, principal, mailbox_id)
-    junk = JunkFolder(runtime.mailbox(session, principal, account.id))
-    outcome = spam.rescue(session, principal, account.id, junk, mailboxes.read_context(session, principal))
+def rescue(principal: CurrentUser, runtime: RuntimeDep, mailbox_id: Id | None = None) -> RescueOut:
+    from widget_api.mailbox_scan import api_lease
+
+    with runtime.sessions() as session:
+        account_id = mailboxes.get_account(session, principal, mailbox_id).id
+    # Under the mailbox's lease, in sessions of its own: the lease must be committed before
+    # the scan (the request's transaction would hold SQLite's write lock until the end).
+    with api_lease(runtime, account_id), runtime.sessions.begin() as session:
+        junk = JunkFolder(runtime.mailbox(session, principal, account_id))
+        outcome = spam.rescue(session, principal, account_id, junk, mailboxes.read_context(session, principal))
     return RescueOut(
         moved=[{"uid": m.uid, "message_id": m.message_id, "sender": m.sender, "method": m.method} for m in outcome.moved],
         kept=[{"sender": s, "reason": r} for s, r in outcome.kept],
