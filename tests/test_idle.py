@@ -106,7 +106,7 @@ def test_the_watcher_reconnects_after_the_server_drops_it(client, member, doveco
 
 
 def test_folder_watcher_reports_changes_and_renews_idle(dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
-    settings = MailboxSettings("127.0.0.1", imap_user.port, "plain", imap_user.name, imap_user.password, timeout=5)
+    settings = MailboxSettings("127.0.0.1", imap_user.port, "plain", imap_user.name, imap_user.password, timeout=5, allow_private=True)
     watcher = FolderWatcher(settings, JUNK, renew_seconds=0.5)
     assert watcher.open()
     try:
@@ -128,7 +128,7 @@ def test_a_server_without_idle_is_left_to_polling(request) -> None:  # type: ign
 
     with Dovecot(remove_capabilities=("IDLE",)) as server:
         user = server.add_user()
-        watcher = FolderWatcher(MailboxSettings("127.0.0.1", server.port, "plain", user.name, user.password, timeout=5), "INBOX")
+        watcher = FolderWatcher(MailboxSettings("127.0.0.1", server.port, "plain", user.name, user.password, timeout=5, allow_private=True), "INBOX")
         assert watcher.open() is False
         assert watcher.mailbox._client is None  # no connection kept for nothing
 
