@@ -61,10 +61,13 @@ def test_the_event_loop_answers_during_a_large_upload(live_server: str, member) 
         response = httpx.post(f"{live_server}/api/v1/messages/draft/raw", content=raw, headers={**member.headers, "Content-Type": "message/rfc822"}, timeout=60)
         result["status"], result["seconds"] = response.status_code, time.monotonic() - started
 
+    httpx.get(f"{live_server}/api/v1/health", timeout=30)  # warm: a first answer's cost is not a stall
     health = probe_while(upload, f"{live_server}/api/v1/health")
     assert result["status"] == 200
     assert float(result["seconds"]) < 15  # type: ignore[arg-type]
-    assert max(health) < 1.0, health
+    # A blocked event loop answers once, after the whole upload (34 s before the fix); the
+    # bound leaves room for a loaded CI machine, not for a stall.
+    assert len(health) >= 2 and max(health) < 2.0, health
 
 
 def test_reads_answer_during_a_large_import(live_server: str, member) -> None:  # type: ignore[no-untyped-def]
