@@ -125,18 +125,10 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--leads", type=int, default=1_000_000)
     args = parser.parse_args()
-    if args.db in ("sqlite", "both"):
-        run("SQLite", f"sqlite:///{Path(tempfile.mkdtemp()) / 'crm.db'}", args.leads)
-    if args.db in ("postgres", "both"):
-        from tests.servers.postgres import PostgresCluster
+    from tests.servers.postgres import bench_databases
 
-        # The test clusters' 32 MB of shared buffers is a memory saving for parallel tests;
-        # the bench runs with PostgreSQL's default, 128 MB.
-        cluster = PostgresCluster({"shared_buffers": "128MB"}).start()
-        try:
-            run("PostgreSQL", cluster.create_database("crm_bench"), args.leads)
-        finally:
-            cluster.stop()
+    for label, url in bench_databases(args.db, "crm_bench"):
+        run(label, url, args.leads)
 
 
 if __name__ == "__main__":

@@ -106,18 +106,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     args = parser.parse_args()
+    from tests.servers.postgres import bench_databases
+
     with tempfile.TemporaryDirectory() as tmp:
-        if args.db in ("sqlite", "both"):
-            bench(f"sqlite:///{tmp}/search.db", Path(tmp), "SQLite")
-        if args.db in ("postgres", "both"):
-            from tests.servers.postgres import PostgresCluster
-
-            cluster = PostgresCluster({"shared_buffers": "128MB"}).start()
-            try:
-                bench(cluster.create_database("search"), Path(tmp), "PostgreSQL")
-            finally:
-                cluster.stop()
-
+        for label, url in bench_databases(args.db, "search"):
+            bench(url, Path(tmp), label)
 
 if __name__ == "__main__":
     main()

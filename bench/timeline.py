@@ -191,16 +191,10 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        if args.db in ("sqlite", "both"):
-            bench_timeline(f"sqlite:///{Path(tmp) / 'timeline.db'}", Path(tmp), "SQLite")
-        if args.db in ("postgres", "both"):
-            from tests.servers.postgres import PostgresCluster
+        from tests.servers.postgres import bench_databases
 
-            cluster = PostgresCluster({"shared_buffers": "128MB"}).start()
-            try:
-                bench_timeline(cluster.create_database("timeline"), Path(tmp), "PostgreSQL")
-            finally:
-                cluster.stop()
+        for label, url in bench_databases(args.db, "timeline"):
+            bench_timeline(url, Path(tmp), label)
         bench_scan(Path(tmp))
 
 

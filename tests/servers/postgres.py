@@ -14,8 +14,10 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +217,18 @@ class ExternalPostgres:
 def postgres_from_environment() -> ExternalPostgres | None:
     url = os.environ.get("DATABASE_URL", "")
     return ExternalPostgres(url) if url.startswith(("postgres://", "postgresql")) else None
+
+
+def bench_databases(choice: str, name: str) -> Iterator[tuple[str, str]]:
+    """(label, URL) of each database a benchmark runs on (`--db sqlite|postgres|both`): a
+    SQLite file in a fresh directory, then a database on a throwaway cluster with
+    PostgreSQL's default 128 MB of shared buffers (the test clusters' 32 MB is a memory
+    saving for parallel tests), stopped when the caller is done with it."""
+    if choice in ("sqlite", "both"):
+        yield "SQLite", f"sqlite:///{Path(tempfile.mkdtemp()) / f'{name}.db'}"
+    if choice in ("postgres", "both"):
+        cluster = PostgresCluster({"shared_buffers": "128MB"}).start()
+        try:
+            yield "PostgreSQL", cluster.create_database(name)
+        finally:
+            cluster.stop()
