@@ -101,6 +101,8 @@ def _part(body: str, subtype: str, charset: str) -> tuple[list[str], bytes]:
 def _encoded_words(value: str, charset: str) -> str:
     """RFC 2047 B-encoded words, folded one per line. Each word holds whole characters and,
     for ISO-2022-JP, starts and ends in ASCII mode (as RFC 1468 asks)."""
+    if charset == "utf-8":
+        return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(word).decode()}?=" for word in _utf8_pieces(value))
     words: list[bytes] = []
     chunk = ""
     encoded = b""
@@ -113,6 +115,20 @@ def _encoded_words(value: str, charset: str) -> str:
             chunk, encoded = chunk + char, candidate
     words.append(encoded)
     return "\r\n ".join(f"=?{charset}?b?{base64.b64encode(word).decode()}?=" for word in words)
+
+
+def _utf8_pieces(value: str) -> list[bytes]:
+    """`value` in UTF-8, cut between characters into pieces of at most _ENCODED_MAX bytes."""
+    data = value.encode("utf-8")
+    pieces: list[bytes] = []
+    while len(data) > _ENCODED_MAX:
+        cut = _ENCODED_MAX
+        while data[cut] & 0xC0 == 0x80:  # a continuation byte: the cut would split a character
+            cut -= 1
+        pieces.append(data[:cut])
+        data = data[cut:]
+    pieces.append(data)
+    return pieces
 
 
 @lru_cache(maxsize=64)

@@ -209,17 +209,17 @@ def enqueue_many(session: Session, *, organisation_id: int, kind: str, mails: It
     at = now or utcnow()
     keys = sorted({m.dedupe_key for m in requests if m.dedupe_key is not None})
     earlier_of = _existing_keys(session, organisation_id, keys)
-    suppressed = _suppressed(session, organisation_id, {n for m in requests if (n := normalise_email(m.to_address))})
+    norms = [normalise_email(m.to_address) for m in requests]
+    suppressed = _suppressed(session, organisation_id, {n for n in norms if n})
     earlier_ids: dict[str, int | None] = {}  # address → the earlier row of it, when its mail was a duplicate key
     positions: dict[str, int] = {}  # address → the batch's new row of it
     key_positions: dict[str, int] = {}  # dedupe key → the batch's new row with it
     # Per mail: a result, or (reason of a duplicate | None for the row itself, position of the new row).
     results: list[EnqueueResult | tuple[str | None, int]] = []
     rows: list[dict[str, Any]] = []
-    for mail in requests:
+    for mail, norm in zip(requests, norms, strict=True):
         if mail.charset not in CHARSETS:
             raise InvalidInput(f"charset must be one of {', '.join(CHARSETS)}")
-        norm = normalise_email(mail.to_address)
         if norm is not None and norm in positions:
             results.append(("duplicate_in_batch", positions[norm]))
             continue
@@ -242,7 +242,7 @@ def enqueue_many(session: Session, *, organisation_id: int, kind: str, mails: It
         if key is not None:
             key_positions[key] = len(rows)
         results.append((None, len(rows)))
-        rows.append(_row(session, mail, organisation_id, kind, settings, at, suppressed))
+        rows.append(_row(session, mail, norm, organisation_id, kind, settings, at, suppressed))
     try:
         with session.begin_nested():
             ids = insert_rows(session, OutboxMail.__table__, rows, returning_ids=True)  # type: ignore[arg-type]
@@ -307,12 +307,12 @@ def _among_text(session: Session, column: Any, values: list[str]) -> Any:
     return column.in_(values)
 
 
-def _row(session: Session, mail: MailRequest, organisation_id: int, kind: str, settings: SmtpSettings | None, now: datetime, suppressed: dict[str, str]) -> dict[str, Any]:
+def _row(session: Session, mail: MailRequest, norm: str | None, organisation_id: int, kind: str, settings: SmtpSettings | None, now: datetime, suppressed: dict[str, str]) -> dict[str, Any]:
     """The outbox row of one new mail as `_enqueue` makes it (built, or skipped with the
     reason), as a dict for the bulk INSERT."""
     row: dict[str, Any] = {
         "organisation_id": organisation_id, "kind": kind, "source_id": mail.source_id, "lead_id": mail.lead_id, "to_address": mail.to_address[:320],
-        "address_norm": normalise_email(mail.to_address), "from_address": None, "subject": mail.subject, "message_id": None, "raw": None,
+        "address_norm": norm, "from_address": None, "subject": mail.subject, "message_id": None, "raw": None,
         "unsubscribe_token": None, "dedupe_key": mail.dedupe_key, "reason": None, "attempts": 0, "next_attempt_at": None, "created_at": now,
     }
     reason = _skip_reason(session, organisation_id, mail.to_address, settings, suppressed)
