@@ -78,6 +78,53 @@ class TestEnqueue:
         assert [r.status for r in results] == ["queued", "duplicate", "queued", "duplicate"]
         assert len(rows) == 2
 
+    def test_a_batch_has_the_outcomes_of_one_mail_at_a_time(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
+        """enqueue_many's batch path (a few statements) against the same mails queued one at a
+        time in a second organisation: every result and every row alike."""
+        from tests.factories import make_org
+
+        other = make_org(runtime, "Other")
+        later = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+        requests = [
+            outbox.MailRequest("a@example.jp", "件名 a", "本文", dedupe_key="rule:1:lead:1", not_before=later),
+            outbox.MailRequest(" A@EXAMPLE.JP ", "件名 a2", "本文", dedupe_key="rule:1:lead:2"),  # the address again
+            outbox.MailRequest("old@example.jp", "件名 old", "本文", dedupe_key="rule:1:lead:3"),  # key queued earlier
+            outbox.MailRequest("Old@example.jp", "件名 old2", "本文"),  # the address of a duplicate key
+            outbox.MailRequest("b@example.jp", "件名 b", "本文", dedupe_key="rule:1:lead:4"),
+            outbox.MailRequest("c@example.jp", "件名 c", "本文", dedupe_key="rule:1:lead:4"),  # a key twice in one batch
+            outbox.MailRequest("gone@example.jp", "件名 gone", "本文", dedupe_key="rule:1:lead:5"),  # unsubscribed
+            outbox.MailRequest("not an address", "件名 x", "本文", dedupe_key="rule:1:lead:6"),
+            outbox.MailRequest("not an address", "件名 y", "本文"),  # no address to dedupe on
+            outbox.MailRequest("d@example.jp", "件名 d", "<本文>", html="<p>本文</p>", charset="iso-2022-jp", reply_to="sales@acme.example"),
+        ]
+
+        def run(org_id: int, batch: bool) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+            configure(runtime, org_id)
+            with runtime.sessions.begin() as s:
+                outbox.suppress(s, org_id, "GONE@example.jp", "unsubscribed")
+                first = outbox.enqueue(s, organisation_id=org_id, kind="rule", to_address="old@example.jp", subject="old", text="old", html=None, charset="utf-8", dedupe_key="rule:1:lead:3")
+            with runtime.sessions.begin() as s:
+                if batch:
+                    results = outbox.enqueue_many(s, organisation_id=org_id, kind="rule", mails=requests, now=NOW)
+                else:
+                    results = outbox._enqueue_each(s, org_id, "rule", requests, outbox.get_smtp_settings(s, org_id), NOW)
+                rows = s.scalars(select(OutboxMail).where(OutboxMail.organisation_id == org_id).order_by(OutboxMail.id)).all()
+                ids = {r.id: i for i, r in enumerate(rows)}  # ids as positions: the two organisations' ids differ
+                assert first.outbox_id in ids
+                seen = [(r.status, r.reason, ids.get(r.outbox_id)) for r in results]
+                parsed = [email.message_from_bytes(r.raw) if r.raw else None for r in rows]
+                stored = [
+                    (r.kind, r.to_address, r.address_norm, r.from_address, r.subject, r.status, r.reason, r.dedupe_key, r.next_attempt_at if r.subject != "old" else None, r.attempts, r.lead_id,
+                     r.created_at == NOW if r.subject != "old" else None, (p["To"], p["Subject"], p["Reply-To"], p.get_content_type()) if p else None, bool(r.unsubscribe_token) == bool(r.raw))
+                    for r, p in zip(rows, parsed, strict=True)
+                ]
+                assert all(r.message_id is None or (p is not None and p["Message-ID"] == r.message_id) for r, p in zip(rows, parsed, strict=True))
+            return seen, stored
+
+        batch, one_at_a_time = run(org.id, True), run(other.id, False)
+        assert batch == one_at_a_time
+        assert [status for status, _, _ in batch[0]] == ["queued", "duplicate", "duplicate", "duplicate", "queued", "duplicate", "skipped", "skipped", "skipped", "queued"]
+
     def test_iso_2022_jp_body_and_subject(self, runtime: Runtime, org) -> None:  # type: ignore[no-untyped-def]
         configure(runtime, org.id)
         with runtime.sessions.begin() as s:

@@ -4,7 +4,12 @@ PostgreSQL: `COPY … FROM STDIN` on the session's own connection (same transact
 new rows' ids drawn from the table's sequence first, so the caller knows them without
 RETURNING. A multi-row INSERT of 1,000 rows × 20 columns is a 20,000-parameter statement
 that the driver splits and the server parses anew for every batch; COPY streams the rows.
-SQLite (in-process, no parsing cost worth the name): an executemany INSERT … RETURNING.
+SQLite (in-process, no parsing cost worth the name): one executemany INSERT. The ids, when
+asked for, are given explicitly from the table's largest id on: every writing transaction
+holds SQLite's write lock from its start (BEGIN IMMEDIATE, crm.store.db), so no other writer
+can take them meanwhile, and they are the ids SQLite itself would pick (max + 1 on; the
+tables have no AUTOINCREMENT). An INSERT … RETURNING that keeps the rows' order goes one row
+per statement in SQLAlchemy (no sentinel column): 1.7 s for 8,500 outbox rows.
 
 Constraints and foreign keys are checked exactly as for an INSERT; a unique violation
 becomes sqlalchemy's IntegrityError either way, so callers handle one exception.
@@ -16,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,10 +35,14 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         return []
     columns = list(dict.fromkeys(key for row in rows for key in row))
     if not is_postgres(session):
-        if returning_ids:
-            return list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)))
-        session.execute(insert(table), list(rows))
-        return []
+        if not returning_ids:
+            session.execute(insert(table), list(rows))
+            return []
+        session.flush()  # pending ORM inserts take their ids first
+        first = (session.scalar(select(func.max(table.c.id))) or 0) + 1
+        ids = list(range(first, first + len(rows)))
+        session.execute(insert(table), [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)])
+        return ids
     session.flush()  # pending ORM changes go first, in the same transaction
     ids: list[int] = []
     if returning_ids:
