@@ -58,3 +58,21 @@ def test_a_form_auto_reply_arrives(client: TestClient, runtime, admin, session, 
     parsed = email.message_from_bytes(got.data, policy=policy.default)
     assert got.rcpt_tos == ["smith@example.com"] and str(parsed["Subject"]) == "Thank you, Smith"
     assert parsed.get_content_type() == "text/plain" and "We will write back soon, Smith." in parsed.get_content()
+
+
+def test_a_sent_automatic_mail_is_on_the_leads_timeline_once(client: TestClient, runtime, admin, session, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
+    configure(runtime, admin.organisation_id, smtp_sink.port)
+    reply = make_template(client, admin, name="reply", language="en", subject="Thank you, {{lead.last_name}}", text_body="Soon, {{lead.last_name}}.", html_body=None)
+    form = make_form(client, admin, template_id=reply["id"], language="en")
+    assert post(client, form["key"], {"_token": token(runtime, session, form["key"]), "last_name": "Jones", "email": "jones@example.com"}).status_code == 200
+    [lead] = client.get("/api/v1/leads", headers=admin.headers).json()["items"]
+
+    def automatic() -> list[dict]:  # type: ignore[type-arg]
+        entries = client.get(f"/api/v1/leads/{lead['id']}/timeline", headers=admin.headers).json()["entries"]
+        return [e for e in entries if e["kind"] == "automatic_mail"]
+
+    assert automatic() == []  # queued is not sent
+    assert send_all(runtime) == 1
+    [entry] = automatic()
+    assert entry["summary"] == "Thank you, Jones" and entry["payload"]["to"] == "jones@example.com" and entry["payload"]["kind"] == "form_reply"
+    assert send_all(runtime, minutes_later=5) == 0 and len(automatic()) == 1

@@ -39,12 +39,13 @@ from crm.domain.mail_quota import DEFAULT_DAILY_LIMIT, MAX_DAILY_LIMIT, form_rep
 from crm.domain.outgoing_mail import CHARSETS, OutgoingDraft, build_message
 from crm.domain.ports import SmtpConfig
 from crm.domain.rules import checked_email, normalise_email
+from crm.services import timeline
 from crm.services.organisations import check_time_zone
 from crm.services.secrets import SecretBox
 from crm.store.base import utcnow
 from crm.store.bulk import insert_rows
 from crm.store.db import among, id_chunks, is_postgres
-from crm.store.models import Organisation
+from crm.store.models import Contact, Organisation
 from crm.store.outbox import DUE_STATUSES, KINDS, MailQuotaDay, MailSuppression, OutboxMail, SmtpSettings, release_quota, reserve_quota
 
 SECURITIES = ("starttls", "tls", "none")
@@ -537,6 +538,22 @@ def mark_sent(session: Session, outbox_id: int, now: datetime, reply: str = "") 
     row = _sending(session, outbox_id)
     row.status, row.sent_at, row.reason, row.next_attempt_at = "sent", now, None, None
     session.flush()
+    _on_timeline(session, row, now)
+
+
+def _on_timeline(session: Session, row: OutboxMail, at: datetime) -> None:
+    """A sent automatic mail is an entry of its lead's timeline, or of the contact the lead
+    became if it was converted meanwhile (the lead's entries moved there). Once per mail: the
+    outbox id is the entry's source key."""
+    if row.lead_id is None:
+        return
+    contact = session.scalar(select(Contact).where(Contact.organisation_id == row.organisation_id, Contact.lead_id == row.lead_id).limit(1))
+    record = timeline.RecordRef("contact", contact.id, row.organisation_id) if contact is not None else timeline.RecordRef("lead", row.lead_id, row.organisation_id)
+    timeline.add_entry(
+        session, record, "automatic_mail", at=at, summary=row.subject,
+        payload={"outbox_id": row.id, "kind": row.kind, "source_id": row.source_id, "to": row.to_address, "message_id": row.message_id},
+        source_key=f"outbox:{row.id}",
+    )
 
 
 def mark_retry(session: Session, outbox_id: int, now: datetime, reason: str) -> None:
