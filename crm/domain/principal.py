@@ -21,3 +21,8 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin" and self.scope == "full"
+
+    def list_scope(self, org_wide: bool) -> str:
+        """The scope of an entry of a per-user/per-organisation list (whitelist, never-log):
+        the organisation's, or this user's own, which no other user sees."""
+        return "org" if org_wide else f"user:{self.user_id}"

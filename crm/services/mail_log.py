@@ -52,15 +52,11 @@ def configure(session: Session, principal: Principal, *, store_attachments: bool
 # -- never-log lists ----------------------------------------------------------------------
 
 
-def _scope(principal: Principal, org_wide: bool) -> str:
-    return "org" if org_wide else f"user:{principal.user_id}"
-
-
 def add_never(session: Session, principal: Principal, value: str, *, org_wide: bool = False) -> NeverLogEntry:
     """Idempotent per scope. The organisation's list is the admins'."""
     if org_wide and not principal.is_admin:
         raise PermissionDenied("only an administrator may change the organisation's never-log list", code="admin_only")
-    norm, scope = normalise_entry(value), _scope(principal, org_wide)
+    norm, scope = normalise_entry(value), principal.list_scope(org_wide)
     row = session.scalar(select(NeverLogEntry).where(NeverLogEntry.organisation_id == principal.organisation_id, NeverLogEntry.scope == scope, NeverLogEntry.value == norm))
     if row is None:
         row = NeverLogEntry(organisation_id=principal.organisation_id, scope=scope, value=norm, added_by_id=principal.user_id)
@@ -74,7 +70,7 @@ def list_never(session: Session, principal: Principal) -> list[NeverLogEntry]:
     return list(
         session.scalars(
             select(NeverLogEntry)
-            .where(NeverLogEntry.organisation_id == principal.organisation_id, or_(NeverLogEntry.scope == "org", NeverLogEntry.scope == _scope(principal, False)))
+            .where(NeverLogEntry.organisation_id == principal.organisation_id, or_(NeverLogEntry.scope == "org", NeverLogEntry.scope == principal.list_scope(False)))
             .order_by(NeverLogEntry.id)
         )
     )
@@ -82,7 +78,7 @@ def list_never(session: Session, principal: Principal) -> list[NeverLogEntry]:
 
 def remove_never(session: Session, principal: Principal, entry_id: int) -> None:
     row = session.get(NeverLogEntry, entry_id)
-    if row is None or row.organisation_id != principal.organisation_id or row.scope not in ("org", _scope(principal, False)):
+    if row is None or row.organisation_id != principal.organisation_id or row.scope not in ("org", principal.list_scope(False)):
         raise NotFound(f"no never-log entry {entry_id}")
     if row.scope == "org" and not principal.is_admin:
         raise PermissionDenied("only an administrator may change the organisation's never-log list", code="admin_only")
@@ -289,7 +285,7 @@ _STATES = select(AutoLogState.role, AutoLogState.folder, AutoLogState.uidvalidit
 def targets(session: Session, principal: Principal) -> Targets:
     """The rep's auto-log records with their current addresses (an edited email moves
     auto-log with it), less what is never logged."""
-    params = {"org": principal.organisation_id, "user": principal.user_id, "user_scope": _scope(principal, False)}
+    params = {"org": principal.organisation_id, "user": principal.user_id, "user_scope": principal.list_scope(False)}
     org_domains, store_internal = session.execute(_ORG_RULES, params).one()
     own = frozenset(d.lower() for d in org_domains or [])
     never = frozenset(session.scalars(_NEVER, params))

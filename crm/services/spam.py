@@ -29,10 +29,6 @@ def normalise_entry(value: str) -> str:
     return norm
 
 
-def _scope(principal: Principal, org_wide: bool) -> str:
-    return "org" if org_wide else f"user:{principal.user_id}"
-
-
 def audit(session: Session, principal: Principal | None, organisation_id: int, action: str, address: str | None, message_id: str | None, **detail: object) -> None:
     session.add(
         SpamAudit(organisation_id=organisation_id, user_id=principal.user_id if principal else None, action=action, address=address, message_id=message_id, detail=detail)
@@ -44,7 +40,7 @@ def add_entry(session: Session, principal: Principal, value: str, *, org_wide: b
     if org_wide and not principal.is_admin:
         raise PermissionDenied("only an administrator may change the organisation's whitelist", code="admin_only")
     norm = normalise_entry(value)
-    scope = _scope(principal, org_wide)
+    scope = principal.list_scope(org_wide)
     entry = session.scalar(select(WhitelistEntry).where(WhitelistEntry.organisation_id == principal.organisation_id, WhitelistEntry.scope == scope, WhitelistEntry.value == norm))
     if entry is None:
         entry = WhitelistEntry(
@@ -62,7 +58,7 @@ def list_entries(session: Session, principal: Principal) -> list[WhitelistEntry]
     return list(
         session.scalars(
             select(WhitelistEntry)
-            .where(WhitelistEntry.organisation_id == principal.organisation_id, or_(WhitelistEntry.scope == "org", WhitelistEntry.scope == _scope(principal, False)))
+            .where(WhitelistEntry.organisation_id == principal.organisation_id, or_(WhitelistEntry.scope == "org", WhitelistEntry.scope == principal.list_scope(False)))
             .order_by(WhitelistEntry.id)
         )
     )
@@ -71,7 +67,7 @@ def list_entries(session: Session, principal: Principal) -> list[WhitelistEntry]
 def remove_entry(session: Session, principal: Principal, entry_id: int) -> None:
     """Stops the override for future mail; mail already moved stays where it is."""
     entry = session.get(WhitelistEntry, entry_id)
-    if entry is None or entry.organisation_id != principal.organisation_id or entry.scope not in ("org", _scope(principal, False)):
+    if entry is None or entry.organisation_id != principal.organisation_id or entry.scope not in ("org", principal.list_scope(False)):
         raise NotFound(f"no whitelist entry {entry_id}")
     if entry.scope == "org" and not principal.is_admin:
         raise PermissionDenied("only an administrator may change the organisation's whitelist", code="admin_only")
