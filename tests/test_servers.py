@@ -274,6 +274,22 @@ class TestLifecycle:
             server.stop()
         assert live_processes(group) == [] and not directory.exists()
 
+    @pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL is not installed")
+    def test_a_halted_postgres_resumes_with_its_data_on_its_port(self) -> None:
+        import psycopg
+
+        with PostgresCluster() as pg:
+            pg.create_database("kept")
+            with psycopg.connect(pg.dsn("kept"), autocommit=True) as conn:
+                conn.execute("CREATE TABLE t (n int); INSERT INTO t VALUES (7)")
+            port = pg.port
+            pg.halt()
+            with pytest.raises(psycopg.OperationalError):
+                psycopg.connect(pg.dsn("kept"), connect_timeout=2)
+            pg.resume()
+            with psycopg.connect(pg.dsn("kept")) as conn:
+                assert pg.port == port and conn.execute("SELECT n FROM t").fetchone() == (7,)
+
     def test_a_killed_test_run_takes_its_servers_along(self) -> None:
         with_pg = pg_bin() is not None
         script = (

@@ -114,9 +114,9 @@ class PostgresCluster:
             self.stop()
             raise
 
-    def _launch(self) -> bool:
+    def _launch(self, port: int | None = None) -> bool:
         assert self.bin is not None
-        self.port = free_port()
+        self.port = port or free_port()
         options = [
             f"--{key}={value}"
             for key, value in {
@@ -162,12 +162,28 @@ class PostgresCluster:
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
+    def halt(self) -> None:
+        """The server goes away as in an operator's restart: a fast shutdown cuts every
+        connection and keeps what was committed (this cluster runs with synchronous_commit
+        off, so an immediate shutdown could lose the last commits). The files stay, so
+        `resume()` brings the same databases back on the same port."""
+        self._shut_down(signal.SIGINT)
+
+    def resume(self) -> None:
+        """Start the halted server again on its old port (clients reconnect to the same URL)."""
+        if not self._launch(self.port):
+            raise RuntimeError(f"postgres did not restart: {self.log()[-2000:]}")
+
     def stop(self) -> None:
         """Immediate shutdown (nothing here is worth a checkpoint), then delete the files."""
+        self._shut_down()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _shut_down(self, how: signal.Signals = signal.SIGQUIT) -> None:
         if self.process is not None:
             group = self.process.pid
             try:
-                os.killpg(group, signal.SIGQUIT)
+                os.killpg(group, how)
                 self.process.wait(20)
             except ProcessLookupError:
                 pass
@@ -175,7 +191,6 @@ class PostgresCluster:
                 os.killpg(group, signal.SIGKILL)
                 self.process.wait(5)
             self.process = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class ExternalPostgres:
