@@ -57,8 +57,10 @@ class TestAdmin:
         assert unknown.status_code == 400 and unknown.json()["field"] == "custom:nope"
         no_email = client.post("/api/v1/forms", json={"name": "x", "fields": FIELDS[:2]}, headers=admin.headers)
         assert no_email.status_code == 400
-        changed = client.patch(f"/api/v1/forms/{form['id']}", json={"on_duplicate": "skip", "language": "en"}, headers=admin.headers).json()
-        assert changed["on_duplicate"] == "skip" and changed["language"] == "en"
+        assert form["on_duplicate"] == "inherit"  # the organisation's setting
+        changed = client.patch(f"/api/v1/forms/{form['id']}", json={"on_duplicate": "keep", "language": "en"}, headers=admin.headers).json()
+        assert changed["on_duplicate"] == "keep" and changed["language"] == "en"
+        assert client.patch(f"/api/v1/forms/{form['id']}", json={"on_duplicate": "merge"}, headers=admin.headers).status_code == 422
         assert [f["id"] for f in client.get("/api/v1/forms", headers=member.headers).json()] == [form["id"]]
         assert client.delete(f"/api/v1/forms/{form['id']}", headers=admin.headers).status_code == 204
         assert client.get(f"/f/{form['key']}").status_code == 404
@@ -104,8 +106,8 @@ class TestSubmit:
         assert (first.status_code, first.text) == (existing.status_code, existing.text)
         assert first.headers["content-type"] == existing.headers["content-type"]
         [lead] = leads(session)
-        assert lead.company == "A 株式会社"  # the empty field filled (the form's "merge")
-        client.patch(f"/api/v1/forms/{form['id']}", json={"on_duplicate": "skip"}, headers=admin.headers)
+        assert lead.company == "A 株式会社"  # the empty field filled (the organisation's default, "fill")
+        client.patch(f"/api/v1/forms/{form['id']}", json={"on_duplicate": "keep"}, headers=admin.headers)
         skipped = post(client, form["key"], {"_token": token(runtime, session, form["key"]), "last_name": "別人", "email": "yamada@a.example"})
         assert skipped.text == first.text
         assert [(x.last_name, x.company) for x in leads(session)] == [("山田", "A 株式会社")]
@@ -178,3 +180,85 @@ class TestCustomFields:
         assert known.status_code == new.status_code == 400
         assert known.json()["type"] == new.json()["type"] and known.json()["detail"] == new.json()["detail"]
         assert len(leads(session)) == 1
+
+
+class TestDuplicatePolicy:
+    """The organisation's setting for a submission whose address is already a lead's, and a
+    form's own: through the public endpoint, never a second lead and the same answer."""
+
+    FIRST = {"last_name": "山田", "company": "", "email": "yamada@a.example", "custom:plan": "free"}
+    AGAIN = {"last_name": "山田太郎", "company": "B 株式会社", "email": "YAMADA@a.example", "custom:plan": "gold"}
+    PLAN = {"field": "custom:plan", "label_ja": "プラン", "label_en": "Plan"}
+
+    def _form(self, client: TestClient, admin, **extra) -> dict:  # type: ignore[no-untyped-def]
+        client.post("/api/v1/custom-fields", json={"key": "plan", "label": "プラン", "type": "picklist", "options": ["gold", "free"]}, headers=admin.headers)
+        return make_form(client, admin, fields=[*FIELDS, self.PLAN], **extra)
+
+    def _twice(self, client: TestClient, admin, runtime, session, form: dict) -> tuple[Lead, dict, list]:  # type: ignore[no-untyped-def]
+        answers = [post(client, form["key"], {"_token": token(runtime, session, form["key"]), **data}) for data in (self.FIRST, self.AGAIN)]
+        assert [a.status_code for a in answers] == [200, 200] and answers[0].text == answers[1].text
+        assert answers[0].headers["content-type"] == answers[1].headers["content-type"]
+        [lead] = leads(session)  # never a second lead
+        custom = client.get(f"/api/v1/leads/{lead.id}/custom", headers=admin.headers).json()
+        entries = client.get(f"/api/v1/leads/{lead.id}/timeline", headers=admin.headers).json()["entries"]
+        return lead, custom, [e for e in entries if e["kind"] == "form_submission"]
+
+    def test_the_setting_is_admin_only_and_defaults_to_fill(self, client: TestClient, admin, member) -> None:  # type: ignore[no-untyped-def]
+        assert client.get("/api/v1/settings/form-duplicates", headers=member.headers).json() == {"on_duplicate": "fill"}
+        assert client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "keep"}, headers=member.headers).status_code == 403
+        assert client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "merge"}, headers=admin.headers).status_code == 422
+        assert client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "replace"}, headers=admin.headers).json() == {"on_duplicate": "replace"}
+        assert client.get("/api/v1/settings/form-duplicates", headers=member.headers).json() == {"on_duplicate": "replace"}
+
+    def test_fill_only_fills_empty_fields(self, client: TestClient, admin, runtime, session) -> None:  # type: ignore[no-untyped-def]
+        lead, custom, entries = self._twice(client, admin, runtime, session, self._form(client, admin))
+        assert (lead.last_name, lead.company, lead.email) == ("山田", "B 株式会社", "yamada@a.example") and custom == {"plan": "free"}
+        assert entries[0]["payload"]["policy"] == "fill" and entries[0]["payload"]["changed"] == ["company"]
+        assert entries[1]["payload"]["created"] is True and len(entries) == 2
+
+    def test_replace_overwrites_with_the_submitted_values(self, client: TestClient, admin, runtime, session) -> None:  # type: ignore[no-untyped-def]
+        client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "replace"}, headers=admin.headers)
+        lead, custom, entries = self._twice(client, admin, runtime, session, self._form(client, admin))
+        assert (lead.last_name, lead.company, lead.email) == ("山田太郎", "B 株式会社", "yamada@a.example") and custom == {"plan": "gold"}
+        assert entries[0]["payload"]["policy"] == "replace" and sorted(entries[0]["payload"]["changed"]) == ["company", "custom:plan", "last_name"]
+
+    def test_replace_never_clears_a_field_left_blank(self, client: TestClient, admin, runtime, session) -> None:  # type: ignore[no-untyped-def]
+        client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "replace"}, headers=admin.headers)
+        form = make_form(client, admin)
+        post(client, form["key"], {"_token": token(runtime, session, form["key"]), "last_name": "山田", "company": "A 株式会社", "email": "yamada@a.example"})
+        post(client, form["key"], {"_token": token(runtime, session, form["key"]), "last_name": "山田", "company": "", "email": "yamada@a.example"})
+        assert [x.company for x in leads(session)] == ["A 株式会社"]
+
+    def test_keep_leaves_the_lead_and_records_the_submission(self, client: TestClient, admin, runtime, session) -> None:  # type: ignore[no-untyped-def]
+        client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "keep"}, headers=admin.headers)
+        lead, custom, entries = self._twice(client, admin, runtime, session, self._form(client, admin))
+        assert (lead.last_name, lead.company) == ("山田", None) and custom == {"plan": "free"}
+        assert entries[0]["payload"]["policy"] == "keep" and entries[0]["payload"]["changed"] == []
+        assert entries[0]["payload"]["submitted"] == {"last_name": "山田太郎", "company": "B 株式会社", "email": "YAMADA@a.example", "custom:plan": "gold"}
+        assert entries[0]["summary"] == "お問い合わせ"
+
+    def test_a_form_overrides_the_organisation(self, client: TestClient, admin, runtime, session) -> None:  # type: ignore[no-untyped-def]
+        client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "keep"}, headers=admin.headers)
+        lead, custom, _ = self._twice(client, admin, runtime, session, self._form(client, admin, on_duplicate="replace"))
+        assert lead.last_name == "山田太郎" and custom == {"plan": "gold"}
+
+    def test_no_second_lead_even_where_emails_may_repeat(self, client: TestClient, admin, runtime, session) -> None:  # type: ignore[no-untyped-def]
+        """Unique email turned off (for imports): a form still finds the person's lead."""
+        client.put("/api/v1/settings/unique-fields/email", json={"unique": False}, headers=admin.headers)
+        lead, _, entries = self._twice(client, admin, runtime, session, self._form(client, admin))
+        assert lead.company == "B 株式会社" and entries[0]["payload"]["policy"] == "fill"
+
+    def test_a_value_another_lead_holds_is_left_out_with_the_same_answer(self, client: TestClient, admin, runtime, session) -> None:  # type: ignore[no-untyped-def]
+        client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "replace"}, headers=admin.headers)
+        client.put("/api/v1/settings/unique-fields/company", json={"unique": True}, headers=admin.headers)
+        form = make_form(client, admin)
+        answers = [
+            post(client, form["key"], {"_token": token(runtime, session, form["key"]), **data})
+            for data in (
+                {"last_name": "佐藤", "company": "B 株式会社", "email": "sato@b.example"},
+                {"last_name": "山田", "company": "A 株式会社", "email": "yamada@a.example"},
+                {"last_name": "山田太郎", "company": "B 株式会社", "email": "yamada@a.example"},  # B is 佐藤's company
+            )
+        ]
+        assert {(a.status_code, a.text) for a in answers} == {(200, answers[0].text)}
+        assert [(x.last_name, x.company) for x in leads(session)] == [("佐藤", "B 株式会社"), ("山田太郎", "A 株式会社")]

@@ -15,7 +15,7 @@ from typing import Protocol
 from crm.domain.drafts import MessageRef
 
 RECORD_TYPES = ("lead", "contact", "account")
-KINDS = ("mail", "status", "campaign", "meeting", "automatic_mail")
+KINDS = ("mail", "status", "campaign", "meeting", "automatic_mail", "form_submission")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from crm.services.secrets import SecretBox
 from crm.store.base import utcnow
 from crm.store.bulk import insert_rows
 from crm.store.db import among, id_chunks, is_postgres
-from crm.store.models import Contact, Organisation
+from crm.store.models import Organisation
 from crm.store.outbox import DUE_STATUSES, KINDS, MailQuotaDay, MailSuppression, OutboxMail, SmtpSettings, release_quota, reserve_quota
 
 SECURITIES = ("starttls", "tls", "none")
@@ -547,10 +547,8 @@ def _on_timeline(session: Session, row: OutboxMail, at: datetime) -> None:
     outbox id is the entry's source key."""
     if row.lead_id is None:
         return
-    contact = session.scalar(select(Contact).where(Contact.organisation_id == row.organisation_id, Contact.lead_id == row.lead_id).limit(1))
-    record = timeline.RecordRef("contact", contact.id, row.organisation_id) if contact is not None else timeline.RecordRef("lead", row.lead_id, row.organisation_id)
     timeline.add_entry(
-        session, record, "automatic_mail", at=at, summary=row.subject,
+        session, timeline.person_of_lead(session, row.organisation_id, row.lead_id), "automatic_mail", at=at, summary=row.subject,
         payload={"outbox_id": row.id, "kind": row.kind, "source_id": row.source_id, "to": row.to_address, "message_id": row.message_id},
         source_key=f"outbox:{row.id}",
     )

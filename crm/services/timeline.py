@@ -43,6 +43,13 @@ def ref_of(record: Lead | Contact | Account | RecordRef) -> RecordRef:
     return RecordRef(kind, record.id, record.organisation_id)
 
 
+def person_of_lead(session: Session, organisation_id: int, lead_id: int) -> RecordRef:
+    """Where an event of a lead goes: the lead, or the contact it became once converted
+    (the lead's entries moved there)."""
+    contact_id = session.scalar(select(Contact.id).where(Contact.organisation_id == organisation_id, Contact.lead_id == lead_id).limit(1))
+    return RecordRef("contact", contact_id, organisation_id) if contact_id is not None else RecordRef("lead", lead_id, organisation_id)
+
+
 def get_record(session: Session, principal: Principal, record_type: str, record_id: int) -> Lead | Contact | Account:
     """The record of the principal's organisation, or NotFound (another organisation's too)."""
     model = MODELS.get(record_type)

@@ -24,17 +24,23 @@ from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import Conflict, InvalidInput, NotFound
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email
-from crm.services import custom_fields, outbox, rules
-from crm.services.leads import clean_values, create_lead, fill_empty_fields, get_lead
+from crm.services import custom_fields, outbox, rules, timeline
+from crm.services.leads import clean_values, create_lead, fill_empty_fields, get_lead, update_lead
 from crm.services.organisations import LANGUAGES, require_admin
 from crm.services.secrets import SecretBox
 from crm.services.templates import get_template, render_for
-from crm.store.automation import WebForm
+from crm.store.automation import FormDuplicateSettings, WebForm
 from crm.store.base import utcnow
 from crm.store.models import Lead, User
 
 MAX_FIELDS = 30
-DUPLICATE_POLICIES = ("merge", "skip")
+# What a submission does to the existing lead with its address (the organisation's setting;
+# a form may pick its own): fill its empty fields, replace its values with the submitted
+# ones (a blank answer clears nothing), or keep it untouched. Whichever, never a second lead
+# and the same answer to the submitter; the submission is an entry of the lead's timeline.
+DUPLICATE_POLICIES = ("fill", "replace", "keep")
+FORM_DUPLICATE_POLICIES = ("inherit", *DUPLICATE_POLICIES)
+DEFAULT_DUPLICATE_POLICY = "fill"
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,8 @@ def _apply(session: Session, principal: Principal, form: WebForm, values: Mappin
             raise InvalidInput("language: ja or en", field="language")
         form.language = str(values["language"])
     if "on_duplicate" in values:
-        if values["on_duplicate"] not in DUPLICATE_POLICIES:
-            raise InvalidInput("on_duplicate: merge or skip", field="on_duplicate")
+        if values["on_duplicate"] not in FORM_DUPLICATE_POLICIES:
+            raise InvalidInput(f"on_duplicate: one of {', '.join(FORM_DUPLICATE_POLICIES)}", field="on_duplicate")
         form.on_duplicate = str(values["on_duplicate"])
     if "template_id" in values:
         template_id = values["template_id"]
@@ -94,12 +100,37 @@ def _apply(session: Session, principal: Principal, form: WebForm, values: Mappin
         form.fields = [{"field": f.field, "label_ja": f.label_ja, "label_en": f.label_en, "required": f.required} for f in fields]
 
 
+def duplicate_policy(session: Session, organisation_id: int) -> str:
+    """The organisation's policy for a submission whose address is already a lead's."""
+    row = session.get(FormDuplicateSettings, organisation_id)
+    return row.on_duplicate if row is not None else DEFAULT_DUPLICATE_POLICY
+
+
+def set_duplicate_policy(session: Session, principal: Principal, policy: str) -> str:
+    """Admin: the organisation's policy (forms with "inherit" follow it)."""
+    require_admin(principal)
+    if policy not in DUPLICATE_POLICIES:
+        raise InvalidInput(f"on_duplicate: one of {', '.join(DUPLICATE_POLICIES)}", field="on_duplicate")
+    row = session.get(FormDuplicateSettings, principal.organisation_id)
+    if row is None:
+        row = FormDuplicateSettings(organisation_id=principal.organisation_id)
+        session.add(row)
+    row.on_duplicate = policy
+    session.flush()
+    return policy
+
+
+def effective_policy(session: Session, form: WebForm) -> str:
+    return duplicate_policy(session, form.organisation_id) if form.on_duplicate == "inherit" else form.on_duplicate
+
+
 def create_form(session: Session, principal: Principal, box: SecretBox, values: Mapping[str, object]) -> WebForm:
-    """values: name, fields (FormField or dicts), language, template_id (auto-reply), on_duplicate."""
+    """values: name, fields (FormField or dicts), language, template_id (auto-reply),
+    on_duplicate ("inherit" by default)."""
     require_admin(principal)
     form = WebForm(
         organisation_id=principal.organisation_id, created_by_id=principal.user_id, key=token_source.token_urlsafe(16),
-        secret_encrypted=box.encrypt(token_source.token_urlsafe(32)), language="ja", on_duplicate="merge", fields=[],
+        secret_encrypted=box.encrypt(token_source.token_urlsafe(32)), language="ja", on_duplicate="inherit", fields=[],
     )
     _apply(session, principal, form, {"fields": [], **values})
     session.add(form)
@@ -160,11 +191,15 @@ def _acting_user(session: Session, form: WebForm) -> Principal:
 
 @dataclass(frozen=True)
 class Submission:
-    """What happened (for the server's tests and logs; never shown to the submitter)."""
+    """What happened (for the server's tests and logs; never shown to the submitter).
+    `policy`: the duplicate policy applied to an existing lead (None: a new lead);
+    `changed`: the fields it changed (custom ones as custom:<key>)."""
 
     lead_id: int
     created: bool
     auto_reply: str | None  # the outbox status, or None without a template
+    policy: str | None = None
+    changed: tuple[str, ...] = ()
 
 
 def submit(session: Session, form: WebForm, box: SecretBox, data: Mapping[str, str], token: str | None, *, now: datetime | None = None) -> Submission:
@@ -192,38 +227,100 @@ def submit(session: Session, form: WebForm, box: SecretBox, data: Mapping[str, s
         raise InvalidInput("an email address is required", code="required_field", field="email")
     for key, value in custom.items():
         custom_fields.typed_value(defined[key], value)
-    try:
-        with session.begin_nested():
-            lead = create_lead(session, principal, clean, source="web_form")
-            custom_fields.set_values(session, principal, lead.id, custom, creating=True)
-        created = True
-    except Conflict as exc:
-        if exc.existing_id is None:
-            raise
-        lead, created = get_lead(session, principal, exc.existing_id), False
-        if form.on_duplicate == "merge":
-            _merge(session, principal, lead, clean, custom)
+    lead, created = _existing_by_email(session, principal, clean), False
+    if lead is None:
+        try:
+            with session.begin_nested():
+                lead = create_lead(session, principal, clean, source="web_form")
+                custom_fields.set_values(session, principal, lead.id, custom, creating=True)
+            created = True
+        except Conflict as exc:  # another unique field (a phone number), or a concurrent submission
+            if exc.existing_id is None:
+                raise
+            lead = get_lead(session, principal, exc.existing_id)
+    policy, changed = (None, ()) if created else _apply_policy(session, principal, effective_policy(session, form), lead, clean, custom)
     if created:
         rules.on_leads_created(session, principal, [lead.id], "web_form", now=at)
-    return Submission(lead.id, created, _auto_reply(session, principal, form, lead, at))
+    _on_timeline(session, form, lead, at, clean, custom, policy, changed)
+    return Submission(lead.id, created, _auto_reply(session, principal, form, lead, at), policy, changed)
 
 
-def _merge(session: Session, principal: Principal, lead: Lead, clean: Mapping[str, object], custom: Mapping[str, str]) -> None:
+def _existing_by_email(session: Session, principal: Principal, clean: Mapping[str, object]) -> Lead | None:
+    """The lead with the submitted address, even where the organisation lets two leads share
+    one (unique email turned off): a form never makes a second lead of the same person."""
+    norm = normalise_email(str(clean["email"]))
+    if norm is None:
+        return None
+    return session.scalar(select(Lead).where(Lead.organisation_id == principal.organisation_id, Lead.email_norm == norm).order_by(Lead.id).limit(1))
+
+
+def _apply_policy(
+    session: Session, principal: Principal, policy: str, lead: Lead, clean: Mapping[str, object], custom: Mapping[str, str]
+) -> tuple[str, tuple[str, ...]]:
+    if policy == "keep":
+        return policy, ()
+    if policy == "replace":
+        return policy, _replace(session, principal, lead, clean, custom)
+    return policy, _merge(session, principal, lead, clean, custom)
+
+
+def _merge(session: Session, principal: Principal, lead: Lead, clean: Mapping[str, object], custom: Mapping[str, str]) -> tuple[str, ...]:
     """Fill the existing lead's empty fields; a value another lead holds under a unique rule
     is left out rather than refused (the answer must not differ)."""
+    filled: tuple[str, ...] = ()
     try:
         with session.begin_nested():
-            fill_empty_fields(session, principal, lead, clean)
+            filled = fill_empty_fields(session, principal, lead, clean)
     except Conflict:
         pass
     have = custom_fields.values_of(session, principal, lead.id)
-    new = {k: v for k, v in custom.items() if have.get(k) in (None, "")}
-    if new:
-        try:
-            with session.begin_nested():
-                custom_fields.set_values(session, principal, lead.id, new)
-        except Conflict:
-            pass
+    return filled + _set_custom(session, principal, lead, {k: v for k, v in custom.items() if have.get(k) in (None, "")})
+
+
+def _replace(session: Session, principal: Principal, lead: Lead, clean: Mapping[str, object], custom: Mapping[str, str]) -> tuple[str, ...]:
+    """The submitted values win over the lead's; a field left blank clears nothing. A value
+    another lead holds under a unique rule is left out (tried field by field), as in _merge."""
+    wanted = {name: value for name, value in clean.items() if value and value != getattr(lead, name)}
+    if "email" in wanted and normalise_email(str(wanted["email"])) == lead.email_norm:
+        del wanted["email"]  # the same address written differently: not a change
+    changed: tuple[str, ...] = ()
+    try:
+        with session.begin_nested():
+            update_lead(session, principal, lead.id, wanted)
+        changed = tuple(wanted)
+    except Conflict:
+        for name, value in wanted.items():
+            try:
+                with session.begin_nested():
+                    update_lead(session, principal, lead.id, {name: value})
+                changed += (name,)
+            except Conflict:
+                pass
+    have = custom_fields.values_of(session, principal, lead.id)
+    return changed + _set_custom(session, principal, lead, {k: v for k, v in custom.items() if have.get(k) != v})
+
+
+def _set_custom(session: Session, principal: Principal, lead: Lead, values: Mapping[str, str]) -> tuple[str, ...]:
+    if not values:
+        return ()
+    try:
+        with session.begin_nested():
+            custom_fields.set_values(session, principal, lead.id, dict(values))
+    except Conflict:
+        return ()
+    return tuple(f"custom:{k}" for k in values)
+
+
+def _on_timeline(
+    session: Session, form: WebForm, lead: Lead, at: datetime, clean: Mapping[str, object], custom: Mapping[str, str], policy: str | None, changed: tuple[str, ...]
+) -> None:
+    """The submission on the lead's timeline (the contact's once converted) with what was
+    submitted, so that a "keep" policy still shows what the person asked."""
+    submitted = {name: value for name, value in clean.items() if value} | {f"custom:{k}": v for k, v in custom.items()}
+    timeline.add_entry(
+        session, timeline.person_of_lead(session, form.organisation_id, lead.id), "form_submission", at=at, summary=form.name,
+        payload={"form_id": form.id, "created": policy is None, "policy": policy, "changed": list(changed), "submitted": submitted},
+    )
 
 
 def _auto_reply(session: Session, principal: Principal, form: WebForm, lead: Lead, now: datetime) -> str | None:

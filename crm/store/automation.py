@@ -57,7 +57,8 @@ class WebForm(Base):
     """A public form: `key` is its public slug (/f/{key}); `fields` a list of
     {"field": "<lead field>|custom:<key>", "label_ja", "label_en", "required"};
     `secret_encrypted` signs its form tokens (Fernet, like mailbox passwords);
-    `on_duplicate`: "merge" fills an existing lead's empty fields, "skip" leaves it as is."""
+    `on_duplicate`: what a submission does to an existing lead with the address, "inherit"
+    (the organisation's `FormDuplicateSettings`) or one of its policies."""
 
     __tablename__ = "web_forms"
 
@@ -68,7 +69,20 @@ class WebForm(Base):
     fields: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     language: Mapped[str] = mapped_column(String(2), default="ja")
     template_id: Mapped[int | None] = mapped_column(ForeignKey("mail_templates.id", ondelete="SET NULL"), nullable=True, index=True)
-    on_duplicate: Mapped[str] = mapped_column(String(8), default="merge")
+    on_duplicate: Mapped[str] = mapped_column(String(8), default="inherit")
     secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FormDuplicateSettings(Base):
+    """Per organisation (migration dupes_0001): what a web form submission does to the
+    existing lead with its address, "fill" (its empty fields only), "replace" (the submitted
+    values win) or "keep" (untouched; the submission is still on its timeline). A missing
+    row means "fill". The CSV import and the API's save keep their own rules."""
+
+    __tablename__ = "form_duplicate_settings"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
+    on_duplicate: Mapped[str] = mapped_column(String(8), default="fill")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "campaign-show": ("crm", "a campaign's statuses with member counts"),
     "convert-lead": ("crm", "convert a lead into an account and a contact (and a deal)"),
     "conversion-settings": ("crm", "show, or (admin) set, what makes an account the same company in conversion"),
+    "form-duplicates": ("crm", "show, or (admin) set, what a web form submission does to an existing lead with its address"),
     "view-leads": ("crm", "the leads of a saved view, as JSON lines"),
     "template-create": ("rules", "create a mail template (merge fields such as {{lead.last_name}})"),
     "rule-create": ("rules", "create a workflow rule: mail a template to new leads of some sources"),

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from crm.domain.principal import Principal
-from crm.services import campaigns, conversion, csv_import, views
+from crm.services import campaigns, conversion, csv_import, views, web_forms
 from crm.store.db import refresh_statistics
 from crm.store.models import User
 from widget_api.cli import UsageError
@@ -62,6 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--match", help="comma-separated: company_name, email_domain, company_key")
     p.add_argument("--company-key-field", help="the custom lead field holding the company key")
     p.set_defaults(func=conversion_settings)
+    p = sub.add_parser("form-duplicates", help="show, or (admin) set, what a web form submission does to an existing lead with its address")
+    _who(p)
+    p.add_argument("--set", dest="policy", choices=web_forms.DUPLICATE_POLICIES, help="fill: its empty fields; replace: the submitted values win; keep: untouched")
+    p.set_defaults(func=form_duplicates)
     p = sub.add_parser("view-leads", help="the leads of a saved view, as JSON lines")
     _who(p)
     p.add_argument("view", type=int)
@@ -143,6 +147,14 @@ def conversion_settings(args: argparse.Namespace) -> int:
         return conversion.configure(s, p, match_company_name="company_name" in match, match_email_domain="email_domain" in match, company_key_field=key_field)
 
     print(json.dumps(conversion.settings_dict(_in_session(args, run_settings)), ensure_ascii=False))
+    return 0
+
+
+def form_duplicates(args: argparse.Namespace) -> int:
+    def run_settings(s, p):  # type: ignore[no-untyped-def]
+        return web_forms.set_duplicate_policy(s, p, args.policy) if args.policy else web_forms.duplicate_policy(s, p.organisation_id)
+
+    print(json.dumps({"on_duplicate": _in_session(args, run_settings)}))
     return 0
 
 

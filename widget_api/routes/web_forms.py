@@ -55,14 +55,16 @@ class FormUpdate(BaseModel):
     fields: list[FormFieldIn] | None = Field(default=None, min_length=1, max_length=web_forms.MAX_FIELDS)
     language: Literal["ja", "en"] | None = None
     template_id: Id | None = Field(default=None, description="the auto-reply's template; none: no auto-reply")
-    on_duplicate: Literal["merge", "skip"] | None = Field(default=None, description="an existing lead with the address: fill its empty fields (merge) or leave it (skip)")
+    on_duplicate: Literal["inherit", "fill", "replace", "keep"] | None = Field(
+        default=None, description="an existing lead with the address: the organisation's setting (inherit, /api/v1/settings/form-duplicates), fill its empty fields, replace its values, or keep it"
+    )
 
 
 class FormIn(FormUpdate):
     name: str = Field(min_length=1, max_length=200)
     fields: list[FormFieldIn] = Field(min_length=1, max_length=web_forms.MAX_FIELDS)
     language: Literal["ja", "en"] = "ja"
-    on_duplicate: Literal["merge", "skip"] = "merge"
+    on_duplicate: Literal["inherit", "fill", "replace", "keep"] = "inherit"
 
 
 class FormRead(BaseModel):

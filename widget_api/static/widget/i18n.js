@@ -33,7 +33,7 @@ const I18N = {
     filled: "空欄を補完しました: {fields}", nothing_to_fill: "補完できる空欄はありません", filling: "補完しています…",
     type_lead: "見込み客", type_contact: "取引先責任者", type_account: "取引先", reason_email: "メールアドレスが一致", reason_domain: "ドメインが一致",
     owner: "所有者", campaigns: "キャンペーン", recent: "最近の履歴", no_entries: "履歴はまだありません",
-    entry_mail: "メール", entry_status: "ステータス", entry_campaign: "キャンペーン", entry_meeting: "会議", entry_automatic_mail: "自動メール",
+    entry_mail: "メール", entry_status: "ステータス", entry_campaign: "キャンペーン", entry_meeting: "会議", entry_automatic_mail: "自動メール", entry_form_submission: "Webフォーム送信",
     name: "名前", email_domain: "ドメイン", status_field: "状況",
   },
   en: {
@@ -68,7 +68,7 @@ const I18N = {
     filled: "Empty fields filled: {fields}", nothing_to_fill: "No empty field to fill", filling: "Filling…",
     type_lead: "Lead", type_contact: "Contact", type_account: "Account", reason_email: "same address", reason_domain: "same domain",
     owner: "Owner", campaigns: "Campaigns", recent: "Recent history", no_entries: "No history yet",
-    entry_mail: "Mail", entry_status: "Status", entry_campaign: "Campaign", entry_meeting: "Meeting", entry_automatic_mail: "Automatic mail",
+    entry_mail: "Mail", entry_status: "Status", entry_campaign: "Campaign", entry_meeting: "Meeting", entry_automatic_mail: "Automatic mail", entry_form_submission: "Web form submission",
     name: "Name", email_domain: "Domain", status_field: "Status",
   },
 };
