@@ -91,3 +91,29 @@ def test_campaign_members_survive_the_rekeying_both_ways(fresh_url: str) -> None
     with engine.connect() as conn:
         assert (_members(conn), _history(conn)) == before
     engine.dispose()
+
+
+@pytest.mark.db
+def test_forms_follow_the_organisation_after_dupes_0001_and_back(fresh_url: str) -> None:
+    """dupes_0001 renames the forms' policies: the old default "merge" inherits the
+    organisation's setting (whose default does the same), a chosen "skip" is "keep"."""
+    cfg = alembic_config(fresh_url)
+    command.upgrade(cfg, "automation_0001")
+    engine = create_engine(fresh_url)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO organisations (id, name, time_zone, default_region, mail_domains, created_at) VALUES (1, 'o', 'Asia/Tokyo', 'JP', '[]', :t)"), {"t": now})
+        for form_id, policy in ((1, "merge"), (2, "skip")):
+            conn.execute(
+                text("INSERT INTO web_forms (id, organisation_id, name, key, fields, language, on_duplicate, secret_encrypted, created_at) VALUES (:i, 1, 'f', :k, '[]', 'ja', :p, :s, :t)"),
+                {"i": form_id, "k": f"key-{form_id}-xxxxxx", "p": policy, "s": b"x", "t": now},
+            )
+    policies = "SELECT on_duplicate FROM web_forms ORDER BY id"
+    command.upgrade(cfg, "heads")
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.execute(text(policies))] == ["inherit", "keep"]
+    command.downgrade(cfg, "dupes@-1")
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.execute(text(policies))] == ["merge", "skip"]
+        assert "form_duplicate_settings" not in inspect(conn).get_table_names()
+    engine.dispose()
