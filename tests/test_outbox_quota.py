@@ -80,13 +80,13 @@ class TestDayBoundary:
     def test_over_the_limit_waits_for_local_midnight(self, runtime: Runtime, org, smtp_sink: SmtpSink, zone: str, last_minute: datetime, midnight: datetime) -> None:  # type: ignore[no-untyped-def]
         configure(runtime, org.id, port=smtp_sink.port, daily_limit=2, time_zone=zone)
         queue_many(runtime, org.id, 3, last_minute)
-        assert send_pass(runtime.sessions, runtime.secrets, clock=lambda: last_minute).sent == 2
+        assert send_pass(runtime.sessions, runtime.secrets, allow_private=True, clock=lambda: last_minute).sent == 2
         assert statuses(runtime, org.id) == {"sent": 2, "waiting_quota": 1}
         with runtime.sessions() as s:
             status = outbox.quota_status(s, org.id, last_minute)
         assert (status.used, status.left, status.limit, status.resets_at) == (2, 0, 2, midnight)
-        assert send_pass(runtime.sessions, runtime.secrets, clock=lambda: midnight - timedelta(seconds=1)).sent == 0
-        assert send_pass(runtime.sessions, runtime.secrets, clock=lambda: midnight).sent == 1
+        assert send_pass(runtime.sessions, runtime.secrets, allow_private=True, clock=lambda: midnight - timedelta(seconds=1)).sent == 0
+        assert send_pass(runtime.sessions, runtime.secrets, allow_private=True, clock=lambda: midnight).sent == 1
         assert statuses(runtime, org.id) == {"sent": 3}
         with runtime.sessions() as s:
             assert outbox.quota_status(s, org.id, midnight).used == 1
@@ -98,7 +98,7 @@ class TestDayBoundary:
         with runtime.sessions.begin() as s:
             outbox.enqueue(s, organisation_id=org.id, now=now, lead_id=None, source_id=7, **mail(to_address="a@example.jp"))  # type: ignore[arg-type]
             outbox.enqueue(s, organisation_id=org.id, now=now, source_id=7, **mail(to_address="b@example.jp"))  # type: ignore[arg-type]
-        send_pass(runtime.sessions, runtime.secrets, clock=lambda: now)
+        send_pass(runtime.sessions, runtime.secrets, allow_private=True, clock=lambda: now)
         with runtime.sessions() as s:
             rows = {m.to_address: m for m in outbox.list_for_source(s, org.id, "rule", 7)}
         assert rows["b@example.jp"].status == "waiting_quota" and rows["b@example.jp"].reason == "waiting_for_quota"
@@ -114,7 +114,7 @@ class TestFormReplyShare:
         with runtime.sessions.begin() as s:
             for i in range(8):
                 outbox.enqueue(s, organisation_id=org.id, now=now, **mail(kind="rule", to_address=f"rule{i}@example.jp"))  # type: ignore[arg-type]
-        assert send_pass(runtime.sessions, runtime.secrets, clock=lambda: now).sent == 10
+        assert send_pass(runtime.sessions, runtime.secrets, allow_private=True, clock=lambda: now).sent == 10
         with runtime.sessions() as s:
             status = outbox.quota_status(s, org.id, now)
         assert (status.used, status.form_replies_used, status.form_replies_limit) == (10, 2, 2)
@@ -150,7 +150,7 @@ class TestConcurrentReservations:
         now = datetime.now(UTC)
         configure(runtime, org.id, port=smtp_sink.port, daily_limit=30)
         queue_many(runtime, org.id, 45, now)
-        threads = [threading.Thread(target=send_pass, args=(runtime.sessions, runtime.secrets)) for _ in range(12)]
+        threads = [threading.Thread(target=send_pass, args=(runtime.sessions, runtime.secrets), kwargs={"allow_private": True}) for _ in range(12)]
         for t in threads:
             t.start()
         for t in threads:

@@ -13,6 +13,7 @@ Any number of senders (threads or processes) may run passes at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,12 +45,15 @@ def send_pass(
     sessions: sessionmaker[Session],
     box: SecretBox,
     *,
-    connect: Connector = SmtpSubmission,
+    connect: Connector | None = None,
     clock: Callable[[], datetime] = utcnow,
     max_mails: int | None = None,
     timeout: float = 30.0,
+    allow_private: bool = False,
 ) -> PassResult:
-    """Send due mails until none is left (or `max_mails` were tried)."""
+    """Send due mails until none is left (or `max_mails` were tried). `allow_private`: the
+    servers may be on loopback or private addresses (MAILWIDGET_ALLOW_PRIVATE_HOSTS)."""
+    connect = connect or functools.partial(SmtpSubmission, allow_private=allow_private)
     result = PassResult()
     with sessions.begin() as s:
         result.recovered = outbox.recover_interrupted(s, clock())

@@ -41,6 +41,7 @@ class SmtpSink:
     faults: list[str] = field(default_factory=list)
     port: int = 0
     client_context: ssl.SSLContext | None = None  # trusts the server's test CA (TLS servers)
+    server_names: list[str | None] = field(default_factory=list)  # the SNI of each TLS handshake
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _next_fault(self, *kinds: str) -> str | None:
@@ -90,6 +91,7 @@ def smtp_server(security: str = "none", users: dict[str, str] | None = None, dir
         ca, cert, key = make_certificates(directory)
         server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_context.load_cert_chain(cert, key)
+        server_context.sni_callback = lambda _sock, name, _context: sink.server_names.append(name)  # type: ignore[assignment,func-returns-value]
         sink.client_context = ssl.create_default_context(cafile=str(ca))
         if security == "starttls":
             options.update(tls_context=server_context, require_starttls=True)

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     runtime = cli_runtime()
     try:
-        result = send_pass(runtime.sessions, runtime.secrets, max_mails=args.max)
+        result = send_pass(runtime.sessions, runtime.secrets, max_mails=args.max, allow_private=runtime.settings.allow_private_hosts)
     finally:
         runtime.close()
     print(f"outbox: {result.sent} sent, {result.retried} to retry, {result.failed} failed, {result.recovered} interrupted earlier (unconfirmed)", file=sys.stdout)
@@ -40,7 +40,7 @@ def outbox_loop(runtime: Runtime, interval: float, stop: threading.Event) -> Non
     try:
         while not stop.is_set():
             try:
-                send_pass(runtime.sessions, runtime.secrets)
+                send_pass(runtime.sessions, runtime.secrets, allow_private=runtime.settings.allow_private_hosts)
             except Exception:
                 metrics.TASK_FAILURES.labels(LOOP).inc()
                 log.exception("%s: the send pass failed; next one in %g s", LOOP, interval)
