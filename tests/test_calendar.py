@@ -110,6 +110,27 @@ class TestAnswer:
         finally:
             controller.stop()
 
+    def test_A05_the_reply_is_refused_towards_a_private_address_unless_allowed(self) -> None:
+        """The reply goes out by mail_adapter.smtp: the server's address is checked at send
+        time, and no connection is made to our own network."""
+        import socket
+        from email.message import EmailMessage
+
+        import pytest
+
+        from crm.domain.errors import MailboxUnavailable
+        from mail_adapter.itip_reply import send, smtp_config
+
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "receiver@example.com", "sender@example.com", "Accepted: x"
+        msg.set_content("x")
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.setblocking(False)
+            with pytest.raises(MailboxUnavailable, match="smtp_private_address"):
+                send(smtp_config("localhost", listener.getsockname()[1], "plain", None, None), msg)
+            with pytest.raises(BlockingIOError):
+                listener.accept()
+
 
 class TestUpdates:
     def test_A06_A07_A08_sequence_and_dtstamp_decide(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]

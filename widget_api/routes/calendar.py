@@ -16,10 +16,11 @@ from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
 from crm.services import calendar, mailboxes
 from mail_adapter.invites import read_invites
-from mail_adapter.itip_reply import SmtpSettings, build_reply, reply_message, send
+from mail_adapter.itip_reply import build_reply, reply_message, send, smtp_config
 from mail_adapter.junk_diagnosis import diagnose_headers
 from mail_adapter.mailbox import is_loopback
 from mail_adapter.parsing import parse_addresses
+from widget_api.connection_tests import check_target
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.schemas import Id, MessageRefIn
@@ -114,7 +115,8 @@ def answer(body: AnswerIn, session: SessionDep, principal: CurrentUser, runtime:
     sent = False
     if body.send_reply and settings.send_replies and settings.smtp_host and master.organizer:
         password = runtime.secrets.decrypt(settings.smtp_secret_encrypted) if settings.smtp_secret_encrypted else None
-        send(SmtpSettings(settings.smtp_host, settings.smtp_port or 587, settings.smtp_security or "starttls", settings.smtp_username, password), reply_message(master, principal.email, body.partstat, ics))
+        config = smtp_config(settings.smtp_host, settings.smtp_port or 587, settings.smtp_security or "starttls", settings.smtp_username, password)
+        send(config, reply_message(master, principal.email, body.partstat, ics), allow_private=runtime.settings.allow_private_hosts)
         sent = True
     return {
         "events": [{"event_id": r.id, "uid": r.uid, "instance": r.instance, "own_partstat": r.own_partstat, "in_calendar": r.in_calendar} for r in rows],
@@ -161,6 +163,8 @@ def put_settings(body: SettingsIn, session: SessionDep, principal: CurrentUser, 
     if body.smtp_host is not None:
         if body.smtp_security == "plain" and not is_loopback(body.smtp_host):
             raise InvalidInput("plain SMTP (no TLS) is allowed only to a loopback address", code="plain_not_loopback")
+        if not runtime.settings.allow_private_hosts:
+            check_target(body.smtp_host, body.smtp_port or 587)  # checked again at every send
         s.smtp_host, s.smtp_port, s.smtp_security, s.smtp_username = body.smtp_host, body.smtp_port, body.smtp_security or "starttls", body.smtp_username
         s.smtp_secret_encrypted = runtime.secrets.encrypt(body.smtp_password) if body.smtp_password else None
     session.flush()
