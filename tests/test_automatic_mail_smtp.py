@@ -76,3 +76,19 @@ def test_a_sent_automatic_mail_is_on_the_leads_timeline_once(client: TestClient,
     [entry] = automatic()
     assert entry["summary"] == "Thank you, Jones" and entry["payload"]["to"] == "jones@example.com" and entry["payload"]["kind"] == "form_reply"
     assert send_all(runtime, minutes_later=5) == 0 and len(automatic()) == 1
+
+
+def test_the_received_unsubscribe_link_works_in_one_click(client: TestClient, runtime, admin, session, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
+    """List-Unsubscribe holds the https link only (no mailto whose mail nobody reads); the
+    link taken from the bytes received, posted as a mail provider does, stops the mail."""
+    configure(runtime, admin.organisation_id, smtp_sink.port)
+    form = make_form(client, admin, template_id=make_template(client, admin, name="reply")["id"])
+    post(client, form["key"], {"_token": token(runtime, session, form["key"]), "last_name": "Smith", "email": "smith@example.com"})
+    assert send_all(runtime) == 1
+    header = email.message_from_bytes(smtp_sink.received[0].data, policy=policy.default)["List-Unsubscribe"]
+    assert "mailto:" not in header and header.startswith("<https://crm.acme.example/u/") and header.endswith(">")
+    path = header[1:-1].removeprefix("https://crm.acme.example")
+    assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    with runtime.sessions.begin() as s:
+        again = outbox.enqueue(s, organisation_id=admin.organisation_id, kind="rule", to_address="Smith@example.com", subject="x", text="x", html=None, charset="utf-8")
+    assert (again.status, again.reason) == ("skipped", "unsubscribed")

@@ -39,7 +39,7 @@ class TestEnqueue:
             assert result.status == "queued" and row is not None and row.raw is not None
             parsed = email.message_from_bytes(row.raw, policy=policy.default)
             assert parsed["Message-ID"] == row.message_id
-            assert parsed["List-Unsubscribe"] == f"<https://crm.acme.example/u/{row.unsubscribe_token}>, <mailto:info@acme.example?subject=unsubscribe%20{row.unsubscribe_token}>"
+            assert parsed["List-Unsubscribe"] == f"<https://crm.acme.example/u/{row.unsubscribe_token}>"
             assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             assert parsed.get_content_type() == "multipart/alternative"
             assert str(parsed["Subject"]) == "資料のご案内"

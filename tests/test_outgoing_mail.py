@@ -19,7 +19,6 @@ from crm.domain.outgoing_mail import OutgoingDraft, build_message
 NOW = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
 BASE = {
     "from_address": "info@acme.example", "to_address": "taro@example.jp", "unsubscribe_url": "https://crm.acme.example/u/tok",
-    "unsubscribe_mailto": "mailto:info@acme.example?subject=unsubscribe%20tok",
 }
 DRAFTS = [
     {"subject": "山田様 ご登録ありがとうございます", "text": "会社 株式会社\n山田様\ngold プランへようこそ。", "html": "<p>会社<br>山田様</p>", "charset": "utf-8", "from_name": "アクメ 営業部"},
@@ -70,7 +69,7 @@ def test_the_same_mail_as_the_email_package_builds(fields: dict[str, str]) -> No
     assert decoded(ours["Subject"]) == fields["subject"]
     assert ours["Message-ID"] == message_id and message_id.endswith("@acme.example>")
     assert ours["Date"] == "Thu, 03 Dec 2026 01:00:00 +0000"
-    assert ours["List-Unsubscribe"] == "<https://crm.acme.example/u/tok>, <mailto:info@acme.example?subject=unsubscribe%20tok>"
+    assert ours["List-Unsubscribe"] == "<https://crm.acme.example/u/tok>"  # https only: no mailbox reads a mailto's mail
     assert ours["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" and ours["Auto-Submitted"] == "auto-generated"
     assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998

@@ -4,9 +4,12 @@ Built once, when the mail is queued, and stored: the bytes (and so the Message-I
 sends are the bytes first tried, which is what lets a retry be recognised.
 
 Headers every automatic mail carries: From, To, Subject (RFC 2047 in the body's charset),
-Date, Message-ID, MIME-Version, List-Unsubscribe (the one-click https URL and a mailto, RFC
-2369) and List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058). With HTML the body is
-multipart/alternative (text first, HTML preferred by clients).
+Date, Message-ID, MIME-Version, List-Unsubscribe (RFC 2369: the one-click https URL only)
+and List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058). No mailto: a mail sent to
+it would land in a mailbox nothing here reads (the From address need not be a connected
+mailbox), so the unsubscribe would be silently lost; RFC 8058 needs the https URI alone, and
+it is what the large mailbox providers use. With HTML the body is multipart/alternative
+(text first, HTML preferred by clients).
 
 ISO-2022-JP (RFC 1468) is what older Japanese mail clients and some carriers' phones expect;
 it cannot hold every character (e.g. emoji, some kanji variants): `OutgoingDraft` refuses
@@ -34,7 +37,6 @@ class OutgoingDraft:
     html: str | None
     charset: str
     unsubscribe_url: str
-    unsubscribe_mailto: str
     from_name: str | None = None
     reply_to: str | None = None
 
@@ -65,7 +67,7 @@ def build_message(draft: OutgoingDraft, now: datetime) -> tuple[bytes, str]:
     if draft.reply_to:
         head.append(f"Reply-To: {draft.reply_to}")
     head += [
-        f"List-Unsubscribe: <{draft.unsubscribe_url}>, <{draft.unsubscribe_mailto}>",
+        f"List-Unsubscribe: <{draft.unsubscribe_url}>",
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
         # RFC 3834: an auto-generated message; auto-responders must not answer it (no mail loops).
         "Auto-Submitted: auto-generated",

@@ -396,7 +396,7 @@ def _build(mail: MailRequest, to_address: str, token: str, settings: SmtpSetting
     subject = re.sub(r"[\r\n]+", " ", mail.subject)
     fields: dict[str, Any] = {
         "from_address": settings.from_address, "to_address": to_address, "subject": subject, "text": mail.text, "html": mail.html,
-        "unsubscribe_url": f"{settings.public_url}/u/{token}", "unsubscribe_mailto": f"mailto:{settings.from_address}?subject=unsubscribe%20{token}",
+        "unsubscribe_url": f"{settings.public_url}/u/{token}",
         "from_name": settings.from_name, "reply_to": mail.reply_to,
     }
     try:
