@@ -184,8 +184,20 @@ class TestRulesSend:
         report = import_csv(client, member, "姓,メール\n山田,Yamada@A.example\n山田,yamada@a.example \n佐藤,sato@b.example\n")
         assert report["created"] == 3
         mails = rule_mails(client, admin, rule["id"])
-        assert [(m["to_address"].lower(), m["status"]) for m in mails] == [("sato@b.example", "queued"), ("yamada@a.example", "queued")]  # the second 山田 skipped
-        assert sorted(r.address_norm for r in outbox_rows(session)) == ["sato@b.example", "yamada@a.example"]
+        # The second 山田 skipped, with the reason on a row of its own (its status per lead).
+        assert sorted((m["to_address"].lower().strip(), m["status"], m["reason"]) for m in mails) == [
+            ("sato@b.example", "queued", None), ("yamada@a.example", "queued", None), ("yamada@a.example", "skipped", "duplicate_address"),
+        ]
+        assert sorted(r.address_norm for r in outbox_rows(session) if r.status == "queued") == ["sato@b.example", "yamada@a.example"]
+
+    def test_a_lead_without_an_address_is_skipped_with_the_reason_visible_per_lead_and_rule(self, client: TestClient, runtime, admin, member, session) -> None:  # type: ignore[no-untyped-def]
+        configure_smtp(runtime, admin.organisation_id)
+        rule = make_rule(client, admin, make_template(client, admin)["id"])
+        assert import_csv(client, member, "姓,メール\n山田,\n佐藤,sato@b.example\n")["created"] == 2
+        [mail, skipped] = sorted(rule_mails(client, admin, rule["id"]), key=lambda m: m["status"])
+        assert (mail["status"], skipped["status"], skipped["reason"], skipped["to_address"]) == ("queued", "skipped", "no_address", "")
+        per_lead = client.get(f"/api/v1/outbox/leads/{skipped['lead_id']}", headers=member.headers).json()
+        assert [(m["status"], m["reason"]) for m in per_lead] == [("skipped", "no_address")] and per_lead[0]["status_label"]
 
     def test_conditions_are_respected(self, client: TestClient, runtime, admin, member, session) -> None:  # type: ignore[no-untyped-def]
         configure_smtp(runtime, admin.organisation_id)

@@ -80,6 +80,10 @@ class MailRequest:
     dedupe_key: str | None = None
     not_before: datetime | None = None
     reply_to: str | None = None
+    # Not to be sent, for this reason (a lead without an address, one whose address another
+    # lead of the batch has): recorded as a "skipped" row all the same, so that the lead's
+    # and the rule's statuses say why no mail went (the address is not deduplicated then).
+    skip_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +225,8 @@ def enqueue_many(session: Session, *, organisation_id: int, kind: str, mails: It
     for mail, norm in zip(requests, norms, strict=True):
         if mail.charset not in CHARSETS:
             raise InvalidInput(f"charset must be one of {', '.join(CHARSETS)}")
+        if mail.skip_reason is not None:
+            norm = None  # recorded as skipped, whatever other mail has the address
         if norm is not None and norm in positions:
             results.append(("duplicate_in_batch", positions[norm]))
             continue
@@ -267,7 +273,7 @@ def _enqueue_each(session: Session, organisation_id: int, kind: str, mails: list
     seen: dict[str, int | None] = {}
     results: list[EnqueueResult] = []
     for mail in mails:
-        norm = normalise_email(mail.to_address)
+        norm = normalise_email(mail.to_address) if mail.skip_reason is None else None
         if norm is not None and norm in seen:
             results.append(EnqueueResult("duplicate", "duplicate_in_batch", seen[norm]))
             continue
@@ -316,7 +322,7 @@ def _row(session: Session, mail: MailRequest, norm: str | None, organisation_id:
         "address_norm": norm, "from_address": None, "subject": mail.subject, "message_id": None, "raw": None,
         "unsubscribe_token": None, "dedupe_key": mail.dedupe_key, "reason": None, "attempts": 0, "next_attempt_at": None, "created_at": now,
     }
-    reason = _skip_reason(session, organisation_id, mail.to_address, settings, suppressed)
+    reason = mail.skip_reason or _skip_reason(session, organisation_id, mail.to_address, settings, suppressed)
     if reason is not None:
         row["status"], row["reason"] = "skipped", reason
         return row
@@ -342,7 +348,7 @@ def _enqueue(session: Session, organisation_id: int, kind: str, mail: MailReques
         organisation_id=organisation_id, kind=kind, source_id=mail.source_id, lead_id=mail.lead_id, to_address=mail.to_address[:320],
         subject=mail.subject, dedupe_key=mail.dedupe_key, attempts=0, created_at=now,
     )
-    reason = _skip_reason(session, organisation_id, mail.to_address, settings, None)
+    reason = mail.skip_reason or _skip_reason(session, organisation_id, mail.to_address, settings, None)
     if reason is not None:
         row.status, row.reason, row.address_norm = "skipped", reason, normalise_email(mail.to_address)
     else:

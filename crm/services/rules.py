@@ -271,7 +271,16 @@ def on_leads_created(session: Session, principal: Principal, lead_ids: Sequence[
             )
             for m in planned.mails
         ]
-        for result in outbox.enqueue_many(session, organisation_id=principal.organisation_id, kind="rule", mails=requests, now=at):
+        # The leads the plan skips get their row too (no mail), with the reason: per lead and
+        # per rule, the statuses say why nothing was sent.
+        requests += [
+            outbox.MailRequest(
+                to_address=(skip.email or "")[:320], subject="", text="", lead_id=skip.lead_id, source_id=rule.id, dedupe_key=f"rule:{rule.id}:lead:{skip.lead_id}", skip_reason=skip.reason,
+            )
+            for skip in planned.skipped
+        ]
+        results = outbox.enqueue_many(session, organisation_id=principal.organisation_id, kind="rule", mails=requests, now=at)
+        for result in results[: len(planned.mails)]:
             counts[result.status] = counts.get(result.status, 0) + 1
         report.per_rule[rule.id] = counts
     return report
