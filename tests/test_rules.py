@@ -196,8 +196,10 @@ class TestRulesSend:
         assert import_csv(client, member, "姓,メール\n山田,\n佐藤,sato@b.example\n")["created"] == 2
         [mail, skipped] = sorted(rule_mails(client, admin, rule["id"]), key=lambda m: m["status"])
         assert (mail["status"], skipped["status"], skipped["reason"], skipped["to_address"]) == ("queued", "skipped", "no_address", "")
-        per_lead = client.get(f"/api/v1/outbox/leads/{skipped['lead_id']}", headers=member.headers).json()
-        assert [(m["status"], m["reason"]) for m in per_lead] == [("skipped", "no_address")] and per_lead[0]["status_label"]
+        per_lead = client.get(f"/api/v1/outbox/leads/{skipped['lead_id']}?lang=ja", headers=member.headers).json()
+        assert [(m["status"], m["reason"], m["status_label"], m["reason_label"]) for m in per_lead] == [("skipped", "no_address", "送信対象外", "宛先のメールアドレスがありません")]
+        english = client.get(f"/api/v1/outbox/leads/{skipped['lead_id']}?lang=en", headers=member.headers).json()
+        assert english[0]["reason_label"] == "No email address"
 
     def test_conditions_are_respected(self, client: TestClient, runtime, admin, member, session) -> None:  # type: ignore[no-untyped-def]
         configure_smtp(runtime, admin.organisation_id)

@@ -81,6 +81,7 @@ class OutboxEntryRead(BaseModel):
     status: str
     status_label: str = Field(description="the status in the user's language, e.g. waiting for tomorrow's quota")
     reason: str | None
+    reason_label: str | None = Field(default=None, description="why it was skipped or waits, in the user's language (known reasons; an SMTP reply stays as the server said it)")
     attempts: int
     next_attempt_at: datetime | None
     sent_at: datetime | None
@@ -95,11 +96,18 @@ def _settings_read(row: SmtpSettings) -> SmtpSettingsRead:
     )
 
 
+def _reason_label(reason: str | None, language: str) -> str | None:
+    if reason is None or not reason.replace("_", "").isalpha():
+        return None
+    label = translate(f"outbox_reason_{reason}", language, default="")
+    return None if label == f"outbox_reason_{reason}" or not label else label
+
+
 def entry(request: Request, row: OutboxMail) -> OutboxEntryRead:
     label = translate(f"outbox_{row.status}", language_of(request), default=row.status)
     return OutboxEntryRead(
         id=row.id, kind=row.kind, source_id=row.source_id, lead_id=row.lead_id, to_address=row.to_address, subject=row.subject, status=row.status,
-        status_label=label, reason=row.reason, attempts=row.attempts, next_attempt_at=row.next_attempt_at, sent_at=row.sent_at, created_at=row.created_at,
+        status_label=label, reason=row.reason, reason_label=_reason_label(row.reason, language_of(request)), attempts=row.attempts, next_attempt_at=row.next_attempt_at, sent_at=row.sent_at, created_at=row.created_at,
         message_id=row.message_id,
     )
 
