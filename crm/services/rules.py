@@ -40,9 +40,10 @@ EDITABLE = ("name", "sources", "conditions", "template_id", "delay_minutes", "pa
 
 @dataclass(frozen=True)
 class PlannedMail:
-    """One mail a rule sends: to `to_address` (the lead's address as written), rendered."""
+    """One mail a rule (or a bulk send) sends: to `to_address` (the lead's address as
+    written), rendered. `key`: what sends it once per lead ("rule:7", "bulk:<batch>")."""
 
-    rule_id: int
+    key: str
     lead_id: int
     to_address: str
     mail: t.RenderedMail
@@ -51,7 +52,7 @@ class PlannedMail:
 
     @property
     def dedupe_key(self) -> str:
-        return f"rule:{self.rule_id}:lead:{self.lead_id}"
+        return f"{self.key}:lead:{self.lead_id}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Skipped:
     lead_id: int
     email: str | None
     reason: str
+    key: str | None = None  # as PlannedMail's: the skip is recorded once per (key, lead)
 
 
 @dataclass
@@ -180,12 +182,21 @@ def plan(session: Session, principal: Principal, rule: WorkflowRule, lead_ids: S
     mail each, and the matching leads it skips with the reason. Writes nothing."""
     template = session.get(MailTemplate, rule.template_id)
     assert template is not None  # RESTRICT: a template in use is never deleted
-    matched = views.matching_ids(session, principal, stored_conditions(rule), lead_ids)
+    not_before = (now or utcnow()) + timedelta(minutes=rule.delay_minutes) if rule.delay_minutes else None
+    return plan_template(session, principal, template, stored_conditions(rule), lead_ids, key=f"rule:{rule.id}", not_before=not_before)
+
+
+def plan_template(
+    session: Session, principal: Principal, template: MailTemplate, conditions: f.Filter | None, lead_ids: Sequence[int], *, key: str, not_before: datetime | None
+) -> Plan:
+    """`template` rendered for each of `lead_ids` matching `conditions`, one mail per
+    normalised address (the leads without one, or with an address already planned, are
+    skipped with the reason). Writes nothing."""
+    matched = views.matching_ids(session, principal, conditions, lead_ids)
     compiled = t.Template.parse(template.subject, template.text_body, template.html_body)
     # Only the fields the template names are read and merged (a batch is thousands of leads).
     wanted = [name for name in LEAD_FIELDS if f"lead.{name}" in compiled.names]
     custom = _custom_values(session, principal, {n.removeprefix("lead.custom.") for n in compiled.names if n.startswith("lead.custom.")}, matched)
-    not_before = (now or utcnow()) + timedelta(minutes=rule.delay_minutes) if rule.delay_minutes else None
     out = Plan()
     seen: set[str] = set()
     columns = [getattr(Lead, name) for name in wanted]
@@ -193,13 +204,13 @@ def plan(session: Session, principal: Principal, rule: WorkflowRule, lead_ids: S
         for lead_id, email, norm, *values in session.execute(select(Lead.id, Lead.email, Lead.email_norm, *columns).where(among(session, Lead.id, chunk)).order_by(Lead.id)):
             norm = norm or (normalise_email(email) if email else None)
             if not norm:
-                out.skipped.append(Skipped(lead_id, email, "no_address"))
+                out.skipped.append(Skipped(lead_id, email, "no_address", key))
             elif norm in seen:
-                out.skipped.append(Skipped(lead_id, email, "duplicate_address"))
+                out.skipped.append(Skipped(lead_id, email, "duplicate_address", key))
             else:
                 seen.add(norm)
                 mail = compiled.render(t.lead_values(dict(zip(wanted, values, strict=True)), custom.get(lead_id, {})))
-                out.mails.append(PlannedMail(rule.id, lead_id, email, mail, template.charset, not_before))
+                out.mails.append(PlannedMail(key, lead_id, email, mail, template.charset, not_before))
     return out
 
 
@@ -261,26 +272,33 @@ def on_leads_created(session: Session, principal: Principal, lead_ids: Sequence[
     at = now or utcnow()
     for rule in active_rules(session, principal, source):
         planned = plan(session, principal, rule, lead_ids, now=at)
-        counts: dict[str, int] = {}
-        for skip in planned.skipped:
-            counts[skip.reason] = counts.get(skip.reason, 0) + 1
-        requests = [
-            outbox.MailRequest(
-                to_address=m.to_address, subject=m.mail.subject, text=m.mail.text, html=m.mail.html, charset=m.charset,
-                lead_id=m.lead_id, source_id=rule.id, dedupe_key=m.dedupe_key, not_before=m.not_before,
-            )
-            for m in planned.mails
-        ]
-        # The leads the plan skips get their row too (no mail), with the reason: per lead and
-        # per rule, the statuses say why nothing was sent.
-        requests += [
-            outbox.MailRequest(
-                to_address=(skip.email or "")[:320], subject="", text="", lead_id=skip.lead_id, source_id=rule.id, dedupe_key=f"rule:{rule.id}:lead:{skip.lead_id}", skip_reason=skip.reason,
-            )
-            for skip in planned.skipped
-        ]
-        results = outbox.enqueue_many(session, organisation_id=principal.organisation_id, kind="rule", mails=requests, now=at)
-        for result in results[: len(planned.mails)]:
-            counts[result.status] = counts.get(result.status, 0) + 1
-        report.per_rule[rule.id] = counts
+        report.per_rule[rule.id] = queue_plan(session, principal, planned, kind="rule", source_id=rule.id, now=at)
     return report
+
+
+def queue_plan(session: Session, principal: Principal, planned: Plan, *, kind: str, source_id: int, now: datetime) -> dict[str, int]:
+    """Queue a plan's mails in one outbox batch; the leads it skips get their row too (no
+    mail), with the reason, so that per lead and per rule (or send) the statuses say why
+    nothing was sent. Returns the outbox statuses of the mails counted ("queued", "skipped",
+    "duplicate") plus the plan's skips by reason."""
+    counts: dict[str, int] = {}
+    for skip in planned.skipped:
+        counts[skip.reason] = counts.get(skip.reason, 0) + 1
+    requests = [
+        outbox.MailRequest(
+            to_address=m.to_address, subject=m.mail.subject, text=m.mail.text, html=m.mail.html, charset=m.charset,
+            lead_id=m.lead_id, source_id=source_id, dedupe_key=m.dedupe_key, not_before=m.not_before,
+        )
+        for m in planned.mails
+    ]
+    requests += [
+        outbox.MailRequest(
+            to_address=(skip.email or "")[:320], subject="", text="", lead_id=skip.lead_id, source_id=source_id,
+            dedupe_key=f"{skip.key}:lead:{skip.lead_id}" if skip.key else None, skip_reason=skip.reason,
+        )
+        for skip in planned.skipped
+    ]
+    results = outbox.enqueue_many(session, organisation_id=principal.organisation_id, kind=kind, mails=requests, now=now)
+    for result in results[: len(planned.mails)]:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    return counts

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm.domain.errors import NotFound
 from crm.domain.mail_quota import DEFAULT_DAILY_LIMIT, MAX_DAILY_LIMIT
-from crm.services import outbox
+from crm.services import bulk_mail, outbox
 from crm.store.base import utcnow
 from crm.store.outbox import KINDS, OutboxMail, SmtpSettings
 from widget_api.connection_tests import check_target
@@ -156,3 +156,32 @@ def for_source(
 ) -> list[OutboxEntryRead]:
     """The mails of one rule, form or campaign (`kind`: rule, form_reply, bulk, scheduled)."""
     return [entry(request, row) for row in outbox.list_for_source(session, principal.organisation_id, kind, source_id)]
+
+
+class BulkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    template_id: Id
+    lead_ids: list[Id] | None = Field(default=None, min_length=1, max_length=bulk_mail.MAX_RECIPIENTS, description="these leads (or view_id)")
+    view_id: Id | None = Field(default=None, description="a saved view's leads (or lead_ids)")
+    send_at: datetime | None = Field(default=None, description="a scheduled send (with a time zone, at most 90 days ahead); none: now")
+    batch_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the same key again queues nothing new (a retried request)")
+
+
+class BulkRead(BaseModel):
+    batch_key: str
+    kind: Literal["bulk", "scheduled"]
+    template_id: int
+    recipients: int = Field(description="mails planned: one per normalised address")
+    send_at: datetime | None
+    counts: dict[str, int] = Field(description="outbox statuses (queued, skipped, duplicate) and the leads skipped by reason (no_address, duplicate_address)")
+
+
+@router.post("/bulk", status_code=201, responses=responses(400, 403, 404))
+def bulk(body: BulkIn, session: SessionDep, principal: AdminUser) -> BulkRead:
+    """A bulk (or scheduled) send of one template: one mail per normalised address, counted in
+    the daily limit like every automatic mail (what today's limit leaves waits for tomorrow).
+    The statuses: GET /api/v1/outbox/sources/{kind}/{template_id} and per lead."""
+    report = bulk_mail.send(
+        session, principal, template_id=body.template_id, lead_ids=body.lead_ids, view_id=body.view_id, send_at=body.send_at, batch_key=body.batch_key, now=utcnow()
+    )
+    return BulkRead(batch_key=report.batch_key, kind=report.kind, template_id=report.template_id, recipients=report.recipients, send_at=report.send_at, counts=report.counts)  # type: ignore[arg-type]
