@@ -287,3 +287,11 @@ class TestCommandLine:
         assert json.loads(run("rule-update", rule_id, "--delay", "15", "--conditions", "none", *who, env=env).stdout)["conditions"] is None
         assert run("rule-delete", rule_id, *who, env=env).returncode == 0
         assert run("rules", *who, env=env).stdout == ""
+        sent = run("bulk-send", "--template", str(template_id), "--leads", "1,2", "--key", "k1", *who, env=env)
+        assert sent.returncode == 0, sent.stderr
+        assert json.loads(sent.stdout) | {"counts": None} == {"batch_key": "k1", "kind": "bulk", "recipients": 2, "send_at": None, "counts": None}
+        assert json.loads(sent.stdout)["counts"] == {"skipped": 2}  # no SMTP server set up: recorded, not lost
+        assert run("bulk-send", "--template", str(template_id), "--leads", "1", "--view", "1", *who, env=env).returncode == 2
+        assert run("form-duplicates", *who, env=env).stdout.strip() == '{"on_duplicate": "fill"}'
+        assert run("form-duplicates", "--set", "keep", *who, env=env).stdout.strip() == '{"on_duplicate": "keep"}'
+        assert run("form-duplicates", "--set", "fill", "--user", "rep@acme.example", "--org", "1", env=env).returncode == 2  # admins only

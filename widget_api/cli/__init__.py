@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rule-resume": ("rules", "resume a paused workflow rule"),
     "rule-delete": ("rules", "delete a workflow rule"),
     "rule-dry-run": ("rules", "whom a rule would mail among the latest leads of its sources (nothing is queued)"),
+    "bulk-send": ("rules", "queue a template for leads or a saved view's, now or at --at (one mail per address, within the daily limit)"),
     "inspect": ("inspect", "print the lead draft of .eml files as JSON"),
     "serve": ("serve", "migrate the database and serve the API"),
     "rescue": ("spam", "move authenticated mail of whitelisted senders out of Junk (and apply calendar updates), once"),

@@ -1,6 +1,6 @@
 """Workflow rule commands: `rule-create`, `rules`, `rule-update`, `rule-pause`,
-`rule-resume`, `rule-delete`, `rule-dry-run`, and `template-create` for the mail a rule
-sends. Each acts as a user of an organisation (--org, --user); writing takes an admin."""
+`rule-resume`, `rule-delete`, `rule-dry-run`, `template-create` for the mail a rule
+sends, and `bulk-send` of a template to leads or a view (now or scheduled). Each acts as a user of an organisation (--org, --user); writing takes an admin."""
 
 from __future__ import annotations
 
@@ -55,6 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("rule", type=int)
     p.add_argument("--leads", help="lead ids, comma-separated (default: the latest 1,000 of the rule's sources)")
     p.set_defaults(func=rule_dry_run)
+    p = sub.add_parser("bulk-send", help="queue a template for leads or a saved view's, now or at --at (one mail per address, within the daily limit)")
+    _who(p)
+    p.add_argument("--template", type=int, required=True, help="template id")
+    p.add_argument("--leads", help="lead ids, comma-separated (or --view)")
+    p.add_argument("--view", type=int, help="a saved view's leads (or --leads)")
+    p.add_argument("--at", help="ISO date-time with a time zone: a scheduled send (default: now)")
+    p.add_argument("--key", help="batch key: the same key again queues nothing new")
+    p.set_defaults(func=bulk_send)
 
 
 def _who(p: argparse.ArgumentParser) -> None:
@@ -159,4 +167,23 @@ def rule_dry_run(args: argparse.Namespace) -> int:
 
     for line in _in_session(args, run):
         print(line)
+    return 0
+
+
+def bulk_send(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from crm.services import bulk_mail
+
+    try:
+        ids = [int(x) for x in args.leads.split(",") if x.strip()] if args.leads else None
+        at = datetime.fromisoformat(args.at) if args.at else None
+    except ValueError:
+        raise UsageError("--leads takes numbers, comma-separated; --at an ISO date-time") from None
+
+    def run(s, p):  # type: ignore[no-untyped-def]
+        r = bulk_mail.send(s, p, template_id=args.template, lead_ids=ids, view_id=args.view, send_at=at, batch_key=args.key)
+        return {"batch_key": r.batch_key, "kind": r.kind, "recipients": r.recipients, "send_at": r.send_at.isoformat() if r.send_at else None, "counts": r.counts}
+
+    print(json.dumps(_in_session(args, run), ensure_ascii=False))
     return 0
