@@ -207,8 +207,13 @@ class TestDuplicatePolicy:
         assert client.get("/api/v1/settings/form-duplicates", headers=member.headers).json() == {"on_duplicate": "fill"}
         assert client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "keep"}, headers=member.headers).status_code == 403
         assert client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "merge"}, headers=admin.headers).status_code == 422
+        form = make_form(client, admin)
+        assert (form["on_duplicate"], form["applied_on_duplicate"]) == ("inherit", "fill")
         assert client.put("/api/v1/settings/form-duplicates", json={"on_duplicate": "replace"}, headers=admin.headers).json() == {"on_duplicate": "replace"}
         assert client.get("/api/v1/settings/form-duplicates", headers=member.headers).json() == {"on_duplicate": "replace"}
+        assert client.get(f"/api/v1/forms/{form['id']}", headers=member.headers).json()["applied_on_duplicate"] == "replace"
+        own = client.patch(f"/api/v1/forms/{form['id']}", json={"on_duplicate": "keep"}, headers=admin.headers).json()
+        assert (own["on_duplicate"], own["applied_on_duplicate"]) == ("keep", "keep")
 
     def test_fill_only_fills_empty_fields(self, client: TestClient, admin, runtime, session) -> None:  # type: ignore[no-untyped-def]
         lead, custom, entries = self._twice(client, admin, runtime, session, self._form(client, admin))

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Path, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from crm.domain.errors import InvalidInput
 from crm.domain.filters import FieldName
@@ -76,29 +77,30 @@ class FormRead(BaseModel):
     language: str
     template_id: int | None
     on_duplicate: str
+    applied_on_duplicate: str = Field(description="what a submission does to an existing lead now: the form's own policy, or the organisation's it inherits")
     created_at: datetime
 
 
-def _read(form: WebForm) -> FormRead:
+def _read(form: WebForm, session: Session) -> FormRead:
     return FormRead(
         id=form.id, name=form.name, key=form.key, path=f"/f/{form.key}", fields=[FormFieldIn(**f) for f in form.fields], language=form.language,
-        template_id=form.template_id, on_duplicate=form.on_duplicate, created_at=form.created_at,
+        template_id=form.template_id, on_duplicate=form.on_duplicate, applied_on_duplicate=web_forms.effective_policy(session, form), created_at=form.created_at,
     )
 
 
 @router.post(API, status_code=status.HTTP_201_CREATED, responses=responses(400, 403, 404))
 def create(body: FormIn, session: SessionDep, principal: AdminUser, runtime: RuntimeDep) -> FormRead:
-    return _read(web_forms.create_form(session, principal, runtime.secrets, body.model_dump()))
+    return _read(web_forms.create_form(session, principal, runtime.secrets, body.model_dump()), session)
 
 
 @router.get(API, responses=responses())
 def list_forms(session: SessionDep, principal: CurrentUser) -> list[FormRead]:
-    return [_read(f) for f in web_forms.list_forms(session, principal)]
+    return [_read(f, session) for f in web_forms.list_forms(session, principal)]
 
 
 @router.get(API + "/{form_id}", responses=responses(404))
 def read(form_id: Id, session: SessionDep, principal: CurrentUser) -> FormRead:
-    return _read(web_forms.get_form(session, principal, form_id))
+    return _read(web_forms.get_form(session, principal, form_id), session)
 
 
 @router.patch(API + "/{form_id}", responses=responses(400, 403, 404))
@@ -107,7 +109,7 @@ def update(form_id: Id, body: FormUpdate, session: SessionDep, principal: AdminU
     for required in ("name", "fields", "language", "on_duplicate"):
         if values.get(required, "") is None:
             values.pop(required)
-    return _read(web_forms.update_form(session, principal, form_id, values))
+    return _read(web_forms.update_form(session, principal, form_id, values), session)
 
 
 @router.delete(API + "/{form_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(403, 404))
