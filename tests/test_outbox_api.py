@@ -35,6 +35,11 @@ class TestSmtpSettings:
     def test_limit_above_the_add_on_refused(self, client: TestClient, admin) -> None:  # type: ignore[no-untyped-def]
         assert client.put("/api/v1/outbox/smtp-settings", json={**SETTINGS, "daily_limit": 2251}, headers=admin.headers).status_code == 422
 
+    def test_no_tls_only_to_this_computer(self, client: TestClient, admin) -> None:  # type: ignore[no-untyped-def]
+        refused = client.put("/api/v1/outbox/smtp-settings", json={**SETTINGS, "host": "smtp.example.com"}, headers=admin.headers)
+        assert refused.status_code == 400 and refused.json()["type"] == "smtp_plain_not_loopback"
+        assert client.put("/api/v1/outbox/smtp-settings", json={**SETTINGS, "host": "localhost"}, headers=admin.headers).status_code == 200
+
     def test_members_may_not(self, client: TestClient, member) -> None:  # type: ignore[no-untyped-def]
         assert client.put("/api/v1/outbox/smtp-settings", json=SETTINGS, headers=member.headers).status_code == 403
         assert client.get("/api/v1/outbox/smtp-settings", headers=member.headers).status_code == 403

@@ -15,11 +15,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from crm.domain.errors import NotFound
+from crm.domain.errors import InvalidInput, NotFound
 from crm.domain.mail_quota import DEFAULT_DAILY_LIMIT, MAX_DAILY_LIMIT
 from crm.services import bulk_mail, outbox
 from crm.store.base import utcnow
 from crm.store.outbox import KINDS, OutboxMail, SmtpSettings
+from mail_adapter.mailbox import is_loopback
 from widget_api.connection_tests import check_target
 from widget_api.deps import AdminUser, CurrentUser, RuntimeDep, SessionDep
 from widget_api.errors import language_of, responses
@@ -123,8 +124,11 @@ def get_smtp_settings(session: SessionDep, principal: AdminUser) -> SmtpSettings
 @router.put("/smtp-settings")
 def put_smtp_settings(body: SmtpSettingsIn, session: SessionDep, principal: AdminUser, runtime: RuntimeDep) -> SmtpSettingsRead:
     """The password is stored encrypted and never returned (`has_password` says whether one is set)."""
+    if body.security == "none" and not is_loopback(body.host):
+        # The login and every lead's mail in clear text over a network: never.
+        raise InvalidInput("SMTP without TLS is allowed only to this computer; use STARTTLS or TLS", code="smtp_plain_not_loopback")
     if not runtime.settings.allow_private_hosts:
-        check_target(body.host, body.port)  # the sender must not become a probe of our own network
+        check_target(body.host, body.port)  # the sender must not become a probe of our own network (checked again at every send)
     row = outbox.save_smtp_settings(
         session, principal.organisation_id, runtime.secrets,
         host=body.host, port=body.port, security=body.security, username=body.username, password=body.password,
