@@ -55,6 +55,8 @@ class Settings:
     # IMAP IDLE connections a worker holds (two per mailbox: INBOX and Junk); mailboxes
     # beyond are polled only (widget_api.idle_watch). 0 turns IDLE off.
     idle_max_connections: int = 50
+    # Seconds a SQLite write waits for another writer's lock before the API answers 503.
+    sqlite_busy_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -69,7 +71,8 @@ class Settings:
         MAILWIDGET_LOG_FORMAT (text or json), MAILWIDGET_IMPORT_WORKERS (threads),
         MAILWIDGET_IMPORT_LEASE (seconds), MAILWIDGET_IMPORT_IN_SUBPROCESS (default 1; 0:
         imports run in the API process's threads), MAILWIDGET_SCAN_LEASE_SECONDS,
-        MAILWIDGET_IDLE_MAX_CONNECTIONS (0: no IMAP IDLE, polling only)."""
+        MAILWIDGET_IDLE_MAX_CONNECTIONS (0: no IMAP IDLE, polling only),
+        MAILWIDGET_SQLITE_BUSY_TIMEOUT (seconds)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -96,6 +99,7 @@ class Settings:
             import_in_subprocess=env.get("MAILWIDGET_IMPORT_IN_SUBPROCESS", "1").lower() not in ("0", "false", "no"),
             scan_lease_seconds=float(env.get("MAILWIDGET_SCAN_LEASE_SECONDS", "300")),
             idle_max_connections=int(env.get("MAILWIDGET_IDLE_MAX_CONNECTIONS", "50")),
+            sqlite_busy_timeout=float(env.get("MAILWIDGET_SQLITE_BUSY_TIMEOUT", "30")),
         )
 
 

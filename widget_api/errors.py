@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crm.domain import errors as e
@@ -95,6 +95,7 @@ MEANING = {
     503: "the database is unavailable: send the same request again after Retry-After seconds",
 }
 BEHIND_A_TOKEN = (401, 422, 503)
+RETRY_AFTER = "5"  # seconds: a PostgreSQL restart or a long SQLite writer is over by then
 
 
 def responses(*codes: int, authenticated: bool = True) -> dict[int | str, dict[str, Any]]:
@@ -132,12 +133,16 @@ def install(app: FastAPI) -> None:
         code = HTTP_TYPES.get(exc.status_code, "http_error")
         return JSONResponse(body(request, code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(OperationalError)
-    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        # Locked (SQLite under a long writer), restarting, unreachable: the transaction was
-        # rolled back, and the same request can simply be sent again.
-        log.warning("database unavailable on %s %s", request.method, request.url.path)
-        return JSONResponse(body(request, "database_unavailable", "the database is unavailable"), status_code=503, headers={"Retry-After": "5"})
+    @app.exception_handler(DBAPIError)
+    async def database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Locked (SQLite past its busy timeout), restarting (PostgreSQL cut the connection:
+        # any DBAPIError SQLAlchemy saw as a disconnect), unreachable: the transaction was
+        # rolled back, and the same request can simply be sent again. Anything else (a
+        # constraint nobody expected) stays a 500.
+        if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+            raise exc
+        log.warning("database unavailable on %s %s (%s)", request.method, request.url.path, type(exc.orig).__name__)
+        return JSONResponse(body(request, "database_unavailable", "the database is unavailable"), status_code=503, headers={"Retry-After": RETRY_AFTER})
 
     # Any other exception: widget_api.request_ids answers 500 (the transaction was rolled
     # back by the session dependency) and logs its type and the request id only.

@@ -17,6 +17,7 @@ from crm.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email
 from crm.store.base import utcnow
+from crm.store.db import once_more_if_disconnected
 from crm.store.models import ApiToken, FieldSetting, Organisation, User
 
 TOKEN_PREFIX = "mw_"
@@ -96,12 +97,14 @@ def authenticate(session: Session, token: str) -> Principal:
     One round trip (token, user and organisation joined, plain columns): it runs on every
     request, and three ORM loads of the same rows cost more than the request's own work. No
     cache: a revoked token fails on its very next request, whichever process answers it."""
-    row = session.execute(
+    query = (
         select(ApiToken.id, ApiToken.scope, User.id, User.organisation_id, User.email, User.role, User.language, User.widget_enabled, Organisation.time_zone)
         .join(User, ApiToken.user_id == User.id)
         .join(Organisation, User.organisation_id == Organisation.id)
         .where(ApiToken.token_hash == _hash(token), ApiToken.revoked_at.is_(None))
-    ).first()
+    )
+    # A database error here is the API's 503, never "invalid token" (a 401 signs the widget out).
+    row = once_more_if_disconnected(session, lambda: session.execute(query).first())
     if row is None:
         raise PermissionDenied("invalid or revoked token", code="invalid_token")
     token_id, scope, user_id, org_id, email, role, language, widget_enabled, time_zone = row

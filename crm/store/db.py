@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ARRAY, BigInteger, ColumnElement, Engine, Text, any_, bindparam, cast, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.domain.errors import InvalidInput
@@ -13,6 +15,7 @@ from crm.domain.errors import InvalidInput
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The execution option that marks a connection of read-only sessions (make_session_factory).
 READ_ONLY = "mailwidget_read_only"
+T = TypeVar("T")
 READING_VERBS = frozenset({"SELECT", "WITH", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "EXPLAIN", "SET", "SHOW"})
 
 
@@ -38,7 +41,7 @@ def _read_only_reads(conn, _cursor, statement, _parameters, _context, _executema
             raise ReadOnlySession(f"a read-only session cannot write ({verb})")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
     """An engine for SQLite (the embedded default) or PostgreSQL.
 
     SQLite gets WAL and a busy timeout so that concurrent saves wait for the writer instead of
@@ -47,7 +50,7 @@ def make_engine(url: str) -> Engine:
     and an error's text may reach a log.
     """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout, "check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -60,7 +63,7 @@ def make_engine(url: str) -> Engine:
             # In WAL mode NORMAL never corrupts the database; a power cut may lose the last
             # commits, not what was committed before the last checkpoint.
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -73,10 +76,24 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
+        engine = create_engine(url, pool_size=10, max_overflow=20, hide_parameters=True)
     event.listen(engine, "before_cursor_execute", _refuse_nul)
     event.listen(engine, "before_cursor_execute", _read_only_reads)
     return engine
+
+
+def once_more_if_disconnected(session: Session, read: Callable[[], T]) -> T:
+    """`read()`, and once more if the server had cut its pooled connection (a PostgreSQL
+    restart since): SQLAlchemy invalidated the pool on that error, so the second try runs on
+    a fresh connection. For idempotent reads only, at the start of a transaction (the
+    token check of every request: after a restart its first request is served, not 503)."""
+    try:
+        return read()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        session.rollback()
+        return read()
 
 
 class ReadOnlySession(RuntimeError):

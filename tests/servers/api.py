@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def api_process(tmp: Path, emails: list[str]) -> Iterator[tuple[str, list[UserRef], subprocess.Popen[bytes]]]:
+def api_process(tmp: Path, emails: list[str], *, database_url: str | None = None, workers: int = 1) -> Iterator[tuple[str, list[UserRef], subprocess.Popen[bytes]]]:
     """(base URL, the users of `emails`, the server process). Mail servers on loopback are
-    allowed: the benchmarks' Dovecot listens on 127.0.0.1."""
-    url = f"sqlite:///{tmp / 'bench.db'}"
+    allowed: the benchmarks' Dovecot listens on 127.0.0.1. The database is a fresh SQLite
+    file unless `database_url` names one; `workers` > 1: that many uvicorn processes."""
+    url = database_url or f"sqlite:///{tmp / 'bench.db'}"
     migrate(url)
     key = Fernet.generate_key().decode()
     runtime = Runtime.build(Settings(database_url=url, secret_keys=[key], data_dir=tmp, allow_private_hosts=True))
@@ -35,7 +36,8 @@ def api_process(tmp: Path, emails: list[str]) -> Iterator[tuple[str, list[UserRe
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "MAILWIDGET_SECRET_KEY": key, "MAILWIDGET_DATA_DIR": str(tmp), "MAILWIDGET_ALLOW_PRIVATE_HOSTS": "1"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "widget_api.main:create_app", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        [sys.executable, "-m", "uvicorn", "--factory", "widget_api.main:create_app", "--port", str(port), "--log-level", "warning", "--no-access-log",
+         *(["--workers", str(workers)] if workers > 1 else [])],
         env=env, cwd=ROOT,
     )
     try:
