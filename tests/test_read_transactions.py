@@ -64,3 +64,14 @@ class TestReadTransactions:
     def test_a_write_through_a_read_only_session_is_refused(self, runtime, member) -> None:  # type: ignore[no-untyped-def]
         with runtime.read_sessions() as s, pytest.raises(ReadOnlySession):
             s.execute(insert(Lead).values(organisation_id=member.organisation_id, last_name="x", source="test", status="open"))
+
+
+class TestReadSessionsGiveBackTheirConnection:
+    def test_read_requests_leave_no_connection_checked_out(self, client, runtime, member) -> None:  # type: ignore[no-untyped-def]
+        """widget_api.deps.get_read_session closes its session outside the thread pool when no
+        statement ran and in it when one did: either way the connection goes back to the
+        pool, or the 30 connections of the pool would run out after 30 requests."""
+        for _ in range(40):
+            assert client.get("/api/v1/tokens", headers=member.headers).status_code == 200
+            assert client.get("/api/v1/tokens", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert runtime.engine.pool.checkedout() == 0

@@ -3,12 +3,13 @@ handed to endpoints through `Annotated` aliases."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from crm.domain.drafts import ReadContext
 from crm.domain.errors import PermissionDenied
@@ -45,11 +46,22 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_read_session(runtime: RuntimeDep) -> Iterator[Session]:
+async def get_read_session(runtime: RuntimeDep) -> AsyncIterator[Session]:
     """A session of an endpoint that only reads: it never waits behind a writer (a running
-    import's batch, a save) and any write through it is refused (crm.store.db)."""
-    with runtime.read_sessions() as session:
+    import's batch, a save) and any write through it is refused (crm.store.db).
+
+    async: a sync generator dependency costs two thread-pool hops (enter and exit). Making a
+    Session does no I/O (it connects on its first statement), so it is made here; only its
+    close, which rolls back and returns a connection to the pool, goes to the thread pool,
+    and only when a statement was run."""
+    session = runtime.read_sessions()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
@@ -77,11 +89,15 @@ async def get_credentials(
 CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
 
 
-def principal_of(request: Request, runtime: Runtime, credentials: Credentials) -> Principal:
+def principal_of(request: Request, runtime: Runtime, credentials: Credentials, session: Session | None = None) -> Principal:
     """The principal of the credentials (PermissionDenied for a bad token), looked up in the
     caller's thread: an endpoint that runs all its work in one thread-pool call (the draft)
-    authenticates there instead of in a hop of its own."""
-    with runtime.read_sessions() as session:
+    authenticates there instead of in a hop of its own, and may pass its own read-only
+    `session` so that the lookup costs no session (pool checkout, BEGIN, ROLLBACK) of its own."""
+    if session is None:
+        with runtime.read_sessions() as own:
+            principal = organisations.authenticate(own, credentials.token)
+    else:
         principal = organisations.authenticate(session, credentials.token)
     request.state.language = pick_language(credentials.lang or principal.language, None)
     return principal

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -87,12 +87,17 @@ def _refuse_duplicates(session: Session, organisation_id: int, keys: list[tuple[
             )
 
 
+# The draft runs these on every message opened: built once, a statement memoizes its cache
+# key, and building one cost more CPU than SQLite's answer (see crm.services.organisations).
+_CAPTURED = select(MessageCapture.lead_id).where(MessageCapture.organisation_id == bindparam("org"), MessageCapture.message_key == bindparam("key"))
+_LEADS_OF_EMAIL = select(Lead).where(Lead.organisation_id == bindparam("org"), Lead.email_norm == bindparam("norm")).limit(20)
+_CONTACTS_OF_EMAIL = select(Contact).where(Contact.organisation_id == bindparam("org"), Contact.email_norm == bindparam("norm")).limit(20)
+
+
 def captured_lead(session: Session, principal: Principal, message_key: str | None) -> Lead | None:
     if not message_key:
         return None
-    lead_id = session.scalar(
-        select(MessageCapture.lead_id).where(MessageCapture.organisation_id == principal.organisation_id, MessageCapture.message_key == message_key)
-    )
+    lead_id = session.scalar(_CAPTURED, {"org": principal.organisation_id, "key": message_key})
     return session.get(Lead, lead_id) if lead_id else None
 
 
@@ -226,8 +231,8 @@ def existing_records(session: Session, principal: Principal, email: str | None) 
     if not norm:
         return []
     org = principal.organisation_id
-    found = [lead_summary(lead) for lead in session.scalars(select(Lead).where(Lead.organisation_id == org, Lead.email_norm == norm).limit(20))]
-    for contact in session.scalars(select(Contact).where(Contact.organisation_id == org, Contact.email_norm == norm).limit(20)):
+    found = [lead_summary(lead) for lead in session.scalars(_LEADS_OF_EMAIL, {"org": org, "norm": norm})]
+    for contact in session.scalars(_CONTACTS_OF_EMAIL, {"org": org, "norm": norm}):
         found.append(
             {"kind": "contact", "id": contact.id, "first_name": contact.first_name, "last_name": contact.last_name, "email": contact.email, "account_id": contact.account_id}
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from crm.domain.drafts import ReadContext
@@ -23,14 +23,15 @@ def get_account(session: Session, principal: Principal, mailbox_id: int | None =
     return account
 
 
+# Built once (the draft lists the accounts on every message opened): see
+# crm.services.organisations._PRINCIPAL_OF_TOKEN.
+_ACCOUNTS_OF_USER = (
+    select(MailboxAccount).where(MailboxAccount.organisation_id == bindparam("org"), MailboxAccount.user_id == bindparam("user")).order_by(MailboxAccount.id)
+)
+
+
 def list_accounts(session: Session, principal: Principal) -> list[MailboxAccount]:
-    return list(
-        session.scalars(
-            select(MailboxAccount)
-            .where(MailboxAccount.organisation_id == principal.organisation_id, MailboxAccount.user_id == principal.user_id)
-            .order_by(MailboxAccount.id)
-        )
-    )
+    return list(session.scalars(_ACCOUNTS_OF_USER, {"org": principal.organisation_id, "user": principal.user_id}))
 
 
 def save_account(

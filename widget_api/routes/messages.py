@@ -83,12 +83,13 @@ async def draft(request: Request, ref: Annotated[MessageRefIn, Query()], credent
 
 
 def _draft(request: Request, ref: MessageRefIn, credentials: Credentials, runtime: Runtime) -> DraftOut:
-    principal = principal_of(request, runtime, credentials)
-    if ref.uid is None and not ref.message_id:
-        raise InvalidInput("give uid (with folder) or message_id")
     # Short read-only sessions around the IMAP round trips: no database transaction (on
-    # SQLite, a lock) is held while the mail server answers.
+    # SQLite, a lock) is held while the mail server answers. The token check shares the
+    # first one: a session per lookup cost a pool checkout, BEGIN and ROLLBACK each.
     with runtime.read_sessions() as session:
+        principal = principal_of(request, runtime, credentials, session)
+        if ref.uid is None and not ref.message_id:
+            raise InvalidInput("give uid (with folder) or message_id")
         account, ctx = mailboxes.account_and_context(session, principal, ref.mailbox_id)
     mailbox = runtime.pool.get(runtime.settings_of(account))
     opened = mailbox.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use), ctx)

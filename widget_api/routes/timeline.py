@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crm.domain.drafts import MessageRef
 from crm.services import mail_log, timeline
-from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
+from widget_api.deps import CurrentUser, ReadSessionDep, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.mail_log_scan import log_message, scan_mailbox
 from widget_api.schemas import Id, MessageRefIn
@@ -139,7 +139,7 @@ def log(body: LogIn, principal: CurrentUser, runtime: RuntimeDep) -> LogOut:
 def get_timeline(
     kind: RecordPath,
     record_id: Id,
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=timeline.MAX_PAGE)] = 20,
     before: Annotated[str | None, Query(max_length=40, pattern=r"^\d{1,19}-\d{1,10}$", description="the `next` cursor of the previous page")] = None,
