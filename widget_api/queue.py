@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -331,7 +332,7 @@ class QueueWorker:
                 try:
                     await self._one_connection()
                 except Exception as exc:  # noqa: BLE001 - the database went away: reconnect
-                    log.warning("%s: the queue's connection failed (%s); reconnecting", self.name, type(exc).__name__)
+                    log.warning("%s: the queue's connection failed (%s); reconnecting", self.name, type(exc).__name__, exc_info=True)
                 if self.stop.is_set():
                     break
                 attempt = 0 if asyncio.get_running_loop().time() - started > 60 else attempt + 1
@@ -350,7 +351,7 @@ class QueueWorker:
         async with app.open_async():
             worker = Worker(
                 app,
-                queues=QUEUES,
+                queues=list(QUEUES),
                 name=self.name,
                 concurrency=self.concurrency,
                 install_signal_handlers=False,  # ours set `stop` (the IDLE threads see it too)
@@ -362,8 +363,12 @@ class QueueWorker:
                 fetch_job_polling_interval=2.0,
             )
             running = asyncio.create_task(worker.run(), name="procrastinate-worker")
+            announced = False
             while not running.done() and not self.stop.is_set():
                 await asyncio.wait({running}, timeout=0.2)
+                if not announced and worker.worker_id is not None:
+                    announced = True  # the id its jobs carry in procrastinate_jobs.worker_id
+                    print(f"{self.name}: registered as queue worker {worker.worker_id}", file=sys.stderr, flush=True)
             if not running.done():
                 worker.stop()  # no new job; the running ones finish (up to the grace period)
                 done, _ = await asyncio.wait({running}, timeout=self.grace + 5)
