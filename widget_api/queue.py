@@ -18,9 +18,11 @@ What runs as what:
   stops beating; once its heartbeat is older than `stalled_after`, the job goes back to
   `todo` (another worker runs it). `prune_jobs` (hourly) deletes finished jobs after a week.
 
-A failing job is retried with backoff (`Backoff`), each failure counted in
-`mailwidget_background_task_failures{task}`; a job out of retries stays `failed` in
-procrastinate_jobs (and `/ready` counts it): never silently gone.
+Failures are counted in `mailwidget_background_task_failures{task}` and retried with
+backoff: `expand_series` by procrastinate's retry (`Backoff`, a RetryStrategy); a scan by
+deferring its next attempt (see `Backoff` for why); the periodic tasks at their next period.
+A failed attempt stays `failed` in procrastinate_jobs for a week (`/ready` counts them):
+never silently gone.
 """
 
 from __future__ import annotations
@@ -64,23 +66,20 @@ def is_postgres(database_url: str) -> bool:
     return make_url(database_url).get_backend_name() == "postgresql"
 
 
-class Busy(Exception):
-    """The mailbox's lease (widget_api.mailbox_scan, kept as a second guard) is held by another
-    scan: one the user asked for through the API, or the attempt of a worker that was
-    SIGKILLed or cut off (its lease expires within `scan_lease_seconds`). This job tries
-    again in a moment, as that scan may have started before the change it was deferred for."""
+SCAN_ATTEMPTS = 5  # a failing scan is tried again after 2, 4, 8, 16 s
+BUSY_DELAY, BUSY_TRIES = 2, 60  # lease held elsewhere: again every 2 s, for two minutes
 
 
 class Backoff(BaseRetryStrategy):
-    """Busy: again in 2 s, for up to two minutes (longer than a dead scan's lease lasts). Any
-    other failure: again after 2, 4, 8, 16 s, then the job stays `failed`."""
+    """procrastinate's retry (the same job row back to `todo`) after 2, 4, 8, 16 s, then the
+    job stays `failed`. For tasks without a queueing lock only: a job that has one is retried
+    by deferring its next attempt (`_scan_again`), as putting the row back would violate the
+    lock whenever the next job of the same key is already waiting (and leave the row `doing`)."""
 
-    def __init__(self, max_attempts: int = 5, busy_attempts: int = 60) -> None:
-        self.max_attempts, self.busy_attempts = max_attempts, busy_attempts
+    def __init__(self, max_attempts: int = 5) -> None:
+        self.max_attempts = max_attempts
 
     def get_retry_decision(self, *, exception: BaseException, job: queue_jobs.Job) -> RetryDecision | None:
-        if isinstance(exception, Busy):
-            return RetryDecision(retry_in={"seconds": 2}) if job.attempts < self.busy_attempts else None
         if job.attempts + 1 >= self.max_attempts:
             return None
         return RetryDecision(retry_in={"seconds": 2 ** (job.attempts + 1)})
@@ -95,15 +94,13 @@ def _runtime(context: JobContext) -> Runtime:
 
 
 def counted(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Count each failed attempt of a task in Prometheus before procrastinate decides on the
-    retry (the worker logs the exception with the job)."""
+    """Count each failed attempt of a task in Prometheus before procrastinate records it (the
+    worker logs the exception with the job)."""
 
     def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
             try:
                 return func(*args, **kwargs)
-            except Busy:
-                raise
             except Exception:
                 metrics.TASK_FAILURES.labels(name).inc()
                 raise
@@ -126,17 +123,35 @@ def _mailbox_lock(account_id: int) -> str:
     return f"mailbox:{account_id}"
 
 
-@app.task(name="scan_mailbox", queue=SCANS, pass_context=True, retry=RETRY)
+@app.task(name="scan_mailbox", queue=SCANS, pass_context=True)
 @counted("mailbox-scan")
-def scan_mailbox(context: JobContext, account_id: int, trigger: str = "poll") -> dict[str, int]:
+def scan_mailbox(context: JobContext, account_id: int, trigger: str = "poll", attempt: int = 0, busy: int = 0) -> dict[str, int]:
+    """A failure is recorded on this job (`failed`, counted) and the next attempt deferred
+    with backoff; the mailbox's lease held by a scan outside the queue (one the user asked
+    for through the API, or the attempt of a worker that was SIGKILLed or cut off, whose
+    lease expires within `scan_lease_seconds`) defers the same attempt shortly, as that scan
+    may have started before the change this job was deferred for."""
     runtime = _runtime(context)
-    result = tasks.scan_mailbox(runtime, account_id, trigger=trigger, expand=False)
+    try:
+        result = tasks.scan_mailbox(runtime, account_id, trigger=trigger, expand=False)
+    except Exception:
+        if attempt + 1 < SCAN_ATTEMPTS:
+            _scan_again(context, account_id, trigger, attempt + 1, 0, delay=2 ** (attempt + 1))
+        raise
     if result is None:
-        raise Busy(f"mailbox {account_id} is being scanned outside the queue")
+        if busy < BUSY_TRIES:
+            _scan_again(context, account_id, trigger, attempt, busy + 1, delay=BUSY_DELAY)
+        return {"busy": 1}
     principal = tasks.principal_of_account(runtime, account_id)
     if principal is not None and result.applied:
-        defer_soon(context, "expand_series", queueing_lock=f"series:{principal.user_id}", lock=f"series:{principal.user_id}", user_id=principal.user_id)
+        defer_soon(context, "expand_series", lock=f"series:{principal.user_id}", user_id=principal.user_id)
     return {"moved": result.moved, "kept": result.kept, "applied": result.applied, "logged": result.logged}
+
+
+def _scan_again(context: JobContext, account_id: int, trigger: str, attempt: int, busy: int, *, delay: int) -> None:
+    """The next attempt, unless a scan of that mailbox is already waiting (it does the same)."""
+    lock = _mailbox_lock(account_id)
+    defer_soon(context, "scan_mailbox", lock=lock, queueing_lock=lock, schedule_in={"seconds": delay}, account_id=account_id, trigger=trigger, attempt=attempt, busy=busy)
 
 
 @app.task(name="expand_series", queue=CALENDAR, pass_context=True, retry=RETRY)
@@ -145,14 +160,15 @@ def expand_series(context: JobContext, user_id: int) -> int:
     return tasks.expand_series(_runtime(context), user_id)
 
 
-@app.task(name="run_imports", queue=IMPORTS, pass_context=True, retry=RETRY)
+# The periodic tasks are not retried: the next period runs them again anyway.
+@app.task(name="run_imports", queue=IMPORTS, pass_context=True)
 @counted("import")
 def run_imports(context: JobContext, timestamp: int | None = None) -> int:
     stop: threading.Event = context.additional_context["stop"]
     return tasks.run_imports(_runtime(context), f"import-job-{context.job.id}", stop)
 
 
-@app.task(name="send_outbox", queue=OUTBOX, pass_context=True, retry=RETRY)
+@app.task(name="send_outbox", queue=OUTBOX, pass_context=True)
 @counted("outbox-sender")
 def send_outbox(context: JobContext, timestamp: int | None = None) -> dict[str, int]:
     result = tasks.send_outbox(_runtime(context))
@@ -253,31 +269,34 @@ def defer(settings: Settings, task_name: str, *, lock: str | None = None, queuei
     API process through a small synchronous pool of its own."""
     loop = _worker_loop
     if loop is not None and loop.is_running():
-        future = asyncio.run_coroutine_threadsafe(_defer_async(app, task_name, lock, queueing_lock, kwargs), loop)
+        future = asyncio.run_coroutine_threadsafe(_defer_async(app, task_name, {"lock": lock, "queueing_lock": queueing_lock}, kwargs), loop)
         try:
             return future.result(timeout=10)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise
-    return _defer_sync(settings, task_name, lock, queueing_lock, kwargs)
+    return _defer_sync(settings, task_name, {"lock": lock, "queueing_lock": queueing_lock}, kwargs)
 
 
-def defer_soon(context: JobContext, task_name: str, *, lock: str | None = None, queueing_lock: str | None = None, **kwargs: Any) -> bool:
+def defer_soon(
+    context: JobContext, task_name: str, *, lock: str | None = None, queueing_lock: str | None = None, schedule_in: dict[str, int] | None = None, **kwargs: Any
+) -> bool:
     """From a running (synchronous) task: through the worker's loop."""
     loop = _worker_loop
     assert loop is not None
-    return asyncio.run_coroutine_threadsafe(_defer_async(context.app, task_name, lock, queueing_lock, kwargs), loop).result(timeout=10)
+    options = {"lock": lock, "queueing_lock": queueing_lock, "schedule_in": schedule_in}
+    return asyncio.run_coroutine_threadsafe(_defer_async(context.app, task_name, options, kwargs), loop).result(timeout=10)
 
 
-async def _defer_async(queue_app: procrastinate.App, task_name: str, lock: str | None, queueing_lock: str | None, kwargs: dict[str, Any]) -> bool:
+async def _defer_async(queue_app: procrastinate.App, task_name: str, options: dict[str, Any], kwargs: dict[str, Any]) -> bool:
     try:
-        await queue_app.configure_task(task_name, lock=lock, queueing_lock=queueing_lock).defer_async(**kwargs)
+        await queue_app.configure_task(task_name, **options).defer_async(**kwargs)
     except queue_errors.AlreadyEnqueued:
         return False
     return True
 
 
-def _defer_sync(settings: Settings, task_name: str, lock: str | None, queueing_lock: str | None, kwargs: dict[str, Any]) -> bool:
+def _defer_sync(settings: Settings, task_name: str, options: dict[str, Any], kwargs: dict[str, Any]) -> bool:
     global _sync_app
     with _sync_lock:
         if _sync_app is None:
@@ -286,7 +305,7 @@ def _defer_sync(settings: Settings, task_name: str, lock: str | None, queueing_l
             _sync_app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=conninfo(settings.database_url), min_size=0, max_size=2, max_idle=60))
             _sync_app.open()
     try:
-        _sync_app.configure_task(task_name, lock=lock, queueing_lock=queueing_lock).defer(**kwargs)
+        _sync_app.configure_task(task_name, **options).defer(**kwargs)
     except queue_errors.AlreadyEnqueued:
         return False
     return True
