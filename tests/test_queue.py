@@ -285,3 +285,39 @@ def test_the_queue_schema_migrates_down_and_up(postgres_cluster: PostgresCluster
     migrate(url)
     with psycopg.connect(_conninfo(url)) as conn:
         assert conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone() == (True,)
+
+
+def test_an_upload_is_imported_by_a_queue_worker_not_by_the_api_process(postgres_cluster: PostgresCluster, tmp_path: Path) -> None:
+    """With the queue on, the upload defers a `run_imports` job (no runner thread starts in
+    the API's runtime) and a worker of the queue imports it, batch by batch as before."""
+    from cryptography.fernet import Fernet
+    from fastapi.testclient import TestClient
+
+    from tests.factories import import_csv, make_org, make_user
+    from widget_api import queue
+    from widget_api.config import Settings
+    from widget_api.main import create_app
+    from widget_api.runtime import Runtime
+
+    url = postgres_cluster.create_database()
+    migrate(url)
+    settings = Settings(database_url=url, secret_keys=[Fernet.generate_key().decode()], data_dir=tmp_path, job_queue=True, queue_heartbeat=1, import_in_subprocess=False)
+    api, worker_runtime = Runtime.build(settings), Runtime.build(settings)
+    stop = threading.Event()
+    thread = queue.start_in_thread(worker_runtime, stop, scan_interval=60, send_interval=60)
+    try:
+        admin = make_user(api, make_org(api, "Queue Co"), "admin@queue.example", role="admin")
+        with TestClient(create_app(settings, api)) as client:
+            rows = b"email,name\n" + b"".join(f"p{i}@buyer{i}.example,P {i}\n".encode() for i in range(250))
+            job = import_csv(client, admin, rows, {"mode": "row_by_row"}, timeout=60)
+        assert job["status"] == "done", job
+        assert not any(t.is_alive() for t in api.import_worker._running)  # the API process ran nothing
+        with psycopg.connect(_conninfo(url)) as conn:
+            assert conn.execute("SELECT count(*) FROM leads").fetchone() == (250,)
+            assert conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'run_imports' AND status IN ('todo', 'doing', 'failed')").fetchone() == (0,)
+    finally:
+        stop.set()
+        thread.join(30)
+        api.close()
+        worker_runtime.close()
+    assert not thread.is_alive()
