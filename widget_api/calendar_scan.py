@@ -13,9 +13,10 @@ from widget_api.routes.calendar import senders_of
 from widget_api.runtime import Runtime
 
 
-def scan_inbox(runtime: Runtime, principal: Principal, mailbox_id: int | None = None) -> dict[str, int]:
+def scan_inbox(runtime: Runtime, principal: Principal, mailbox_id: int | None = None, *, expand: bool = True) -> dict[str, int]:
     """Open every new inbox message that carries a calendar part and apply what may be
-    applied by itself (verified updates and cancels of tracked events, replies)."""
+    applied by itself (verified updates and cancels of tracked events, replies); then expand
+    the changed series, unless `expand` is False (the queue's `expand_series` job does it)."""
     with runtime.sessions.begin() as session:
         box = runtime.mailbox(session, principal, mailbox_id)
         ctx = mailboxes.read_context(session, principal)
@@ -37,5 +38,6 @@ def scan_inbox(runtime: Runtime, principal: Principal, mailbox_id: int | None = 
     with runtime.sessions.begin() as session:
         setting = calendar.settings_of(session, principal)
         setting.calendar_last_uid, setting.calendar_uidvalidity = last_uid, validity
-        calendar.refresh_occurrences(session, principal)  # expand changed series off the request path
+        if expand:
+            calendar.refresh_occurrences(session, principal)  # expand changed series off the request path
     return {"messages": len(uids), "applied": applied, "last_uid": last_uid}

@@ -48,15 +48,25 @@ class Settings:
     # Each runner thread starts `mailwidget import-jobs` as a child process and waits for it
     # (an import's CPU work never competes with requests for the GIL); off: in the thread.
     import_in_subprocess: bool = False
-    # A mailbox scan's lease (widget_api.mailbox_scan): longer than any scan should take (one
-    # reads a few hundred new messages at most); a worker SIGKILLed mid-scan holds its
-    # mailboxes this long at most.
-    scan_lease_seconds: float = 300.0
+    # A mailbox scan's lease (widget_api.mailbox_scan), renewed every third of it while the
+    # scan runs: a worker SIGKILLed mid-scan holds its mailboxes this long at most.
+    scan_lease_seconds: float = 60.0
     # IMAP IDLE connections a worker holds (two per mailbox: INBOX and Junk); mailboxes
     # beyond are polled only (widget_api.idle_watch). 0 turns IDLE off.
     idle_max_connections: int = 50
     # Seconds a SQLite write waits for another writer's lock before the API answers 503.
     sqlite_busy_timeout: float = 30.0
+    # The job queue (widget_api.queue, PostgreSQL only): on, background work runs as
+    # procrastinate jobs in `mailwidget worker` processes (or a thread of a single `serve`);
+    # off, in the process's own loops (the embedded mode). from_env turns it on for
+    # PostgreSQL; built directly (tests), Settings keep the in-process loops.
+    job_queue: bool = False
+    # Jobs a worker runs at once (each a thread: IMAP and SMTP wait, they do not compute).
+    queue_concurrency: int = 4
+    # Seconds between a worker's heartbeats; three missed and its running jobs are retried.
+    queue_heartbeat: float = 10.0
+    # Seconds a stopping worker (SIGTERM) waits for its running jobs before it exits.
+    queue_shutdown_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -72,7 +82,9 @@ class Settings:
         MAILWIDGET_IMPORT_LEASE (seconds), MAILWIDGET_IMPORT_IN_SUBPROCESS (default 1; 0:
         imports run in the API process's threads), MAILWIDGET_SCAN_LEASE_SECONDS,
         MAILWIDGET_IDLE_MAX_CONNECTIONS (0: no IMAP IDLE, polling only),
-        MAILWIDGET_SQLITE_BUSY_TIMEOUT (seconds)."""
+        MAILWIDGET_SQLITE_BUSY_TIMEOUT (seconds), MAILWIDGET_JOB_QUEUE (default 1 on PostgreSQL;
+        0: in-process loops as on SQLite), MAILWIDGET_QUEUE_CONCURRENCY,
+        MAILWIDGET_QUEUE_HEARTBEAT (seconds), MAILWIDGET_QUEUE_SHUTDOWN_SECONDS."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -97,9 +109,13 @@ class Settings:
             import_workers=max(1, int(env.get("MAILWIDGET_IMPORT_WORKERS", "2"))),
             import_lease=float(env.get("MAILWIDGET_IMPORT_LEASE", "60")),
             import_in_subprocess=env.get("MAILWIDGET_IMPORT_IN_SUBPROCESS", "1").lower() not in ("0", "false", "no"),
-            scan_lease_seconds=float(env.get("MAILWIDGET_SCAN_LEASE_SECONDS", "300")),
+            scan_lease_seconds=float(env.get("MAILWIDGET_SCAN_LEASE_SECONDS", "60")),
             idle_max_connections=int(env.get("MAILWIDGET_IDLE_MAX_CONNECTIONS", "50")),
             sqlite_busy_timeout=float(env.get("MAILWIDGET_SQLITE_BUSY_TIMEOUT", "30")),
+            job_queue=url.startswith("postgresql") and env.get("MAILWIDGET_JOB_QUEUE", "1").lower() not in ("0", "false", "no"),
+            queue_concurrency=max(1, int(env.get("MAILWIDGET_QUEUE_CONCURRENCY", "4"))),
+            queue_heartbeat=max(0.5, float(env.get("MAILWIDGET_QUEUE_HEARTBEAT", "10"))),
+            queue_shutdown_seconds=float(env.get("MAILWIDGET_QUEUE_SHUTDOWN_SECONDS", "30")),
         )
 
 

@@ -4,8 +4,10 @@ invitation update applied within seconds, not at the next poll).
 
 One thread per watched folder, at most `idle_max_connections` of them per process (the
 mailboxes beyond are polled only, as are those whose server lacks IDLE); the polling loop
-(widget_api.cli.spam.worker_loop) stays the fallback for everything. Scans go through
-widget_api.mailbox_scan, so an IDLE-triggered scan never runs beside a polled one.
+(widget_api.cli.spam.worker_loop, or the queue's periodic scans) stays the fallback for
+everything. A change calls `on_change`: by default the scan itself, in the watching thread,
+through widget_api.mailbox_scan (so an IDLE-triggered scan never runs beside a polled one);
+a queue worker passes one that defers a `scan_mailbox` job instead (widget_api.queue).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 
 from crm.domain.errors import DomainError
 from crm.domain.principal import Principal
@@ -23,6 +26,7 @@ from widget_api.runtime import Runtime
 
 log = logging.getLogger(__name__)
 FOLDERS = ("INBOX", JUNK)
+OnChange = Callable[[int, Principal], object]  # (mailbox account id, its owner): a change was seen
 NAME = "idle-watch"
 
 
@@ -74,6 +78,16 @@ class FolderThread(threading.Thread):
             self._pause(backoff(attempt))
 
     def scan(self) -> None:
+        if self.watch.on_change is not None:
+            try:
+                self.watch.on_change(self.account_id, self.principal)
+            except Exception:  # noqa: BLE001 - the queue is unreachable: the periodic scan finds the mail
+                metrics.TASK_FAILURES.labels("idle-defer").inc()
+                log.warning("idle: the scan of mailbox %s could not be queued", self.account_id)
+            return
+        self.scan_here()
+
+    def scan_here(self) -> None:
         """Scan the mailbox; if another scan holds its lease, try again shortly, as that one
         may have started before this change arrived."""
         while not self._stopping():
@@ -98,8 +112,10 @@ class IdleWatch:
     """Keeps a FolderThread on INBOX and Junk of each mailbox (up to the bound), starting and
     ending them as mailboxes are connected and removed, until `stop`."""
 
-    def __init__(self, runtime: Runtime, stop: threading.Event, *, refresh_seconds: float = 60.0, slice_seconds: float = 1.0, renew_seconds: float = 24 * 60.0) -> None:
-        self.runtime, self.stop = runtime, stop
+    def __init__(
+        self, runtime: Runtime, stop: threading.Event, *, refresh_seconds: float = 60.0, slice_seconds: float = 1.0, renew_seconds: float = 24 * 60.0, on_change: OnChange | None = None
+    ) -> None:
+        self.runtime, self.stop, self.on_change = runtime, stop, on_change
         self.max_connections = runtime.settings.idle_max_connections
         self.refresh_seconds, self.slice_seconds, self.renew_seconds = refresh_seconds, slice_seconds, renew_seconds
         self.threads: dict[tuple[int, str], FolderThread] = {}
@@ -139,10 +155,10 @@ class IdleWatch:
             heartbeats.forget(NAME)
 
 
-def start(runtime: Runtime, stop: threading.Event, **options: float) -> threading.Thread | None:
+def start(runtime: Runtime, stop: threading.Event, *, on_change: OnChange | None = None, **options: float) -> threading.Thread | None:
     """The IDLE watch in a thread of its own, beside the polling loop; None when turned off."""
     if runtime.settings.idle_max_connections <= 0:
         return None
-    thread = threading.Thread(target=IdleWatch(runtime, stop, **options).run, name=NAME, daemon=True)
+    thread = threading.Thread(target=IdleWatch(runtime, stop, on_change=on_change, **options).run, name=NAME, daemon=True)
     thread.start()
     return thread

@@ -166,6 +166,17 @@ class ImportWorker:
                 thread.start()
 
     def wake(self) -> None:
+        """A job was queued: with the job queue (PostgreSQL), a `run_imports` job is deferred
+        (a worker process runs it; if the queue cannot be reached, the queue's minutely
+        `run_imports` finds the job); else this process's runner threads start."""
+        if self.runtime.settings.job_queue:
+            from widget_api import queue
+
+            try:
+                queue.defer(self.runtime.settings, "run_imports", queueing_lock="run_imports")
+            except Exception:  # noqa: BLE001 - found by the periodic pass instead
+                log.warning("import: the run_imports job could not be deferred; the minutely pass runs it")
+            return
         self.start()
         self._wake.set()
 

@@ -7,8 +7,10 @@ runs sees their mail too)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from widget_api.calendar_scan import scan_inbox
 from widget_api.mail_log_scan import scan_quietly
 from widget_api.runtime import Runtime
 
+log = logging.getLogger(__name__)
 HOST = f"{socket.gethostname()[:64]}:{os.getpid()}"
 API_LEASE_WAIT = 10.0  # seconds a scan asked through the API waits for a running one
 
@@ -52,12 +55,18 @@ class ScanResult:
 @contextlib.contextmanager
 def lease(runtime: Runtime, account_id: int, trigger: str, *, wait: float = 0.0) -> Iterator[bool]:
     """Hold the mailbox's scan lease for the block (True), trying for up to `wait` seconds;
-    False when someone else still holds it. Released at the end of the block."""
+    False when someone else still holds it. Released at the end of the block.
+
+    While the block runs, a thread renews the lease every third of `scan_lease_seconds`: a
+    long scan keeps it, and a worker SIGKILLed mid-scan (nothing renews any more) frees its
+    mailbox within `scan_lease_seconds`, so the queue's retry of its job (widget_api.queue)
+    gets the mailbox soon after."""
     holder = f"{HOST}:{uuid.uuid4().hex[:12]}"  # one per scan: two threads of a process exclude each other too
+    seconds = runtime.settings.scan_lease_seconds
     deadline = time.monotonic() + wait
     while True:
         with runtime.sessions.begin() as s:  # committed at once: only then do others see it
-            held = leases.take(s, account_id, holder, runtime.settings.scan_lease_seconds)
+            held = leases.take(s, account_id, holder, seconds)
         if held or time.monotonic() >= deadline:
             break
         time.sleep(0.25)
@@ -65,12 +74,26 @@ def lease(runtime: Runtime, account_id: int, trigger: str, *, wait: float = 0.0)
         metrics.SCANS.labels(trigger, "skipped").inc()
         yield False
         return
+    done = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(runtime, account_id, holder, seconds, done), name=f"lease-{account_id}", daemon=True)
+    renewer.start()
     try:
         yield True
     finally:
+        done.set()
+        renewer.join()
         with runtime.sessions.begin() as s:
             leases.release(s, account_id, holder)
     metrics.SCANS.labels(trigger, "done").inc()
+
+
+def _renew(runtime: Runtime, account_id: int, holder: str, seconds: float, done: threading.Event) -> None:
+    while not done.wait(seconds / 3):
+        try:
+            with runtime.sessions.begin() as s:
+                leases.take(s, account_id, holder, seconds)
+        except Exception:  # noqa: BLE001 - the database is away: the next renewal tries again
+            log.warning("the scan lease of mailbox %s could not be renewed", account_id)
 
 
 @contextlib.contextmanager
@@ -83,15 +106,17 @@ def api_lease(runtime: Runtime, account_id: int) -> Iterator[None]:
         yield
 
 
-def scan_mailbox(runtime: Runtime, principal: Principal, account_id: int, *, trigger: str = "poll") -> ScanResult | None:
+def scan_mailbox(runtime: Runtime, principal: Principal, account_id: int, *, trigger: str = "poll", expand: bool = True) -> ScanResult | None:
     """Scan the mailbox if no one else is scanning it; None when its lease is held elsewhere.
-    Domain errors (an unreachable server, a refused login) propagate to the caller."""
+    Domain errors (an unreachable server, a refused login) propagate to the caller.
+    `expand=False` leaves the changed calendar series to the caller (the queue runs their
+    expansion as a job of its own: widget_api.queue)."""
     with lease(runtime, account_id, trigger) as held:
         if not held:
             return None
         with runtime.sessions.begin() as s:
             junk = JunkFolder(runtime.mailbox(s, principal, account_id))
             outcome = spam.rescue(s, principal, account_id, junk, mailboxes.read_context(s, principal))
-        calendar_result = scan_inbox(runtime, principal, account_id)
+        calendar_result = scan_inbox(runtime, principal, account_id, expand=expand)
         logged = scan_quietly(runtime, principal, account_id) or {}  # auto-log: INBOX and Sent
     return ScanResult(len(outcome.moved), len(outcome.kept), calendar_result["applied"], logged.get("logged", 0))

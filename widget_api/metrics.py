@@ -36,7 +36,18 @@ IMAP_SECONDS = Histogram(
 )
 SCANS = Counter("mailwidget_mailbox_scans", "Scans of one mailbox, by trigger (poll, idle) and outcome (done, skipped: its lease was held)", ["trigger", "outcome"], registry=REGISTRY)
 IDLE_CONNECTIONS = Gauge("mailwidget_imap_idle_connections", "IMAP connections of this process holding IDLE (or polling a server without it)", registry=REGISTRY)
+STALLED_RETRIED = Counter("mailwidget_queue_stalled_retried", "Jobs of a worker that stopped beating (killed, cut off) put back in the queue, by task", ["task"], registry=REGISTRY)
+QUEUE_JOBS = Gauge("mailwidget_queue_jobs", "Jobs of the queue (PostgreSQL) due and waiting (todo) or running (doing), by queue, read at each scrape", ["queue", "status"], registry=REGISTRY)
+QUEUE_OLDEST_SECONDS = Gauge("mailwidget_queue_oldest_todo_seconds", "How long the oldest due job has waited, read at each scrape", registry=REGISTRY)
 TASK_FAILURES = Counter("mailwidget_background_task_failures", "Background work that failed, by task", ["task"], registry=REGISTRY)
+
+
+def set_queue(by_queue: dict[tuple[str, str], int], oldest_todo_seconds: float | None) -> None:
+    """The queue gauges from one reading (crm.store.job_queue): series of queues now empty go."""
+    QUEUE_JOBS.clear()
+    for (queue, status), count in by_queue.items():
+        QUEUE_JOBS.labels(queue, status).set(count)
+    QUEUE_OLDEST_SECONDS.set(oldest_todo_seconds or 0.0)
 
 
 def observe_imap(command: str, seconds: float) -> None:

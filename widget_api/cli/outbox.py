@@ -36,11 +36,13 @@ def run(args: argparse.Namespace) -> int:
 def outbox_loop(runtime: Runtime, interval: float, stop: threading.Event) -> None:
     """A send pass every `interval` seconds until `stop`; a failing pass (database
     restarting) is logged and the next one tried. Only completed passes beat `/ready`."""
+    from widget_api.tasks import send_outbox  # the queue's task on PostgreSQL, this loop on SQLite
+
     heartbeats.beat(LOOP, interval)
     try:
         while not stop.is_set():
             try:
-                send_pass(runtime.sessions, runtime.secrets, allow_private=runtime.settings.allow_private_hosts)
+                send_outbox(runtime)
             except Exception:
                 metrics.TASK_FAILURES.labels(LOOP).inc()
                 log.exception("%s: the send pass failed; next one in %g s", LOOP, interval)

@@ -9,6 +9,7 @@ import threading
 
 from crm.services import organisations
 from widget_api.cli._runtime import cli_runtime
+from widget_api.runtime import Runtime
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -77,6 +78,30 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     stop = threading.Event()
+    queue_thread = None
+    if runtime.settings.job_queue:
+        # PostgreSQL: one worker of the job queue in a thread beside the API runs every
+        # background job (scans, imports, the outbox), as `mailwidget worker` processes do.
+        if not args.no_scan:
+            from widget_api import idle_watch, queue
+
+            worker_runtime = cli_runtime()
+            queue_thread = queue.start_in_thread(worker_runtime, stop, scan_interval=args.scan_interval, send_interval=args.send_interval)
+            idle_watch.start(worker_runtime, stop, on_change=lambda account_id, _p: queue.defer_scan(worker_runtime.settings, account_id, "idle"))
+    else:
+        _start_loops(args, runtime, stop)
+    try:
+        uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=log_config)
+    finally:
+        stop.set()
+        if queue_thread is not None:
+            queue_thread.join(runtime.settings.queue_shutdown_seconds + 10)  # the running jobs finish
+    return 0
+
+
+def _start_loops(args: argparse.Namespace, runtime: Runtime, stop: threading.Event) -> None:
+    """The embedded mode's background work (SQLite): the functions of widget_api.tasks in
+    this process's own threads."""
     if not args.no_scan:
         # The scheduled rescue scan runs beside the API (its own thread and connections).
         from widget_api.cli.spam import worker_loop
@@ -93,11 +118,6 @@ def run(args: argparse.Namespace) -> int:
     from widget_api import idle_watch
 
     idle_watch.start(cli_runtime(), stop)
-    try:
-        uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=log_config)
-    finally:
-        stop.set()
-    return 0
 
 
 def process_app():  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -86,6 +87,9 @@ def worker_loop(runtime: Runtime, interval: float, stop: threading.Event, name: 
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    """On PostgreSQL, a worker of the job queue (widget_api.queue) beside the IMAP IDLE
+    watch; on SQLite, the in-process loops. SIGTERM or Ctrl-C: the running jobs finish (at
+    most MAILWIDGET_QUEUE_SHUTDOWN_SECONDS), no new one starts, exit 0."""
     runtime = cli_runtime()
     if runtime.settings.log_format == "json":
         from widget_api.logs import configure
@@ -94,6 +98,8 @@ def run_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if runtime.settings.job_queue:
+        return _queue_worker(runtime, args, stop)
     from widget_api.cli.outbox import start_loop
 
     sender = start_loop(runtime, args.send_interval, stop)  # automatic mail, beside the scans
@@ -110,4 +116,27 @@ def run_worker(args: argparse.Namespace) -> int:
         if idle is not None:
             idle.join(timeout=30)  # leaves IDLE and logs out of every folder
         runtime.close()
+    return 0
+
+
+def _queue_worker(runtime: Runtime, args: argparse.Namespace, stop: threading.Event) -> int:
+    from widget_api import idle_watch, queue
+
+    worker = queue.QueueWorker(runtime, stop, scan_interval=args.interval, send_interval=args.send_interval)
+    print(f"worker: job queue on PostgreSQL, mailbox scans every {args.interval:g} s, {worker.concurrency} jobs at once; stop with Ctrl-C", file=sys.stderr, flush=True)
+    # IDLE defers a scan job when a server reports new mail (whichever worker takes it).
+    idle = idle_watch.start(runtime, stop, on_change=lambda account_id, _principal: queue.defer_scan(runtime.settings, account_id, "idle"))
+    try:
+        worker.run()
+    finally:
+        stop.set()
+        if idle is not None:
+            idle.join(timeout=30)
+        if worker.abandoned:
+            # A job's thread still runs: skip the interpreter's wait for it (its row stays
+            # `doing` and is retried elsewhere once this worker's heartbeat is missed).
+            logging.shutdown()
+            os._exit(0)
+        runtime.close()
+    print("worker: stopped", file=sys.stderr, flush=True)
     return 0
