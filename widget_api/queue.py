@@ -339,7 +339,13 @@ class QueueWorker:
 
     def run(self) -> None:
         """Blocks until stopped (in the main thread of `mailwidget worker`, or a thread of `serve`)."""
-        asyncio.run(self._run())
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._run())
+        finally:
+            if not self.abandoned:  # else the loop's cleanup would wait for the abandoned job
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
 
     async def _run(self) -> None:
         global _worker_loop
