@@ -146,7 +146,9 @@ def _mids(dovecot: Dovecot, user: ImapUser, folder: str) -> list[str]:
         if not uids:
             return []
         data = c.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
-        return [v[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().split(":", 1)[1].strip() for v in data.values()]
+        # A message a worker moved away between SEARCH and FETCH comes back as NIL: it is gone.
+        headers = (v.get(b"BODY[HEADER.FIELDS (MESSAGE-ID)]") for v in data.values())
+        return [h.decode().split(":", 1)[1].strip() for h in headers if h]
 
 
 def test_mail_is_rescued_exactly_once_by_three_workers_through_a_kill_and_a_database_restart(stack: Stack, postgres_cluster: PostgresCluster, dovecot: Dovecot) -> None:
