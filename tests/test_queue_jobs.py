@@ -149,3 +149,40 @@ def test_a_series_expansion_killed_mid_job_is_redone_by_another_worker_each_occu
     wait_until(lambda: stack.sql("SELECT count(*) FROM procrastinate_jobs WHERE id = %s", job) == [(0,)], 30, "the job never succeeded")  # succeeded jobs are deleted
     assert stack.sql("SELECT count(*), count(DISTINCT (uid, sort_utc)) FROM event_occurrences") == [(series * count, series * count)]
     assert stack.sql("SELECT count(*) FROM calendar_events WHERE NOT expanded") == [(0,)]
+
+
+def test_a_job_running_past_the_shutdown_grace_is_left_to_another_worker_and_run_once(stack: Stack, runtime_on: Runtime, smtp_sink: SmtpSink) -> None:
+    """SIGTERM while a synchronous job (a send to a server slower than the grace period)
+    cannot finish: the worker exits soon after the grace period, its job is never put back
+    while it still runs it, and another worker retries it once it is gone."""
+    grace = 2.0
+    org = make_org(runtime_on, "Slow Co")
+    configure(runtime_on, org.id, port=smtp_sink.port)
+    with runtime_on.sessions.begin() as s:
+        outbox.enqueue(s, organisation_id=org.id, **mail(to_address="first@example.jp"))  # type: ignore[arg-type]
+    smtp_sink.delay = 20  # the 250 comes long after the grace period
+    first = stack.start_worker(send_interval=1, env={"MAILWIDGET_QUEUE_SHUTDOWN_SECONDS": str(grace)})
+    first_id = stack.worker_id(first)
+    second = stack.start_worker(send_interval=3600)
+    stack.worker_id(second)
+    job = stack.running_job("send_outbox", first_id)
+    wait_until(lambda: len(smtp_sink.received) == 1, 20, "the first worker sent nothing")
+    smtp_sink.delay = 0  # that one waits its 20 s; the next ones are answered at once
+    first.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    with runtime_on.sessions.begin() as s:  # arrives meanwhile: the stopping worker takes no new job
+        outbox.enqueue(s, organisation_id=org.id, **mail(to_address="second@example.jp"))  # type: ignore[arg-type]
+    while first.poll() is None:
+        # Until the first worker is gone, its job stays its own (never run twice at once).
+        assert stack.sql("SELECT status::text, worker_id FROM procrastinate_jobs WHERE id = %s", job) == [("doing", first_id)], stack.log(second)
+        assert time.monotonic() - stopped < grace + 4, "still running well past the grace period: " + stack.log(first)
+        time.sleep(0.05)
+    assert first.returncode == 0, stack.log(first)
+    assert "left to be retried elsewhere" in stack.log(first)
+
+    stack.wait_for_log(second, put_back(job, "send_outbox"))
+    wait_until(lambda: stack.sql("SELECT count(*) FROM procrastinate_jobs WHERE id = %s", job) == [(0,)], 20, "the retried job never succeeded")
+    wait_until(lambda: len(smtp_sink.received) == 2, 20, "the mail queued meanwhile was not sent")
+    time.sleep(1)
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.received) == ["first@example.jp", "second@example.jp"]  # each once
+    assert dict(stack.sql("SELECT to_address, status FROM outbox")) == {"first@example.jp": "sending", "second@example.jp": "sent"}  # the cut one: never resent

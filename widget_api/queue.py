@@ -17,6 +17,9 @@ What runs as what:
 - `retry_stalled_jobs` (periodic): a worker SIGKILLed mid-job leaves the job `doing` and
   stops beating; once its heartbeat is older than `stalled_after`, the job goes back to
   `todo` (another worker runs it). `prune_jobs` (hourly) deletes finished jobs after a week.
+- SIGTERM: the running jobs finish within `queue_shutdown_seconds` while the worker keeps
+  beating; a synchronous job still running then is abandoned (the process exits at once,
+  its row left `doing`) and retried elsewhere as a SIGKILLed worker's would be.
 
 Failures are counted in `mailwidget_background_task_failures{task}` and retried with
 backoff: `expand_series` by procrastinate's retry (`Backoff`, a RetryStrategy); a scan by
@@ -55,6 +58,7 @@ log = logging.getLogger(__name__)
 SCANS, CALENDAR, IMPORTS, OUTBOX, MAINTENANCE = "scans", "calendar", "imports", "outbox", "maintenance"
 QUEUES = (SCANS, CALENDAR, IMPORTS, OUTBOX, MAINTENANCE)
 KEEP_FINISHED_HOURS = 7 * 24
+STOP_MARGIN = 2.0  # seconds past the grace period for procrastinate to cancel and unregister
 
 
 def conninfo(database_url: str) -> str:
@@ -396,14 +400,31 @@ class QueueWorker:
                     print(f"{self.name}: registered as queue worker {worker.worker_id}", file=sys.stderr, flush=True)
             if not running.done():
                 worker.stop()  # no new job; the running ones finish (up to the grace period)
-                done, _ = await asyncio.wait({running}, timeout=self.grace + 5)
-                if not done:
+                if not await self._drain(worker, running):
                     # A synchronous job ignores the abort: leave it. Its row stays `doing`
-                    # and its worker stops beating, so another worker retries it.
+                    # and this worker beats no more (the process exits now), so another
+                    # worker retries it once `stalled_after` has passed.
                     self.abandoned = True
                     log.warning("%s: a job still ran %g s after the stop; left to be retried elsewhere", self.name, self.grace)
                     return
             running.result()  # the worker's own failure (the database went away) propagates
+
+    async def _drain(self, worker: Worker, running: asyncio.Task[None]) -> bool:
+        """Wait for the stopped worker's running jobs (the grace period, then procrastinate
+        cancels the asynchronous ones), beating meanwhile: procrastinate stops its heartbeat
+        as soon as it is stopped, and a job whose worker missed `stalled_after` of beats is
+        put back by another worker's `retry_stalled_jobs` while this one still runs it. False
+        when a job still runs at the end."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace + STOP_MARGIN
+        while not running.done() and loop.time() < deadline:
+            if worker.worker_id is not None:  # None once procrastinate unregistered it
+                try:
+                    await app.job_manager.update_heartbeat(worker.worker_id)
+                except Exception:  # noqa: BLE001 - the database is away: the jobs fail anyway
+                    log.warning("%s: heartbeat during the stop failed", self.name)
+            await asyncio.wait({running}, timeout=max(0.0, min(self.heartbeat, deadline - loop.time())))
+        return running.done()
 
 
 def start_in_thread(runtime: Runtime, stop: threading.Event, *, scan_interval: float, send_interval: float) -> threading.Thread:
