@@ -151,17 +151,20 @@ def test_a_series_expansion_killed_mid_job_is_redone_by_another_worker_each_occu
     assert stack.sql("SELECT count(*) FROM calendar_events WHERE NOT expanded") == [(0,)]
 
 
-def test_a_job_running_past_the_shutdown_grace_is_left_to_another_worker_and_run_once(stack: Stack, runtime_on: Runtime, smtp_sink: SmtpSink) -> None:
+@pytest.mark.parametrize("process", ["worker", "serve"])
+def test_a_job_running_past_the_shutdown_grace_is_left_to_another_worker_and_run_once(stack: Stack, runtime_on: Runtime, smtp_sink: SmtpSink, process: str) -> None:
     """SIGTERM while a synchronous job (a send to a server slower than the grace period)
-    cannot finish: the worker exits soon after the grace period, its job is never put back
-    while it still runs it, and another worker retries it once it is gone."""
+    cannot finish: the worker (a `mailwidget worker`, or the thread of a single `serve`)
+    exits soon after the grace period, its job is never put back while it still runs it,
+    and another worker retries it once it is gone."""
     grace = 2.0
     org = make_org(runtime_on, "Slow Co")
     configure(runtime_on, org.id, port=smtp_sink.port)
     with runtime_on.sessions.begin() as s:
         outbox.enqueue(s, organisation_id=org.id, **mail(to_address="first@example.jp"))  # type: ignore[arg-type]
     smtp_sink.delay = 20  # the 250 comes long after the grace period
-    first = stack.start_worker(send_interval=1, env={"MAILWIDGET_QUEUE_SHUTDOWN_SECONDS": str(grace)})
+    start = stack.start_worker if process == "worker" else stack.start_serve
+    first = start(send_interval=1, env={"MAILWIDGET_QUEUE_SHUTDOWN_SECONDS": str(grace)})
     first_id = stack.worker_id(first)
     second = stack.start_worker(send_interval=3600)
     stack.worker_id(second)

@@ -427,9 +427,17 @@ class QueueWorker:
         return running.done()
 
 
-def start_in_thread(runtime: Runtime, stop: threading.Event, *, scan_interval: float, send_interval: float) -> threading.Thread:
+class WorkerThread(threading.Thread):
+    """A QueueWorker in a thread; `worker.abandoned` after it ended: the process must exit
+    at once (os._exit), as the interpreter's exit would wait for the abandoned job."""
+
+    def __init__(self, worker: QueueWorker) -> None:
+        super().__init__(target=worker.run, name="queue-worker", daemon=True)
+        self.worker = worker
+
+
+def start_in_thread(runtime: Runtime, stop: threading.Event, *, scan_interval: float, send_interval: float) -> WorkerThread:
     """The queue worker beside the API of a single `mailwidget serve` on PostgreSQL."""
-    worker = QueueWorker(runtime, stop, scan_interval=scan_interval, send_interval=send_interval, name="serve-worker")
-    thread = threading.Thread(target=worker.run, name="queue-worker", daemon=True)
+    thread = WorkerThread(QueueWorker(runtime, stop, scan_interval=scan_interval, send_interval=send_interval, name="serve-worker"))
     thread.start()
     return thread

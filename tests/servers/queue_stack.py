@@ -54,9 +54,16 @@ class Stack:
         wait_for_port(self.port, what="serve --workers 2", timeout=60, alive=lambda: self.api is not None and self.api.poll() is None)
 
     def start_worker(self, *, interval: float = 2, send_interval: float = 5, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return self._spawn(["worker", "--interval", str(interval), "--send-interval", str(send_interval)], env)
+
+    def start_serve(self, *, send_interval: float = 5, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """A single `serve` (the queue's worker in a thread beside the API), logged as a worker."""
+        self.port = free_port()
+        return self._spawn(["serve", "--port", str(self.port), "--send-interval", str(send_interval)], env)
+
+    def _spawn(self, args: list[str], env: dict[str, str] | None) -> subprocess.Popen[str]:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "widget_api.cli", "worker", "--interval", str(interval), "--send-interval", str(send_interval)],
-            cwd=ROOT, env={**self.env, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "widget_api.cli", *args], cwd=ROOT, env={**self.env, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         lines: list[str] = []
         self.logs[worker.pid] = lines
