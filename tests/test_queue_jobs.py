@@ -115,9 +115,12 @@ def test_an_outbox_pass_killed_mid_send_is_finished_by_another_worker_no_mail_tw
     ids = Counter(email.message_from_bytes(m.data)["Message-ID"] for m in smtp_sink.received)
     stored = dict(stack.sql("SELECT message_id, status FROM outbox"))
     assert set(ids) == set(stored) and set(ids.values()) == {1}, ids
-    # The mail on the wire at the kill was received; its sender never recorded it, so it stays
+    # A mail on the wire at the kill was received; its sender never recorded it, so it stays
     # "sending" (later "unconfirmed"), never sent a second time. Every other one is "sent".
-    assert sorted(Counter(stored.values()).items()) == [("sending", 1), ("sent", mails - 1)]
+    # (One per pass that ran at the kill: the periodic passes may overlap, as senders may.)
+    before_kill = {email.message_from_bytes(m.data)["Message-ID"] for m in smtp_sink.received[:received_at_kill]}
+    cut = {mid for mid, status in stored.items() if status == "sending"}
+    assert cut and cut <= before_kill and set(stored.values()) == {"sending", "sent"}, stored
 
 
 def _series(uid: str) -> bytes:
