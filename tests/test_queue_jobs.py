@@ -75,18 +75,25 @@ def test_an_import_killed_mid_job_is_finished_by_another_worker_every_row_once(s
     rows = 20000
     member = make_user(runtime_on, make_org(runtime_on, "Import Co"), "rep@import.example")
     import_id = queue_job(runtime_on, member, big_csv(rows))
-    env = {"MAILWIDGET_IMPORT_LEASE": "2"}  # the killed runner's claim on the import frees within 2 s
+    # The killed runner's claim on the import outlasts its heartbeat: the job put back after
+    # 3 s finds the import still leased, and a pass is deferred for when the lease ends.
+    lease = 6
+    env = {"MAILWIDGET_IMPORT_LEASE": str(lease)}
     first = stack.start_worker(env=env)
     first_id = stack.worker_id(first)
     defer(stack, "run_imports")  # as an upload does (the worker's minutely pass may take it first)
     job = stack.running_job("run_imports", first_id)
     wait_until(lambda: stack.sql("SELECT rows_done FROM import_jobs WHERE id = %s", import_id)[0][0] > 0, 20, "no batch committed")
     kill(first)
+    killed = time.monotonic()
     done_at_kill = stack.sql("SELECT rows_done FROM import_jobs WHERE id = %s", import_id)[0][0]
     assert 0 < done_at_kill < rows, "killed too late to be mid-job"
 
     second = stack.start_worker(env=env)
     stack.wait_for_log(second, put_back(job, "run_imports"))
+    resumed = lambda: stack.sql("SELECT attempts FROM import_jobs WHERE id = %s", import_id)[0][0] == 2  # noqa: E731
+    wait_until(resumed, lease + 10, "the import was not resumed once its lease ended (only the minutely pass would)")
+    assert time.monotonic() - killed > lease - 1  # not before: the dead runner's lease held it
     wait_until(lambda: stack.sql("SELECT status FROM import_jobs WHERE id = %s", import_id)[0][0] == "done", 30, "the import never finished")
     assert stack.sql("SELECT rows_done, created, attempts FROM import_jobs WHERE id = %s", import_id) == [(rows, rows, 2)]
     assert stack.sql("SELECT count(*), count(DISTINCT last_name) FROM leads") == [(rows, rows)]  # every row once (half have no email to dedupe on)

@@ -10,8 +10,8 @@ What runs as what:
   once per tick however many workers run) defers one per connected mailbox; IMAP IDLE
   (widget_api.idle_watch) defers one when a server signals new mail.
 - `expand_series(user_id)` on "calendar": the series a scan changed, off the scan's path.
-- `run_imports` on "imports" (deferred by an upload, and each minute for the jobs a dead
-  runner left) and `send_outbox` on "outbox" (periodic): the queue only decides who runs
+- `run_imports` on "imports" (deferred by an upload, each minute, and when a running
+  import's lease ends: the jobs a dead runner left) and `send_outbox` on "outbox" (periodic): the queue only decides who runs
   them; their exactly-once guarantees are the import batches' committed offset and the
   outbox's three-commit send.
 - `retry_stalled_jobs` (periodic): a worker SIGKILLed mid-job leaves the job `doing` and
@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import sys
 import threading
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.worker import Worker
 from sqlalchemy.engine import make_url
 
+from crm.store.base import utcnow
 from widget_api import metrics, tasks
 
 if TYPE_CHECKING:
@@ -168,8 +170,20 @@ def expand_series(context: JobContext, user_id: int) -> int:
 @app.task(name="run_imports", queue=IMPORTS, pass_context=True)
 @counted("import")
 def run_imports(context: JobContext, timestamp: int | None = None) -> int:
+    """Every claimable import, then another pass deferred for when the first live lease of a
+    running import ends: the job put back after its worker was SIGKILLed mid-import finds
+    the import still leased to the dead runner (`import_lease` outlasts `stalled_after`),
+    and the next minutely pass may come a minute later. That pass has a queueing lock of its
+    own, so an upload's pass is never held behind it; while a live runner elsewhere renews
+    its lease, it is one short job per lease period."""
     stop: threading.Event = context.additional_context["stop"]
-    return tasks.run_imports(_runtime(context), f"import-job-{context.job.id}", stop)
+    runtime = _runtime(context)
+    ran = tasks.run_imports(runtime, f"import-job-{context.job.id}", stop)
+    ends = tasks.next_import_lease_end(runtime)
+    if ends is not None and not stop.is_set():
+        delay = max(1, math.ceil((ends - utcnow()).total_seconds()) + 1)
+        defer_soon(context, "run_imports", queueing_lock="run_imports:lease-end", schedule_in={"seconds": delay})
+    return ran
 
 
 @app.task(name="send_outbox", queue=OUTBOX, pass_context=True)
