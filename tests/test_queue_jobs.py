@@ -199,3 +199,19 @@ def test_a_job_running_past_the_shutdown_grace_is_left_to_another_worker_and_run
     time.sleep(1)
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.received) == ["first@example.jp", "second@example.jp"]  # each once
     assert dict(stack.sql("SELECT to_address, status FROM outbox")) == {"first@example.jp": "sending", "second@example.jp": "sent"}  # the cut one: never resent
+
+
+def test_an_upload_through_an_api_process_is_run_by_a_worker_at_once(stack: Stack) -> None:
+    """`serve --workers 2` runs no worker: its upload defers `run_imports` through its own
+    small pool, on the task's queue (a job in any other queue would wait for ever), and a
+    worker imports it within seconds, not at its next minutely pass."""
+    stack.start_api()
+    worker = stack.start_worker()
+    stack.worker_id(worker)
+    rows = b"email,name\n" + b"".join(f"u{i}@buyer{i}.example,U {i}\n".encode() for i in range(50))
+    with stack.http() as c:
+        job = c.post("/api/v1/imports/leads", files={"file": ("leads.csv", rows, "text/csv")}, data={"mode": "row_by_row"})
+        assert job.status_code == 202, job.text
+        wait_until(lambda: c.get(f"/api/v1/imports/{job.json()['id']}").json()["status"] == "done", 10, "not imported within 10 s")
+    assert stack.sql("SELECT count(*) FROM leads") == [(50,)]
+    assert stack.sql("SELECT queue_name, task_name FROM procrastinate_jobs WHERE NOT queue_name = ANY(%s)", list(queue.QUEUES)) == []

@@ -267,7 +267,7 @@ def register_periodic(scan_interval: float, send_interval: float, stalled_check:
 # --- deferring -----------------------------------------------------------------------
 
 _worker_loop: asyncio.AbstractEventLoop | None = None  # set while this process runs a worker
-_sync_app: procrastinate.App | None = None
+_sync_apps: dict[str, procrastinate.App] = {}
 _sync_lock = threading.Lock()
 
 
@@ -315,15 +315,19 @@ async def _defer_async(queue_app: procrastinate.App, task_name: str, options: di
 
 
 def _defer_sync(settings: Settings, task_name: str, options: dict[str, Any], kwargs: dict[str, Any]) -> bool:
-    global _sync_app
+    url = conninfo(settings.database_url)
     with _sync_lock:
-        if _sync_app is None:
+        sync_app = _sync_apps.get(url)  # one per database (a test process meets several)
+        if sync_app is None:
             # At most two connections, opened on first use and closed when idle: deferring is
             # rare in an API process (an upload), and its requests keep their own pool.
-            _sync_app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=conninfo(settings.database_url), min_size=0, max_size=2, max_idle=60))
-            _sync_app.open()
+            sync_app = _sync_apps[url] = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=url, min_size=0, max_size=2, max_idle=60))
+            sync_app.open()
+    # That app knows the tasks by name only (they are registered on `app`, whose connector is
+    # the worker's): without its queue named, a job would land in procrastinate's "default"
+    # queue, which no worker reads.
     try:
-        _sync_app.configure_task(task_name, **options).defer(**kwargs)
+        sync_app.configure_task(task_name, queue=app.tasks[task_name].queue, **options).defer(**kwargs)
     except queue_errors.AlreadyEnqueued:
         return False
     return True
