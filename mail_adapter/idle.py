@@ -58,12 +58,17 @@ class FolderWatcher:
         return self.mailbox.run(lambda c: self._wait(c, timeout), retry=False)
 
     def _wait(self, c: IMAPClient, timeout: float) -> bool:
+        changed = False
         if self._idle_since is None:
+            # Dovecot tells at the start of IDLE nothing of what changed since the previous
+            # command (the selection, or the DONE of the last IDLE): mail that arrived in
+            # between would wait for the next change or the poll. The NOOP just before asks.
+            _text, pending = c.noop()
+            changed = _changed(pending)
             c.idle()
             self._idle_since = time.monotonic()
         renew_at = self._idle_since + self.renew_seconds
         slice_ = max(0.0, min(timeout, renew_at - time.monotonic()))
-        changed = False
         # Polled here rather than by idle_check's own wait: idle_check takes a connection the
         # server closed for "no responses", and the watcher would never notice it is dead.
         if _readable(c, slice_):

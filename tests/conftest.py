@@ -25,7 +25,7 @@ from widget_api.config import Settings
 from widget_api.deps import Runtime
 from widget_api.main import create_app
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.servers.fixtures", "tests.servers.queue_stack"]
 
 DB_FIXTURES = {"database_url", "engine", "runtime", "client", "session", "org", "admin", "member"}
 

@@ -123,6 +123,44 @@ def test_folder_watcher_reports_changes_and_renews_idle(dovecot, imap_user) -> N
         watcher.close()
 
 
+def test_mail_arriving_between_the_selection_and_idle_is_told(dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+    """Dovecot reports at the start of IDLE nothing of what arrived since the previous command."""
+    settings = MailboxSettings("127.0.0.1", imap_user.port, "plain", imap_user.name, imap_user.password, timeout=5, allow_private=True)
+    watcher = FolderWatcher(settings, JUNK)
+    assert watcher.open()
+    try:
+        dovecot.append(imap_user.name, "Junk", mail(mid="<before-idle@customer.co.jp>"))
+        assert watcher.wait(2)
+    finally:
+        watcher.close()
+
+
+def test_mail_arriving_during_the_scan_after_connecting_is_scanned_at_once(client, runtime, member, dovecot, imap_user, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The watcher scans what arrived while it was not watching; mail arriving once that
+    scan has listed the folder is told by IDLE (issued before the scan), not left to the poll."""
+    assert connect_mailbox(client, member, imap_user).status_code == 201
+    object.__setattr__(runtime.settings, "idle_max_connections", 1)  # INBOX only (frozen settings: this test's own)
+    scans: list[object] = []
+    real = idle_watch.scan_mailbox
+
+    def scan(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real(*args, **kwargs)
+        scans.append(result)
+        if len(scans) == 1:  # the first scan is over, its listing done: mail arrives now
+            dovecot.append(imap_user.name, "INBOX", mail(mid="<during-scan@customer.co.jp>"))
+        return result
+
+    monkeypatch.setattr(idle_watch, "scan_mailbox", scan)
+    stop = threading.Event()
+    watch = idle_watch.start(runtime, stop, slice_seconds=0.2)
+    assert watch is not None
+    try:
+        wait_until(lambda: len(scans) >= 2, 5)  # a scan for the new mail (the poll is not even running)
+    finally:
+        stop.set()
+        watch.join(30)
+
+
 def test_a_server_without_idle_is_left_to_polling(request) -> None:  # type: ignore[no-untyped-def]
     from tests.servers.dovecot import Dovecot
 

@@ -11,126 +11,25 @@ These tests need PostgreSQL (the `postgres_cluster` fixture skips without its bi
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
-import pytest
 from alembic import command
 
 from crm.store.db import alembic_config, migrate
 from tests.servers.dovecot import Dovecot, ImapUser
-from tests.servers.net import free_port, wait_for_port
 from tests.servers.postgres import PostgresCluster
+from tests.servers.queue_stack import Stack, conninfo
 from tests.test_spam import MX, mail
 
-ROOT = Path(__file__).resolve().parents[1]
 MAILBOXES = 5
 MESSAGES = 1000
 WHITELISTED = "buyer@customer.co.jp"
-
-
-def _conninfo(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
-@dataclass
-class Stack:
-    """The processes of one scaled deployment on a fresh database."""
-
-    url: str
-    env: dict[str, str]
-    port: int = 0
-    token: str = ""
-    api: subprocess.Popen[str] | None = None
-    workers: list[subprocess.Popen[str]] = field(default_factory=list)
-    logs: dict[int, list[str]] = field(default_factory=dict)  # pid → stderr lines
-
-    def start_api(self) -> None:
-        self.port = free_port()
-        self.api = subprocess.Popen(
-            [sys.executable, "-m", "widget_api.cli", "serve", "--port", str(self.port), "--workers", "2", "--no-scan"],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        assert self.api.stdout is not None
-        self.token = next(line.rsplit(" ", 1)[1].strip() for line in self.api.stdout if "Admin API token" in line)
-        threading.Thread(target=lambda: [None for _ in self.api.stdout], daemon=True).start()  # type: ignore[union-attr]
-        wait_for_port(self.port, what="serve --workers 2", timeout=60, alive=lambda: self.api is not None and self.api.poll() is None)
-
-    def start_worker(self) -> subprocess.Popen[str]:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "widget_api.cli", "worker", "--interval", "2", "--send-interval", "5"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        lines: list[str] = []
-        self.logs[worker.pid] = lines
-
-        def read() -> None:
-            assert worker.stderr is not None
-            for line in worker.stderr:
-                lines.append(line)
-
-        threading.Thread(target=read, daemon=True).start()
-        self.workers.append(worker)
-        return worker
-
-    def worker_id(self, worker: subprocess.Popen[str], timeout: float = 30) -> int:
-        """The queue's id of the worker (it prints it once registered)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.logs[worker.pid]:
-                if found := re.search(r"registered as queue worker (\d+)", line):
-                    return int(found[1])
-            assert worker.poll() is None, "".join(self.logs[worker.pid])[-3000:]
-            time.sleep(0.05)
-        raise AssertionError("worker did not register: " + "".join(self.logs[worker.pid])[-3000:])
-
-    def http(self) -> httpx.Client:
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
-
-    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(_conninfo(self.url), connect_timeout=5) as conn:
-            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
-
-    def stop_all(self) -> None:
-        for p in [*self.workers, self.api]:
-            if p is not None and p.poll() is None:
-                p.kill()
-        for p in [*self.workers, self.api]:
-            if p is not None:
-                p.wait(10)
-
-
-@pytest.fixture()
-def stack(postgres_cluster: PostgresCluster, tmp_path: Path) -> Iterator[Stack]:
-    if not isinstance(postgres_cluster, PostgresCluster):
-        pytest.skip("needs the throwaway cluster (it is restarted)")
-    url = postgres_cluster.create_database()
-    migrate(url)
-    env = {
-        **os.environ, "DATABASE_URL": url, "MAILWIDGET_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT),
-        "MAILWIDGET_ALLOW_PRIVATE_HOSTS": "1",  # Dovecot on 127.0.0.1
-        "MAILWIDGET_QUEUE_HEARTBEAT": "1",  # a worker missing 3 s of beats is gone
-        "MAILWIDGET_SCAN_LEASE_SECONDS": "3",  # a killed scan's lease frees within 3 s
-        "MAILWIDGET_QUEUE_SHUTDOWN_SECONDS": "10",
-    }
-    for key in ("MAILWIDGET_SECRET_KEY", "MAILWIDGET_SECRET_KEY_FILE", "MAILWIDGET_JOB_QUEUE"):
-        env.pop(key, None)
-    s = Stack(url, env)
-    try:
-        yield s
-    finally:
-        s.stop_all()
 
 
 def _append_many(dovecot: Dovecot, user: ImapUser, mids: list[str]) -> None:
@@ -266,15 +165,15 @@ def test_the_queue_schema_migrates_down_and_up(postgres_cluster: PostgresCluster
     url = postgres_cluster.create_database()
     migrate(url)
     cfg = alembic_config(url)
-    with psycopg.connect(_conninfo(url)) as conn:
+    with psycopg.connect(conninfo(url)) as conn:
         assert conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone() == (True,)
     command.downgrade(cfg, "queue@-1")  # one step: queue_0001 alone (its base would take 0001_core along)
-    with psycopg.connect(_conninfo(url)) as conn:
+    with psycopg.connect(conninfo(url)) as conn:
         assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'procrastinate%'").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%'").fetchone() == (0,)
         assert conn.execute("SELECT to_regclass('leads') IS NOT NULL").fetchone() == (True,)  # the other branches untouched
     migrate(url)
-    with psycopg.connect(_conninfo(url)) as conn:
+    with psycopg.connect(conninfo(url)) as conn:
         assert conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone() == (True,)
 
 
@@ -303,7 +202,7 @@ def test_an_upload_is_imported_by_a_queue_worker_not_by_the_api_process(postgres
             job = import_csv(client, admin, rows, {"mode": "row_by_row"}, timeout=60)
         assert job["status"] == "done", job
         assert not any(t.is_alive() for t in api.import_worker._running)  # the API process ran nothing
-        with psycopg.connect(_conninfo(url)) as conn:
+        with psycopg.connect(conninfo(url)) as conn:
             assert conn.execute("SELECT count(*) FROM leads").fetchone() == (250,)
             assert conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'run_imports' AND status IN ('todo', 'doing', 'failed')").fetchone() == (0,)
     finally:

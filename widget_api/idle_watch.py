@@ -64,7 +64,10 @@ class FolderThread(threading.Thread):
                 continue
             metrics.IDLE_CONNECTIONS.inc()
             try:
-                self.scan()  # what arrived while not watching
+                # IDLE first, then the scan of what arrived while not watching: what arrives
+                # during that scan (after its listing) is told by IDLE, not left to the poll.
+                watcher.wait(0)
+                self.scan()
                 attempt = 0
                 while not self._stopping():
                     if watcher.wait(self.watch.slice_seconds):

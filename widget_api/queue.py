@@ -10,13 +10,16 @@ What runs as what:
   once per tick however many workers run) defers one per connected mailbox; IMAP IDLE
   (widget_api.idle_watch) defers one when a server signals new mail.
 - `expand_series(user_id)` on "calendar": the series a scan changed, off the scan's path.
-- `run_imports` on "imports" (deferred by an upload, and each minute for the jobs a dead
-  runner left) and `send_outbox` on "outbox" (periodic): the queue only decides who runs
+- `run_imports` on "imports" (deferred by an upload, each minute, and when a running
+  import's lease ends: the jobs a dead runner left) and `send_outbox` on "outbox" (periodic): the queue only decides who runs
   them; their exactly-once guarantees are the import batches' committed offset and the
   outbox's three-commit send.
 - `retry_stalled_jobs` (periodic): a worker SIGKILLed mid-job leaves the job `doing` and
   stops beating; once its heartbeat is older than `stalled_after`, the job goes back to
   `todo` (another worker runs it). `prune_jobs` (hourly) deletes finished jobs after a week.
+- SIGTERM: the running jobs finish within `queue_shutdown_seconds` while the worker keeps
+  beating; a synchronous job still running then is abandoned (the process exits at once,
+  its row left `doing`) and retried elsewhere as a SIGKILLed worker's would be.
 
 Failures are counted in `mailwidget_background_task_failures{task}` and retried with
 backoff: `expand_series` by procrastinate's retry (`Backoff`, a RetryStrategy); a scan by
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import sys
 import threading
 from collections.abc import Callable
@@ -42,6 +46,7 @@ from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.worker import Worker
 from sqlalchemy.engine import make_url
 
+from crm.store.base import utcnow
 from widget_api import metrics, tasks
 
 if TYPE_CHECKING:
@@ -55,6 +60,7 @@ log = logging.getLogger(__name__)
 SCANS, CALENDAR, IMPORTS, OUTBOX, MAINTENANCE = "scans", "calendar", "imports", "outbox", "maintenance"
 QUEUES = (SCANS, CALENDAR, IMPORTS, OUTBOX, MAINTENANCE)
 KEEP_FINISHED_HOURS = 7 * 24
+STOP_MARGIN = 2.0  # seconds past the grace period for procrastinate to cancel and unregister
 
 
 def conninfo(database_url: str) -> str:
@@ -164,8 +170,20 @@ def expand_series(context: JobContext, user_id: int) -> int:
 @app.task(name="run_imports", queue=IMPORTS, pass_context=True)
 @counted("import")
 def run_imports(context: JobContext, timestamp: int | None = None) -> int:
+    """Every claimable import, then another pass deferred for when the first live lease of a
+    running import ends: the job put back after its worker was SIGKILLed mid-import finds
+    the import still leased to the dead runner (`import_lease` outlasts `stalled_after`),
+    and the next minutely pass may come a minute later. That pass has a queueing lock of its
+    own, so an upload's pass is never held behind it; while a live runner elsewhere renews
+    its lease, it is one short job per lease period."""
     stop: threading.Event = context.additional_context["stop"]
-    return tasks.run_imports(_runtime(context), f"import-job-{context.job.id}", stop)
+    runtime = _runtime(context)
+    ran = tasks.run_imports(runtime, f"import-job-{context.job.id}", stop)
+    ends = tasks.next_import_lease_end(runtime)
+    if ends is not None and not stop.is_set():
+        delay = max(1, math.ceil((ends - utcnow()).total_seconds()) + 1)
+        defer_soon(context, "run_imports", queueing_lock="run_imports:lease-end", schedule_in={"seconds": delay})
+    return ran
 
 
 @app.task(name="send_outbox", queue=OUTBOX, pass_context=True)
@@ -249,7 +267,7 @@ def register_periodic(scan_interval: float, send_interval: float, stalled_check:
 # --- deferring -----------------------------------------------------------------------
 
 _worker_loop: asyncio.AbstractEventLoop | None = None  # set while this process runs a worker
-_sync_app: procrastinate.App | None = None
+_sync_apps: dict[str, procrastinate.App] = {}
 _sync_lock = threading.Lock()
 
 
@@ -297,15 +315,19 @@ async def _defer_async(queue_app: procrastinate.App, task_name: str, options: di
 
 
 def _defer_sync(settings: Settings, task_name: str, options: dict[str, Any], kwargs: dict[str, Any]) -> bool:
-    global _sync_app
+    url = conninfo(settings.database_url)
     with _sync_lock:
-        if _sync_app is None:
+        sync_app = _sync_apps.get(url)  # one per database (a test process meets several)
+        if sync_app is None:
             # At most two connections, opened on first use and closed when idle: deferring is
             # rare in an API process (an upload), and its requests keep their own pool.
-            _sync_app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=conninfo(settings.database_url), min_size=0, max_size=2, max_idle=60))
-            _sync_app.open()
+            sync_app = _sync_apps[url] = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=url, min_size=0, max_size=2, max_idle=60))
+            sync_app.open()
+    # That app knows the tasks by name only (they are registered on `app`, whose connector is
+    # the worker's): without its queue named, a job would land in procrastinate's "default"
+    # queue, which no worker reads.
     try:
-        _sync_app.configure_task(task_name, **options).defer(**kwargs)
+        sync_app.configure_task(task_name, queue=app.tasks[task_name].queue, **options).defer(**kwargs)
     except queue_errors.AlreadyEnqueued:
         return False
     return True
@@ -396,19 +418,44 @@ class QueueWorker:
                     print(f"{self.name}: registered as queue worker {worker.worker_id}", file=sys.stderr, flush=True)
             if not running.done():
                 worker.stop()  # no new job; the running ones finish (up to the grace period)
-                done, _ = await asyncio.wait({running}, timeout=self.grace + 5)
-                if not done:
+                if not await self._drain(worker, running):
                     # A synchronous job ignores the abort: leave it. Its row stays `doing`
-                    # and its worker stops beating, so another worker retries it.
+                    # and this worker beats no more (the process exits now), so another
+                    # worker retries it once `stalled_after` has passed.
                     self.abandoned = True
                     log.warning("%s: a job still ran %g s after the stop; left to be retried elsewhere", self.name, self.grace)
                     return
             running.result()  # the worker's own failure (the database went away) propagates
 
+    async def _drain(self, worker: Worker, running: asyncio.Task[None]) -> bool:
+        """Wait for the stopped worker's running jobs (the grace period, then procrastinate
+        cancels the asynchronous ones), beating meanwhile: procrastinate stops its heartbeat
+        as soon as it is stopped, and a job whose worker missed `stalled_after` of beats is
+        put back by another worker's `retry_stalled_jobs` while this one still runs it. False
+        when a job still runs at the end."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace + STOP_MARGIN
+        while not running.done() and loop.time() < deadline:
+            if worker.worker_id is not None:  # None once procrastinate unregistered it
+                try:
+                    await app.job_manager.update_heartbeat(worker.worker_id)
+                except Exception:  # noqa: BLE001 - the database is away: the jobs fail anyway
+                    log.warning("%s: heartbeat during the stop failed", self.name)
+            await asyncio.wait({running}, timeout=max(0.0, min(self.heartbeat, deadline - loop.time())))
+        return running.done()
 
-def start_in_thread(runtime: Runtime, stop: threading.Event, *, scan_interval: float, send_interval: float) -> threading.Thread:
+
+class WorkerThread(threading.Thread):
+    """A QueueWorker in a thread; `worker.abandoned` after it ended: the process must exit
+    at once (os._exit), as the interpreter's exit would wait for the abandoned job."""
+
+    def __init__(self, worker: QueueWorker) -> None:
+        super().__init__(target=worker.run, name="queue-worker", daemon=True)
+        self.worker = worker
+
+
+def start_in_thread(runtime: Runtime, stop: threading.Event, *, scan_interval: float, send_interval: float) -> WorkerThread:
     """The queue worker beside the API of a single `mailwidget serve` on PostgreSQL."""
-    worker = QueueWorker(runtime, stop, scan_interval=scan_interval, send_interval=send_interval, name="serve-worker")
-    thread = threading.Thread(target=worker.run, name="queue-worker", daemon=True)
+    thread = WorkerThread(QueueWorker(runtime, stop, scan_interval=scan_interval, send_interval=send_interval, name="serve-worker"))
     thread.start()
     return thread

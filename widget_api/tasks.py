@@ -11,11 +11,12 @@ live in the services they call): the queue's retries rely on it."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 from sqlalchemy import select
 
 from crm.domain.principal import Principal
-from crm.services import calendar
+from crm.services import calendar, import_jobs
 from crm.store.models import MailboxAccount, User
 from widget_api.mailbox_scan import ScanResult
 from widget_api.mailbox_scan import scan_mailbox as _scan
@@ -66,6 +67,12 @@ def expand_series(runtime: Runtime, user_id: int) -> int:
 def send_outbox(runtime: Runtime) -> PassResult:
     """One pass of the outbox's sender (its three-commit send: widget_api.outbox_sender)."""
     return send_pass(runtime.sessions, runtime.secrets, allow_private=runtime.settings.allow_private_hosts)
+
+
+def next_import_lease_end(runtime: Runtime) -> datetime | None:
+    """When the first live lease of a running import ends (crm.services.import_jobs)."""
+    with runtime.read_sessions() as s:
+        return import_jobs.next_lease_end(s)
 
 
 def run_imports(runtime: Runtime, name: str, stop: threading.Event | None = None) -> int:

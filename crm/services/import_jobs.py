@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from crm.domain.errors import NotFound
@@ -114,6 +114,13 @@ def _candidates(session: Session, now: datetime) -> list[Any]:
 def _busy(session: Session, org_id: int, job_id: int, now: datetime) -> bool:
     """Whether the organisation runs another import (under a live lease)."""
     return bool(session.scalar(select(exists().where(ImportJob.organisation_id == org_id, ImportJob.id != job_id, ImportJob.status == "running", ImportJob.lease_expires_at >= now))))
+
+
+def next_lease_end(session: Session) -> datetime | None:
+    """When the first live lease of a running job ends (a runner that died holds its job
+    until then); None when no job runs."""
+    now = utcnow()
+    return session.scalar(select(func.min(ImportJob.lease_expires_at)).where(ImportJob.status == "running", ImportJob.lease_expires_at >= now))
 
 
 def has_claimable(session: Session) -> bool:

@@ -8,10 +8,14 @@ told to misbehave at chosen points of the next transactions:
   client, the same as a cut during DATA: it never saw a reply);
 - "cut_after_250": record the message, answer 250, then drop the connection (the QUIT
   never gets an answer).
+
+`delay`: seconds between recording a message and answering 250 (a slow server: a sender
+stopped meanwhile leaves a mail that was received but whose sending it never recorded).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import threading
@@ -42,6 +46,7 @@ class SmtpSink:
     port: int = 0
     client_context: ssl.SSLContext | None = None  # trusts the server's test CA (TLS servers)
     server_names: list[str | None] = field(default_factory=list)  # the SNI of each TLS handshake
+    delay: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _next_fault(self, *kinds: str) -> str | None:
@@ -68,6 +73,8 @@ class SmtpSink:
         if fault == "cut_after_250":
             await server.push("250 2.0.0 queued")
             server.transport.close()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return "250 2.0.0 queued"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import threading
 
 from crm.services import organisations
@@ -90,12 +91,22 @@ def run(args: argparse.Namespace) -> int:
             idle_watch.start(worker_runtime, stop, on_change=lambda account_id, _p: queue.defer_scan(worker_runtime.settings, account_id, "idle"))
     else:
         _start_loops(args, runtime, stop)
+    # uvicorn puts back the handlers it found and raises the signal again once it stopped:
+    # with the default SIGTERM handler the process would die there, the running jobs of the
+    # queue worker cut off instead of drained. Ours only set `stop` (the finally below).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         uvicorn.run(create_app(runtime.settings, runtime), host=args.host, port=args.port, log_level="info", log_config=log_config)
     finally:
         stop.set()
         if queue_thread is not None:
             queue_thread.join(runtime.settings.queue_shutdown_seconds + 10)  # the running jobs finish
+            if queue_thread.worker.abandoned:  # as `mailwidget worker` does (widget_api.cli.spam)
+                import logging
+
+                logging.shutdown()
+                os._exit(0)
     return 0
 
 

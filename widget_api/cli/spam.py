@@ -130,13 +130,14 @@ def _queue_worker(runtime: Runtime, args: argparse.Namespace, stop: threading.Ev
         worker.run()
     finally:
         stop.set()
-        if idle is not None:
-            idle.join(timeout=30)
         if worker.abandoned:
-            # A job's thread still runs: skip the interpreter's wait for it (its row stays
-            # `doing` and is retried elsewhere once this worker's heartbeat is missed).
+            # A job's thread still runs: exit now, without the interpreter's wait for it nor
+            # IDLE's logouts (the job is retried elsewhere once this worker's heartbeat is
+            # missed: it must not still run here by then).
             logging.shutdown()
             os._exit(0)
+        if idle is not None:
+            idle.join(timeout=30)
         runtime.close()
     print("worker: stopped", file=sys.stderr, flush=True)
     return 0
