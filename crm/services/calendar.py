@@ -442,7 +442,8 @@ def _expand(cal: icalendar.Calendar, start: datetime, end: datetime) -> list[tup
 
     Daily or sparser rules are expanded in one pass without building a component per
     occurrence (recurring-ical-events' occurrence objects, pinned to 3.x in pyproject);
-    denser ones (an RRULE that would make a billion instances) lazily, stopping at the bound."""
+    denser ones (an RRULE that would make a billion instances) in a window that grows until
+    it holds the bound."""
     rules = [str(ev.get("RRULE").to_ical(), "utf-8") if ev.get("RRULE") is not None else "" for ev in cal.walk("VEVENT")]
     dense = any(r and (not any(f"FREQ={f}" in r for f in _SPARSE) or any(k in r for k in ("BYHOUR", "BYMINUTE", "BYSECOND"))) for r in rules)
     query = recurring_ical_events.of(cal)
@@ -450,13 +451,20 @@ def _expand(cal: icalendar.Calendar, start: datetime, end: datetime) -> list[tup
         if not dense:
             found = query._occurrences_between(query.to_datetime(start), query.to_datetime(end))
             return [(o._adapter._component, o.start, o.end) for o in sorted(found)][:MAX_OCCURRENCES]
-        out: list[tuple[icalendar.cal.Component, object, object]] = []
-        for ev in query.after(start):
-            begin = ev.decoded("DTSTART")
-            if _instant(begin) >= end or len(out) >= MAX_OCCURRENCES:
+        # The library's own lazy walk (query.after) asks for ever smaller windows, each
+        # expanded from DTSTART again, and copies a component per occurrence: 3.8 s per 1,000
+        # hourly instances. Here a window grows until it holds the bound: it moves past the
+        # empty stretch before the first instance, then widens by the density it found.
+        lower, span = start, timedelta(minutes=15)  # a SECONDLY rule: 900 instances, under the bound
+        while True:
+            stop = end if span >= end - lower else lower + span
+            found = query._occurrences_between(query.to_datetime(lower), query.to_datetime(stop))
+            if len(found) >= MAX_OCCURRENCES or stop >= end:
                 break
-            out.append((ev, begin, ev.decoded("DTEND") if ev.get("DTEND") is not None else None))
-        return out
+            if not found:
+                lower = stop
+            span *= min(64, max(2, MAX_OCCURRENCES // max(len(found), 1))) if found else 2
+        return [(o._adapter._component, o.start, o.end) for o in sorted(found)][:MAX_OCCURRENCES]
     except Exception:  # noqa: BLE001 - a series we cannot expand is shown by its first instance only
         first = next(iter(cal.walk("VEVENT")), None)
         if first is None or first.get("DTSTART") is None:
