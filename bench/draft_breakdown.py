@@ -114,7 +114,7 @@ def main() -> None:
             "token → principal": cpu_ms(auth, args.runs),
             "one empty read session": cpu_ms(empty_session, args.runs),
             "account + secret + pool + read context": cpu_ms(mailbox_and_context, args.runs),
-            "IMAP: 2 round trips + parse + extract": cpu_ms(lambda: box.open_message(ref, ctx), args.runs),  # type: ignore[attr-defined]
+            "IMAP FETCH(es) + parse + extract": cpu_ms(lambda: box.open_message(ref, ctx), args.runs),  # type: ignore[attr-defined]
             "duplicates + capture lookup (draft_out)": cpu_ms(response, args.runs),
             "response JSON (pydantic dump)": cpu_ms(lambda: out.model_dump_json(), args.runs),  # type: ignore[attr-defined]
         }
