@@ -119,7 +119,11 @@ _RECORDS_OF_EMAIL = union_all(select(_LEADS_OF_EMAIL), select(_CONTACTS_OF_EMAIL
 def captured_lead(session: Session, principal: Principal, message_key: str | None) -> Lead | None:
     if not message_key:
         return None
-    lead_id = session.scalar(_CAPTURED, {"org": principal.organisation_id, "key": message_key})
+    # Plain columns, on the session's connection: no ORM execution layer (see authenticate).
+    # Flushed first, as the ORM's autoflush would: a capture added in this session is seen
+    # (nothing is sent when nothing is pending).
+    session.flush()
+    lead_id = session.connection().scalar(_CAPTURED, {"org": principal.organisation_id, "key": message_key})
     return session.get(Lead, lead_id) if lead_id else None
 
 
@@ -253,7 +257,7 @@ def existing_records(session: Session, principal: Principal, email: str | None) 
     if not norm:
         return []
     found: list[dict[str, object]] = []
-    for row in session.execute(_RECORDS_OF_EMAIL, {"org": principal.organisation_id, "norm": norm}):
+    for row in session.connection().execute(_RECORDS_OF_EMAIL, {"org": principal.organisation_id, "norm": norm}):
         if row.ord == 0:  # as lead_summary() shows a lead
             found.append({"kind": "lead", "id": row.id, **{name: getattr(row, name) for name in LEAD_FIELDS}, "status": row.status})
         else:
