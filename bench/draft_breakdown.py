@@ -1,6 +1,13 @@
-"""Where the time of one draft request goes: each section the endpoint runs, timed in this
-process on the same runtime the server builds (SQLite, a local Dovecot, warm connection),
-beside the HTTP floor (GET /api/v1/health through uvicorn) and the whole request.
+"""Where the CPU of one draft request goes (5 KB mail, SQLite, a local Dovecot, warm
+connection), measured three ways in one run:
+
+1. through uvicorn (own process, keep-alive client): wall p50 and the server's CPU per
+   request, beside GET /health (the HTTP floor) and a rejected token (401);
+2. the app driven in-process over ASGI (no uvicorn, no HTTP client): CPU per request of the
+   whole process and of the event-loop thread (routing, dependencies, middlewares, the
+   response; the rest is the endpoint's one thread-pool call);
+3. the endpoint's own work, phase by phase inside real calls (CPU time of the thread,
+   median): token check, accounts, IMAP, MIME parsing, extraction, lookups, JSON.
 
     .venv/bin/python bench/draft_breakdown.py [--runs N]
 """
@@ -8,12 +15,15 @@ beside the HTTP floor (GET /api/v1/health through uvicorn) and the whole request
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -23,6 +33,7 @@ import psutil  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from fastapi import Request  # noqa: E402
 
+import mail_adapter.mailbox as mailbox_module  # noqa: E402
 from crm.domain.drafts import MessageRef  # noqa: E402
 from crm.services import mailboxes, organisations  # noqa: E402
 from crm.store.db import migrate  # noqa: E402
@@ -31,6 +42,8 @@ from tests.mails import business_mail  # noqa: E402
 from tests.servers.api import api_process  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
 from widget_api.config import Settings  # noqa: E402
+from widget_api.deps import Credentials, principal_of  # noqa: E402
+from widget_api.main import create_app  # noqa: E402
 from widget_api.routes.messages import draft_out  # noqa: E402
 from widget_api.runtime import Runtime  # noqa: E402
 from widget_api.schemas import MessageRefIn  # noqa: E402
@@ -38,44 +51,133 @@ from widget_api.schemas import MessageRefIn  # noqa: E402
 BODY = "Hello,\n\n" + "Please find our request below.\n" * 150 + "\nBest regards,\nTaro Yamada\nExample Trading Co., Ltd.\nTel: +81 3-1234-5678\n"
 
 
-def median_ms(fn: Callable[[], object], runs: int, clock: Callable[[], float] = time.perf_counter) -> float:
-    for _ in range(5):
-        fn()
-    out = []
+def through_uvicorn(client: httpx.Client, server: psutil.Process, path: str, params: dict[str, Any], headers: dict[str, str], runs: int) -> tuple[float, float]:
+    """(wall p50 ms, server CPU ms per request)."""
+    for _ in range(20):
+        client.get(path, params=params, headers=headers)
+    cpu = sum(server.cpu_times()[:2])
+    times = []
     for _ in range(runs):
-        start = clock()
-        fn()
-        out.append((clock() - start) * 1000)
-    return statistics.median(out)
+        start = time.perf_counter()
+        client.get(path, params=params, headers=headers)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), (sum(server.cpu_times()[:2]) - cpu) * 1000 / runs
 
 
-def cpu_ms(fn: Callable[[], object], runs: int) -> float:
-    """Median CPU time of this thread: on cores shared with other work, the wall clock
-    mostly measures the wait for a core."""
-    return median_ms(fn, runs, time.thread_time)
+def in_process(runtime: Runtime, token: str, uid: int, runs: int) -> tuple[float, float]:
+    """(process CPU ms, event-loop thread CPU ms) per draft request, the app called over ASGI."""
+    app = create_app(runtime.settings, runtime)
+    headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http", "path": "/api/v1/messages/draft",
+             "raw_path": b"/api/v1/messages/draft", "root_path": "", "query_string": f"folder=INBOX&uid={uid}".encode(), "headers": headers,
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+
+    async def one() -> None:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app({**scope, "state": {}}, receive, send)
+        assert sent[0]["status"] == 200, sent
+
+    async def main() -> tuple[float, float]:
+        for _ in range(20):
+            await one()
+        process, loop = time.process_time(), time.thread_time()
+        for _ in range(runs):
+            await one()
+        return (time.process_time() - process) * 1000 / runs, (time.thread_time() - loop) * 1000 / runs
+
+    return asyncio.run(main())
+
+
+def phases(runtime: Runtime, token: str, uid: int, runs: int) -> dict[str, float]:
+    """The endpoint's work (widget_api.routes.messages._draft) step by step, each step's CPU
+    time inside the same call: medians over `runs` calls."""
+    taken: dict[str, list[float]] = defaultdict(list)
+    clock = time.thread_time
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                taken[name].append((clock() - start) * 1000)
+
+        return run
+
+    # MIME parsing and extraction, timed where the mailbox calls them: the rest of its
+    # open_message is the IMAP client (commands, the server's answers, imapclient's parser).
+    parse, read = mailbox_module.parse_fetched, mailbox_module.read_parsed
+    mailbox_module.parse_fetched, mailbox_module.read_parsed = timed("MIME parsing of the fetched parts", parse), timed("extraction (read_parsed)", read)  # type: ignore[assignment]
+    ref, credentials = MessageRefIn(folder="INBOX", uid=uid), Credentials(token)
+
+    def call() -> None:
+        marks = [clock()]
+        request = Request({"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b"", "state": {}})
+        with runtime.read_sessions() as session:
+            principal = principal_of(request, runtime, credentials, session)
+            marks.append(clock())
+            account, ctx = mailboxes.account_and_context(session, principal, ref.mailbox_id)
+            marks.append(clock())
+        marks.append(clock())
+        mailbox = runtime.pool.get(runtime.settings_of(account))
+        marks.append(clock())
+        opened = mailbox.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use), ctx)
+        marks.append(clock())
+        key = MessageRefIn(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id).key()
+        with runtime.read_sessions() as session:
+            out = draft_out(request, session, principal, opened, key)
+        marks.append(clock())
+        out.model_dump_json()
+        marks.append(clock())
+        names = ["session + token check", "accounts + organisation settings", "first session closed", "mailbox pool + settings", "open_message", "second session: capture + duplicates + models", "JSON encoding"]
+        for name, start, end in zip(names, marks, marks[1:], strict=False):
+            taken[name].append((end - start) * 1000)
+        taken["sum: the endpoint's work"].append((marks[-1] - marks[0]) * 1000)
+
+    try:
+        for _ in range(20):
+            call()
+        taken.clear()
+        for _ in range(runs):
+            call()
+    finally:
+        mailbox_module.parse_fetched, mailbox_module.read_parsed = parse, read
+    p50 = {name: statistics.median(values) for name, values in taken.items()}
+    imap = p50["open_message"] - p50["MIME parsing of the fetched parts"] - p50["extraction (read_parsed)"]
+    order = ["session + token check", "accounts + organisation settings", "first session closed", "mailbox pool + settings", "IMAP client: FETCH(es) and their answers",
+             "MIME parsing of the fetched parts", "extraction (read_parsed)", "second session: capture + duplicates + models", "JSON encoding", "sum: the endpoint's work"]  # fmt: skip
+    return {name: imap if name.startswith("IMAP client") else p50[name] for name in order}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
     dovecot = Dovecot().start()
     tmp = Path(tempfile.mkdtemp())
     try:
         imap_user = dovecot.add_user()
         uid = dovecot.append(imap_user.name, "INBOX", business_mail(body=BODY))
-        with api_process(tmp, ["rep@bench.example"]) as (base, (rep,), _server), httpx.Client(base_url=base) as client:
+        with api_process(tmp, ["rep@bench.example"]) as (base, (rep,), server), httpx.Client(base_url=base) as client:
             assert connect_mailbox(client, rep, imap_user).status_code == 201
+            process = psutil.Process(server.pid)
             params = {"folder": "INBOX", "uid": uid}
-            whole = median_ms(lambda: client.get("/api/v1/messages/draft", params=params, headers=rep.headers).raise_for_status(), args.runs)
-            floor = median_ms(lambda: client.get("/api/v1/health").raise_for_status(), args.runs)
-            bad_token = median_ms(lambda: client.get("/api/v1/messages/draft", params=params, headers={"Authorization": "Bearer x"}), args.runs)
+            http = {
+                "draft": through_uvicorn(client, process, "/api/v1/messages/draft", params, rep.headers, args.runs),
+                "GET /health (the HTTP floor)": through_uvicorn(client, process, "/api/v1/health", {}, {}, args.runs),
+                "rejected token (401)": through_uvicorn(client, process, "/api/v1/messages/draft", params, {"Authorization": "Bearer x"}, args.runs),
+            }
 
-        # The same sections in this process, on a runtime like the server's.
-        url = f"sqlite:///{tmp / 'bench.db'}"
+        url = f"sqlite:///{tmp / 'breakdown.db'}"
         migrate(url)
-        key = Fernet.generate_key().decode()
-        runtime = Runtime.build(Settings(database_url=url, secret_keys=[key], data_dir=tmp, allow_private_hosts=True))
+        runtime = Runtime.build(Settings(database_url=url, secret_keys=[Fernet.generate_key().decode()], data_dir=tmp, allow_private_hosts=True))
         org = make_org(runtime, "Breakdown")
         user = make_user(runtime, org, "rep2@bench.example")
         with runtime.sessions.begin() as s:
@@ -83,49 +185,19 @@ def main() -> None:
             mailboxes.save_account(
                 s, principal, runtime.secrets, host=imap_user.host, port=imap_user.port, security="plain", username=imap_user.name, secret=imap_user.password
             )
-        ref = MessageRef("INBOX", uid)
-        request = Request({"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b"", "state": {"language": "en"}})
-
-        def auth() -> object:
-            with runtime.read_sessions() as session:
-                return organisations.authenticate(session, user.token)
-
-        def mailbox_and_context() -> object:
-            with runtime.read_sessions() as session:
-                account, _ctx = mailboxes.account_and_context(session, principal)
-            return runtime.pool.get(runtime.settings_of(account))
-
-        def empty_session() -> None:
-            with runtime.read_sessions() as session:
-                session.connection()
-
-        box = mailbox_and_context()
-        with runtime.sessions() as session:
-            ctx = mailboxes.read_context(session, principal)
-        opened = box.open_message(ref, ctx)  # type: ignore[attr-defined]
-        key_ = MessageRefIn(folder="INBOX", uid=uid).key()
-
-        def response() -> object:
-            with runtime.read_sessions() as session:
-                return draft_out(request, session, principal, opened, key_)
-
-        out = response()
-        sections = {
-            "token → principal": cpu_ms(auth, args.runs),
-            "one empty read session": cpu_ms(empty_session, args.runs),
-            "account + secret + pool + read context": cpu_ms(mailbox_and_context, args.runs),
-            "IMAP: 2 round trips + parse + extract": cpu_ms(lambda: box.open_message(ref, ctx), args.runs),  # type: ignore[attr-defined]
-            "duplicates + capture lookup (draft_out)": cpu_ms(response, args.runs),
-            "response JSON (pydantic dump)": cpu_ms(lambda: out.model_dump_json(), args.runs),  # type: ignore[attr-defined]
-        }
+        process_ms, loop_ms = in_process(runtime, user.token, uid, args.runs)
+        steps = phases(runtime, user.token, uid, args.runs)
         runtime.close()
-        print(f"{'section (CPU time of this thread)':42} {'p50 ms':>8}")
-        for name, ms in sections.items():
-            print(f"{name:42} {ms:8.2f}")
-        print(f"{'sum of sections':42} {sum(sections.values()):8.2f}")
-        print(f"{'HTTP (wall clock) floor: GET /health':42} {floor:8.2f}")
-        print(f"{'rejected token (401) via uvicorn':42} {bad_token:8.2f}")
-        print(f"{'whole draft request via uvicorn':42} {whole:8.2f}")
+
+        print(f"{'through uvicorn':48} {'wall p50 ms':>11} {'server CPU ms':>13}")
+        for name, (wall, cpu) in http.items():
+            print(f"{name:48} {wall:11.2f} {cpu:13.2f}")
+        print(f"\n{'in-process over ASGI (CPU ms per draft)':60} {process_ms:7.2f}")
+        print(f"{'  event-loop thread: routing, dependencies, middlewares, response':60} {loop_ms:7.2f}")
+        print(f"{'  the rest: the one thread-pool call of the endpoint':60} {process_ms - loop_ms:7.2f}")
+        print("\nthe endpoint's work, step by step (CPU ms, p50 of each step)")
+        for name, ms in steps.items():
+            print(f"  {name:58} {ms:7.2f}")
         print(f"load average {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores")
     finally:
         dovecot.stop()

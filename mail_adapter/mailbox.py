@@ -43,6 +43,11 @@ AUTHS = ("password", "xoauth2")
 # RFC 6154 special uses by the names mail clients give them (Thunderbird's folder.specialUse).
 SPECIAL_USE_FLAGS = {"junk": b"\\Junk", "sent": b"\\Sent", "drafts": b"\\Drafts", "trash": b"\\Trash", "archives": b"\\Archive", "all": b"\\All"}
 UNSELECTABLE = (b"\\Noselect", b"\\NonExistent")
+# How much of part 1 the draft's first FETCH asks for beside the structure: a plain-text
+# body whole (they run to a few kilobytes), and little enough that fetching it for nothing
+# (part 1 an attachment, or a multipart whose parts are fetched one by one) costs no more
+# than a round trip would.
+FIRST_PART_BYTES = 32 * 1024
 # Told (command, seconds waited for its tagged answer) once per IMAP command: the one seam
 # through which the application counts round trips (widget_api.metrics) without this layer
 # knowing of it.
@@ -294,23 +299,31 @@ class Mailbox:
 
     def _open(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
         folder, uidvalidity, uid = self.resolve(c, ref)
-        first = c.fetch([uid], [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]"])
+        # Part 1 asked for with the structure, bounded: it is the body of a single-part mail
+        # and the text of most multipart ones (a text with attachments, the plain half of an
+        # alternative), so they need no second round trip; when it is not a wanted part, at
+        # most FIRST_PART_BYTES were fetched for nothing.
+        head = [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]", body_item("1", FIRST_PART_BYTES)]
+        first = c.fetch([uid], head)
         if uid not in first:
             c.noop()  # mail that arrived since the folder was selected is not visible before this
-            first = c.fetch([uid], [b"BODYSTRUCTURE", b"BODY.PEEK[HEADER]"])
+            first = c.fetch([uid], head)
         if uid not in first:
             raise MessageNotFound(f"no message with UID {uid} in {folder}")
         header = first[uid].get(b"BODY[HEADER]") or b""
+        early = by_section(first[uid]).get("1")
+        # Shorter than the window asked for: the whole part (its encoded bytes).
+        have = {"1": early} if early is not None and len(early) < FIRST_PART_BYTES else {}
         parts, nested = wanted_parts(first[uid].get(b"BODYSTRUCTURE"))
-        items = [body_item(p.section, None if is_calendar_part(p) else MAX_TEXT_BYTES) for p in parts]
+        items = [body_item(p.section, None if is_calendar_part(p) else MAX_TEXT_BYTES) for p in parts if p.section not in have]
         items += [body_item(f"{n.section}.HEADER", None) for n in nested]
-        second = by_section(c.fetch([uid], items)[uid]) if items else {}
+        second = {**have, **(by_section(c.fetch([uid], items)[uid]) if items else {})}
         bodies = [
             BodyPart(p.content_type, second.get(p.section, b""), p.charset, p.encoding, p.filename, p.method, p.section, p.nested)
             for p in parts
         ]
         nested_headers = {n.section: second.get(f"{n.section}.HEADER", b"") for n in nested}
-        fetched = len(header) + sum(len(v) for v in second.values())
+        fetched = len(header) + sum(len(v) for k, v in second.items() if k not in have) + len(early or b"")
         parsed = parse_fetched(header, bodies, nested_headers)
         real_ref = MessageRef(folder=folder, uid=uid, uidvalidity=uidvalidity, message_id=parsed.message_id or ref.message_id)
         return read_parsed(parsed, real_ref, ctx, fetched)

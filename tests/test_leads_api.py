@@ -137,3 +137,33 @@ class TestConcurrency:
             statuses = sorted(pool.map(save, range(20)))
         assert statuses == [201] + [409] * 19
         assert count(session, Lead) == 1 and count(session, LeadUniqueKey) == 1
+
+
+class TestExistingRecords:
+    """The draft's `existing` list: the organisation's leads and contacts with the address
+    (one statement since issue 18), leads first, another organisation's never."""
+
+    def test_leads_then_contacts_of_the_address_in_the_organisation_only(self, runtime, org, member, session) -> None:  # type: ignore[no-untyped-def]
+        from crm.domain.principal import Principal
+        from crm.services import leads
+        from crm.store.models import Contact
+        from tests.factories import make_org
+
+        other = make_org(runtime, "Other KK")
+        lead = Lead(organisation_id=org.id, first_name="Taro", email="Taro@Example.jp", email_norm="taro@example.jp", company="Example KK", status="open")
+        session.add_all(
+            [
+                lead,
+                Contact(organisation_id=org.id, first_name="T.", last_name="Yamada", email="taro@example.jp", email_norm="taro@example.jp"),
+                Contact(organisation_id=other.id, first_name="Not", email="taro@example.jp", email_norm="taro@example.jp"),
+                Lead(organisation_id=other.id, email="taro@example.jp", email_norm="taro@example.jp"),
+            ]
+        )
+        session.commit()
+        principal = Principal(member.id, org.id, member.email)
+        with runtime.read_sessions() as read:
+            found = leads.existing_records(read, principal, " TARO@example.jp")
+            assert leads.existing_records(read, principal, "nobody@example.jp") == []
+        assert [r["kind"] for r in found] == ["lead", "contact"]
+        assert found[0] == leads.lead_summary(lead)
+        assert found[1] == {"kind": "contact", "id": found[1]["id"], "first_name": "T.", "last_name": "Yamada", "email": "taro@example.jp", "account_id": None}

@@ -37,7 +37,8 @@ class TestDroppedConnection:
         proxy = fault_proxy(dovecot)
         box = Mailbox(settings(imap_user, proxy.port))
         box.check()  # warm connection
-        proxy.cut_on(rb"UID FETCH \d+ \(BODY\.PEEK\[1\]", when="after_forward", times=1)  # the second round trip
+        # After the command went out: a single-part mail's one FETCH (structure and part 1)
+        proxy.cut_on(rb"UID FETCH \d+ \(BODYSTRUCTURE", when="after_forward", times=1)
         opened = box.open_message(MessageRef("INBOX", uid), CTX)
         assert opened.draft.value("email") == "taro.yamada@example.co.jp"
         assert proxy.cuts == 1 and box.connects == 2
@@ -52,6 +53,49 @@ class TestDroppedConnection:
         assert proxy.cuts == 2
         proxy.reset()  # the server is back: the next read works without any restart
         assert box.open_message(MessageRef("INBOX", uid), CTX).ref.uid == uid
+
+
+class TestRoundTrips:
+    """The draft's FETCHes: the structure with part 1 (bounded) in one, so a single-part mail
+    and a text with attachments take one; other wanted parts in a second."""
+
+    @staticmethod
+    def fetches(dovecot, imap_user, raw: bytes) -> tuple[list[str], object]:  # type: ignore[no-untyped-def]
+        uid = dovecot.append(imap_user.name, "INBOX", raw)
+        commands: list[str] = []
+        box = Mailbox(settings(imap_user, imap_user.port), on_round_trip=lambda command, _s: commands.append(command))
+        box.check()
+        commands.clear()
+        opened = box.open_message(MessageRef("INBOX", uid), CTX)
+        box.close()
+        return [c for c in commands if c in ("FETCH", "UID")], opened
+
+    def test_single_part_and_text_with_attachment_take_one_fetch(self, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        for raw in (business_mail(), business_mail(attachment_bytes=300_000)):
+            trips, opened = self.fetches(dovecot, imap_user, raw)
+            assert len(trips) == 1, trips
+            assert opened.draft.value("email") == "taro.yamada@example.co.jp"  # type: ignore[attr-defined]
+            assert opened.bytes_fetched < 8 * 1024  # type: ignore[attr-defined]
+
+    def test_a_part_1_beyond_the_window_is_fetched_whole_in_a_second_trip(self, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        from mail_adapter.mailbox import FIRST_PART_BYTES
+
+        body = "Hello,\n\n" + "Please find our long request below.\n" * (FIRST_PART_BYTES // 30) + "\nBest regards,\nTaro Yamada\nTel: +81 3-1234-5678\n"
+        trips, opened = self.fetches(dovecot, imap_user, business_mail(body=body))
+        assert len(trips) == 2, trips
+        assert opened.draft.value("phone")  # type: ignore[attr-defined]  # the signature at the end was read
+        assert opened.bytes_fetched > len(body)  # type: ignore[attr-defined]
+
+    def test_an_alternative_takes_a_second_trip_for_its_html(self, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        from email.message import EmailMessage
+
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "Taro Yamada <taro.yamada@example.co.jp>", "rep@acme.example", "Hi"
+        msg.set_content("Hello,\n\nTaro Yamada\nExample Trading Co., Ltd.\n")
+        msg.add_alternative("<p>Hello,</p><p>Taro Yamada<br>Example Trading Co., Ltd.</p>", subtype="html")
+        trips, opened = self.fetches(dovecot, imap_user, msg.as_bytes())
+        assert len(trips) == 2, trips
+        assert opened.draft.value("email") == "taro.yamada@example.co.jp"  # type: ignore[attr-defined]
 
 
 class TestSelection:

@@ -6,8 +6,9 @@ a second)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Row
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.domain.principal import Principal
@@ -70,7 +71,8 @@ class Runtime:
     def account_settings(self, session: Session, principal: Principal, mailbox_id: int | None = None) -> MailboxSettings:
         return self.settings_of(mailboxes.get_account(session, principal, mailbox_id))
 
-    def settings_of(self, account: MailboxAccount) -> MailboxSettings:
+    def settings_of(self, account: MailboxAccount | Row[Any]) -> MailboxSettings:
+        """`account`: the ORM object or a row of its columns (crm.services.mailboxes.account_and_context)."""
         key = (account.host, account.port, account.security, account.username, account.auth, bytes(account.secret_encrypted))
         found = self._settings_of.get(key)
         if found is None:

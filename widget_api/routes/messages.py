@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -73,13 +73,26 @@ def draft_out(request: Request, session: Session, principal: Principal, opened: 
     )
 
 
-@router.get("/draft")
-async def draft(request: Request, ref: Annotated[MessageRefIn, Query()], credentials: CredentialsDep, runtime: RuntimeDep) -> DraftOut:
+def json_of(out: DraftOut) -> Response:
+    """The draft's JSON, encoded once. Returned as a model, FastAPI would dump it to a dict,
+    validate that dict into a DraftOut again and encode that (response_model), on the event
+    loop: the model was built from validated parts, and the route's `response_model` still
+    documents it."""
+    return Response(out.model_dump_json(), media_type="application/json")
+
+
+@router.get("/draft", response_model=DraftOut)
+async def draft(request: Request, ref: Annotated[MessageRefIn, Query()], credentials: CredentialsDep, runtime: RuntimeDep) -> Response:
     # The widget asks for this on every message the user opens: all of its blocking work
-    # (token lookup, database, IMAP) in ONE thread-pool call. As a sync endpoint with the
-    # CurrentUser dependency it took three (dependency, endpoint, response validation), and
-    # each hop waits for a thread to be scheduled: most of the request on a busy machine.
-    return await run_in_threadpool(_draft, request, ref, credentials, runtime)
+    # (token lookup, database, IMAP, the JSON encoding) in ONE thread-pool call. As a sync
+    # endpoint with the CurrentUser dependency it took three (dependency, endpoint, response
+    # validation), and each hop waits for a thread to be scheduled: most of the request on a
+    # busy machine.
+    return await run_in_threadpool(_draft_json, request, ref, credentials, runtime)
+
+
+def _draft_json(request: Request, ref: MessageRefIn, credentials: Credentials, runtime: Runtime) -> Response:
+    return json_of(_draft(request, ref, credentials, runtime))
 
 
 def _draft(request: Request, ref: MessageRefIn, credentials: Credentials, runtime: Runtime) -> DraftOut:
@@ -100,14 +113,15 @@ def _draft(request: Request, ref: MessageRefIn, credentials: Credentials, runtim
 
 @router.post(
     "/draft/raw",
+    response_model=DraftOut,
     openapi_extra={"requestBody": {"content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}, "required": True}},
 )
-async def draft_from_raw(request: Request, principal: UploadUser, runtime: RuntimeDep) -> DraftOut:
+async def draft_from_raw(request: Request, principal: UploadUser, runtime: RuntimeDep) -> Response:
     """The whole message in the body (Content-Type message/rfc822)."""
     raw = await _read_limited(request)
     # Parsing a large message takes seconds of CPU, and the database calls block: all of it
     # in the thread pool, so the event loop keeps answering every other request meanwhile.
-    return await run_in_threadpool(_draft_of_raw, request, principal, runtime, raw)
+    return await run_in_threadpool(lambda: json_of(_draft_of_raw(request, principal, runtime, raw)))
 
 
 def _draft_of_raw(request: Request, principal: Principal, runtime: Runtime, raw: bytearray) -> DraftOut:
