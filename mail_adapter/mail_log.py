@@ -37,6 +37,11 @@ FETCH_BATCH = 200  # UIDs per FETCH command (a command line stays short)
 SCAN_LIMIT = 2000
 THREAD_WINDOW = 200  # new mails at most for which replies into logged threads are looked for  # mails one scan of one folder logs at most; the next scan goes on from there
 MAX_TEXT_CHARS = 200_000
+# The first bytes of part 1, asked for beside the structure: a short mail's text is part 1
+# (a single part, or the plain half of an alternative), so most mails need no second FETCH;
+# where part 1 is something else, or longer, at most this much was read for nothing.
+FIRST_PART_BYTES = 4096
+FIRST_PART_ITEM = body_item("1", FIRST_PART_BYTES)
 _MSGID = re.compile(r"<[^<>\s]+>")
 # What the log keeps and the automated-sender rules read; not the kilobytes of Received and
 # DKIM lines a delivered mail carries.
@@ -153,32 +158,40 @@ def _balanced(keys: list[list[str]]) -> list[str]:
 
 
 def _read_many(c: IMAPClient, uids: list[int], folder: str, uidvalidity: int) -> dict[int, MailDraft]:
-    """Drafts of `uids` in the selected folder: one FETCH of structure + header per batch,
-    then one FETCH per set of messages that want the same text sections."""
+    """Drafts of `uids` in the selected folder: one FETCH of structure + header + the start
+    of part 1 per batch, then, for the mails whose text that was not, one FETCH per set of
+    messages that want the same text sections."""
     out: dict[int, MailDraft] = {}
     for start in range(0, len(uids), FETCH_BATCH):
         batch = uids[start : start + FETCH_BATCH]
-        first = c.fetch(batch, [b"BODYSTRUCTURE", HEADER_ITEM])
+        first = c.fetch(batch, [b"BODYSTRUCTURE", HEADER_ITEM, FIRST_PART_ITEM])
         plans: dict[int, tuple[bytes, list[PartInfo], list[AttachmentInfo]]] = {}
+        bodies: dict[int, dict[str, bytes]] = {}
+        sent: dict[int, int] = {}  # bytes of part 1 and of the text FETCH, per mail
         for uid, data in first.items():
             header = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER") and isinstance(v, bytes)), b"")
             texts, attachments = _plan(data.get(b"BODYSTRUCTURE"))
             plans[int(uid)] = (header, texts, attachments)
+            part1 = by_section(data).get("1", b"")
+            sent[int(uid)] = len(part1)
+            if [p.section for p in texts] == ["1"] and len(part1) < FIRST_PART_BYTES:
+                bodies[int(uid)] = {"1": part1}  # the whole of the text part: nothing more to fetch
         groups: dict[tuple[str, ...], list[int]] = {}
         for uid, (_h, texts, _a) in plans.items():
-            groups.setdefault(tuple(p.section for p in texts), []).append(uid)
-        bodies: dict[int, dict[str, bytes]] = {}
+            if uid not in bodies:
+                groups.setdefault(tuple(p.section for p in texts), []).append(uid)
         for sections, members in groups.items():
             if not sections:
                 continue
             answer = c.fetch(members, [body_item(s, MAX_TEXT_BYTES) for s in sections])
             for uid, data in answer.items():
                 bodies[int(uid)] = by_section(data)
+                sent[int(uid)] = sent.get(int(uid), 0) + sum(len(v) for v in bodies[int(uid)].values())
         for uid, (header, texts, attachments) in plans.items():
             got = bodies.get(uid, {})
             parts = [BodyPart(p.content_type, got.get(p.section, b""), p.charset, p.encoding, p.filename, p.method, p.section) for p in texts]
             parsed = parse_fetched(header, parts)
-            fetched = len(header) + sum(len(v) for v in got.values())
+            fetched = len(header) + sent.get(uid, 0)
             out[uid] = draft_of(parsed, tuple(attachments), MessageRef(folder, uid, uidvalidity, parsed.message_id), fetched)
     return out
 
