@@ -201,6 +201,17 @@ class TestAttachments:
         detail = client.get(f"/api/v1/leads/{mine}/mails/{entry}", headers=member.headers).json()
         [attachment] = detail["attachments"]
         assert attachment["name"] == "drawings.pdf" and not attachment["stored"] and attachment["size"] > 2 * 2**20
+        # part 1 is the alternative here, not the text: the text came from its own FETCH
+        assert detail["text"].strip() == "The drawings are attached."
+
+    def test_a_text_longer_than_the_first_fetch_comes_whole(self, client: TestClient, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        text = "".join(f"Line {i} of a long enquiry about the estimate.\n" for i in range(400))  # ~19 KB: more than part 1's first 4 KB
+        uid = dovecot.append(imap_user.name, "INBOX", mail(message_id="<long@client.example>", body=text))
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        entry = log(client, member, [{"type": "lead", "id": mine}], folder="INBOX", uid=uid).json()["logged"][0]["entry_id"]
+        detail = client.get(f"/api/v1/leads/{mine}/mails/{entry}", headers=member.headers).json()
+        assert detail["text"].strip() == text.strip()
 
     def test_a_20_mb_attachment_is_kept_part_by_part(self, client: TestClient, member, admin, imap_user, dovecot, runtime) -> None:  # type: ignore[no-untyped-def]
         from crm.store.timeline import MailAttachmentChunk
