@@ -82,6 +82,8 @@ class ErrorOut(BaseModel):
     existing_id: int | None = None
     existing: dict[str, Any] | None = None
     errors: list[FieldErrorOut] | None = None
+    scope: str | None = None  # never_log: "user" (the caller's own list) or "org"
+    address: str | None = None  # never_log: the mail's address on that list
 
 
 MEANING = {
