@@ -7,7 +7,7 @@
   mails, and with nothing new, beside the naive scan (fetch every From/To/Cc header and
   filter in Python, nothing logged).
 
-    .venv/bin/python bench/timeline.py [--db sqlite|postgres|both]
+    .venv/bin/python bench/timeline.py [--db sqlite|postgres|both] [--only timeline|scan]
 """
 
 from __future__ import annotations
@@ -189,13 +189,16 @@ def bench_scan(tmp: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--only", choices=("timeline", "scan"), help="run one of the two benchmarks")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         from tests.servers.postgres import bench_databases
 
-        for label, url in bench_databases(args.db, "timeline"):
-            bench_timeline(url, Path(tmp), label)
-        bench_scan(Path(tmp))
+        if args.only != "scan":
+            for label, url in bench_databases(args.db, "timeline"):
+                bench_timeline(url, Path(tmp), label)
+        if args.only != "timeline":
+            bench_scan(Path(tmp))
 
 
 if __name__ == "__main__":

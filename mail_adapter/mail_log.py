@@ -1,7 +1,8 @@
 """Reading mail for the mail log (`MailLog(mailbox)` implements crm.domain.mail_log.MailLogPort).
 
-A mail costs two round trips whatever its size: BODYSTRUCTURE + header, then its text parts
-(capped, as for a draft). An attachment's bytes are read only on request, one part at a
+A mail costs one or two round trips whatever its size: BODYSTRUCTURE + header + the first
+4 KB of part 1 (for a short mail, its whole text), then, when that was not the text, its
+text parts (capped, as for a draft). An attachment's bytes are read only on request, one part at a
 time in CHUNK-sized partial fetches (`BODY.PEEK[2]<0.1048576>`, RFC 3501 §6.4.5), decoded as
 they arrive and handed on: the whole message is never fetched, nor one part held at once.
 
@@ -37,6 +38,11 @@ FETCH_BATCH = 200  # UIDs per FETCH command (a command line stays short)
 SCAN_LIMIT = 2000
 THREAD_WINDOW = 200  # new mails at most for which replies into logged threads are looked for  # mails one scan of one folder logs at most; the next scan goes on from there
 MAX_TEXT_CHARS = 200_000
+# The first bytes of part 1, asked for beside the structure: a short mail's text is part 1
+# (a single part, or the plain half of an alternative), so most mails need no second FETCH;
+# where part 1 is something else, or longer, at most this much was read for nothing.
+FIRST_PART_BYTES = 4096
+FIRST_PART_ITEM = body_item("1", FIRST_PART_BYTES)
 _MSGID = re.compile(r"<[^<>\s]+>")
 # What the log keeps and the automated-sender rules read; not the kilobytes of Received and
 # DKIM lines a delivered mail carries.
@@ -111,19 +117,21 @@ class MailLog:
             # (a search over every header of 10,000 mails costs twice one over From).
             uids = sorted(u for u in search(c, ["UID", f"{since + 1}:*", *any_of(wanted, ("TO", "CC") if sent else ("FROM",))]) if u > since)
             batch, rest = uids[:SCAN_LIMIT], uids[SCAN_LIMIT:]
-            drafts = _read_many(c, batch, folder, validity)
+            fetches: list[int] = []  # one item per FETCH (or further SEARCH) sent, for the round trips reported
+            drafts = _read_many(c, batch, folder, validity, fetches)
             mails = tuple(drafts[u] for u in batch if u in drafts and drafts[u].addresses & set(wanted))
             replies: tuple[MailDraft, ...] = ()
             if since and top is not None and top - since <= THREAD_WINDOW:
                 # A few new mails: the replies among them may continue a logged thread
                 # without naming the person (a colleague of theirs answering, say).
+                fetches.append(1)  # the SEARCH for replies
                 others = [u for u in search(c, ["UID", f"{since + 1}:*", "OR", "HEADER", "In-Reply-To", SearchText("@"), "HEADER", "References", SearchText("@")]) if u > since and u not in drafts]
-                replies = tuple(_read_many(c, others, folder, validity).values()) if others else ()
+                replies = tuple(_read_many(c, others, folder, validity, fetches).values()) if others else ()
             # Where the next scan starts: after every UID this one covered, so mail that
             # matched nothing is never looked at again.
             last = batch[-1] if rest else max(since, top or 0, uids[-1] if uids else 0)
             fetched = sum(d.bytes_fetched for d in drafts.values())
-            return FolderScan(FolderState(folder, validity, last), mails, replies, round_trips=2 + 2 * -(-len(batch) // FETCH_BATCH), bytes_fetched=fetched)
+            return FolderScan(FolderState(folder, validity, last), mails, replies, round_trips=2 + len(fetches), bytes_fetched=fetched)
 
         return self.mailbox.run(op)
 
@@ -152,33 +160,45 @@ def _balanced(keys: list[list[str]]) -> list[str]:
     return ["OR", *_balanced(keys[:half]), *_balanced(keys[half:])]
 
 
-def _read_many(c: IMAPClient, uids: list[int], folder: str, uidvalidity: int) -> dict[int, MailDraft]:
-    """Drafts of `uids` in the selected folder: one FETCH of structure + header per batch,
-    then one FETCH per set of messages that want the same text sections."""
+def _read_many(c: IMAPClient, uids: list[int], folder: str, uidvalidity: int, fetches: list[int] | None = None) -> dict[int, MailDraft]:
+    """Drafts of `uids` in the selected folder: one FETCH of structure + header + the start
+    of part 1 per batch, then, for the mails whose text that was not, one FETCH per set of
+    messages that want the same text sections."""
     out: dict[int, MailDraft] = {}
     for start in range(0, len(uids), FETCH_BATCH):
         batch = uids[start : start + FETCH_BATCH]
-        first = c.fetch(batch, [b"BODYSTRUCTURE", HEADER_ITEM])
+        first = c.fetch(batch, [b"BODYSTRUCTURE", HEADER_ITEM, FIRST_PART_ITEM])
+        if fetches is not None:
+            fetches.append(1)
         plans: dict[int, tuple[bytes, list[PartInfo], list[AttachmentInfo]]] = {}
+        bodies: dict[int, dict[str, bytes]] = {}
+        sent: dict[int, int] = {}  # bytes of part 1 and of the text FETCH, per mail
         for uid, data in first.items():
             header = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER") and isinstance(v, bytes)), b"")
             texts, attachments = _plan(data.get(b"BODYSTRUCTURE"))
             plans[int(uid)] = (header, texts, attachments)
+            part1 = by_section(data).get("1", b"")
+            sent[int(uid)] = len(part1)
+            if [p.section for p in texts] == ["1"] and len(part1) < FIRST_PART_BYTES:
+                bodies[int(uid)] = {"1": part1}  # the whole of the text part: nothing more to fetch
         groups: dict[tuple[str, ...], list[int]] = {}
         for uid, (_h, texts, _a) in plans.items():
-            groups.setdefault(tuple(p.section for p in texts), []).append(uid)
-        bodies: dict[int, dict[str, bytes]] = {}
+            if uid not in bodies:
+                groups.setdefault(tuple(p.section for p in texts), []).append(uid)
         for sections, members in groups.items():
             if not sections:
                 continue
             answer = c.fetch(members, [body_item(s, MAX_TEXT_BYTES) for s in sections])
+            if fetches is not None:
+                fetches.append(1)
             for uid, data in answer.items():
                 bodies[int(uid)] = by_section(data)
+                sent[int(uid)] = sent.get(int(uid), 0) + sum(len(v) for v in bodies[int(uid)].values())
         for uid, (header, texts, attachments) in plans.items():
             got = bodies.get(uid, {})
             parts = [BodyPart(p.content_type, got.get(p.section, b""), p.charset, p.encoding, p.filename, p.method, p.section) for p in texts]
             parsed = parse_fetched(header, parts)
-            fetched = len(header) + sum(len(v) for v in got.values())
+            fetched = len(header) + sent.get(uid, 0)
             out[uid] = draft_of(parsed, tuple(attachments), MessageRef(folder, uid, uidvalidity, parsed.message_id), fetched)
     return out
 

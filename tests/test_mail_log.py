@@ -99,6 +99,54 @@ class TestLogThisMail:
         assert len(timeline(client, member, "leads", mine)["entries"]) == 1
 
 
+    def test_never_log_lists_apply_to_logging_by_hand(self, client: TestClient, org, member, admin, imap_user, dovecot, runtime) -> None:  # type: ignore[no-untyped-def]
+        from crm.store.timeline import LoggedMail
+
+        def stored() -> int:
+            with runtime.sessions() as s:
+                return int(s.scalar(select(func.count()).select_from(LoggedMail)) or 0)
+
+        other = make_user(runtime, org, "rep2@acme.example", language="ja")
+        for user in (member, admin, other):
+            connect_mailbox(client, user, imap_user)
+        mine, theirs = lead(client, member), lead(client, member, "kim@blocked.example", "Blocked")
+        records = [{"type": "lead", "id": mine}]
+        assert client.post("/api/v1/never-log", json={"value": "@blocked.example"}, headers=member.headers).status_code == 201
+        assert client.post("/api/v1/never-log", json={"value": "news@client.example", "org_wide": True}, headers=admin.headers).status_code == 201
+        assert client.post("/api/v1/never-log", json={"value": PERSON}, headers=other.headers).status_code == 201
+        plain = dovecot.append(imap_user.name, "INBOX", mail(message_id="<h1@client.example>"))
+        blocked = dovecot.append(imap_user.name, "INBOX", mail(sender="kim@blocked.example", message_id="<h2@blocked.example>", subject="From a blocked domain"))
+        org_listed = dovecot.append(imap_user.name, "INBOX", mail(to="rep@acme.example, News <news@client.example>", message_id="<h3@client.example>"))
+
+        # the rep's own list: refused, said so, nothing stored
+        refused = log(client, member, [{"type": "lead", "id": theirs}], folder="INBOX", uid=blocked)
+        assert refused.status_code == 409, refused.text
+        body = refused.json()
+        assert (body["type"], body["scope"], body["address"]) == ("never_log", "user", "kim@blocked.example")
+        assert "your never-log list" in body["detail"] and "kim@blocked.example" in body["detail"]
+        assert stored() == 0 and timeline(client, member, "leads", theirs)["entries"] == []
+        # the organisation's list (a Cc is enough)
+        refused = log(client, member, records, folder="INBOX", uid=org_listed)
+        assert refused.status_code == 409 and refused.json()["scope"] == "org" and "organisation's never-log list" in refused.json()["detail"]
+        assert stored() == 0
+
+        # scopes kept apart: the other rep's list blocks neither this rep nor the admin, and
+        # its refusal (in Japanese, the other rep's language) names their own list only
+        assert log(client, member, records, folder="INBOX", uid=plain).status_code == 200
+        assert log(client, admin, [{"type": "lead", "id": theirs}], folder="INBOX", uid=blocked).status_code == 200
+        assert stored() == 2
+        answer = log(client, other, records, folder="INBOX", uid=plain)
+        assert answer.status_code == 409 and answer.json()["scope"] == "user" and "あなたの記録しないリスト" in answer.json()["detail"]
+        answer = log(client, other, records, folder="INBOX", uid=blocked)
+        assert answer.status_code == 200, answer.text  # the first rep's @blocked.example is not theirs
+
+        # force: the rep's deliberate act logs it anyway, once
+        forced = client.post("/api/v1/messages/log", json={"message": {"folder": "INBOX", "uid": org_listed}, "records": records, "force": True}, headers=member.headers)
+        assert forced.status_code == 200 and [x["created"] for x in forced.json()["logged"]] == [True]
+        assert stored() == 3
+        assert sorted(e["summary"] for e in timeline(client, member, "leads", mine)["entries"]) == ["Estimate", "Estimate", "From a blocked domain"]
+
+
 class TestTimelinePages:
     def test_newest_first_in_keyset_pages(self, client: TestClient, member, runtime) -> None:  # type: ignore[no-untyped-def]
         from datetime import UTC, datetime, timedelta
@@ -153,6 +201,17 @@ class TestAttachments:
         detail = client.get(f"/api/v1/leads/{mine}/mails/{entry}", headers=member.headers).json()
         [attachment] = detail["attachments"]
         assert attachment["name"] == "drawings.pdf" and not attachment["stored"] and attachment["size"] > 2 * 2**20
+        # part 1 is the alternative here, not the text: the text came from its own FETCH
+        assert detail["text"].strip() == "The drawings are attached."
+
+    def test_a_text_longer_than_the_first_fetch_comes_whole(self, client: TestClient, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        text = "".join(f"Line {i} of a long enquiry about the estimate.\n" for i in range(400))  # ~19 KB: more than part 1's first 4 KB
+        uid = dovecot.append(imap_user.name, "INBOX", mail(message_id="<long@client.example>", body=text))
+        connect_mailbox(client, member, imap_user)
+        mine = lead(client, member)
+        entry = log(client, member, [{"type": "lead", "id": mine}], folder="INBOX", uid=uid).json()["logged"][0]["entry_id"]
+        detail = client.get(f"/api/v1/leads/{mine}/mails/{entry}", headers=member.headers).json()
+        assert detail["text"].strip() == text.strip()
 
     def test_a_20_mb_attachment_is_kept_part_by_part(self, client: TestClient, member, admin, imap_user, dovecot, runtime) -> None:  # type: ignore[no-untyped-def]
         from crm.store.timeline import MailAttachmentChunk

@@ -8,7 +8,8 @@ on a free port. The popup's own DOM is read and its buttons pressed (tests/serve
 
 The steps run in order, as one user would: connect (pairing) → a Japanese mail's draft →
 save → a subfolder and a non-ASCII folder → not spam from Junk → an invitation accepted →
-a user without a connected mailbox (raw upload, Shift_JIS 8-bit). Screenshots of each state
+a user without a connected mailbox (raw upload, Shift_JIS 8-bit) → the next message while the
+popup is open → "log this mail" onto the matching lead. Screenshots of each state
 go to test-artifacts/.
 """
 
@@ -285,3 +286,37 @@ def test_7_another_message_while_the_popup_is_open_replaces_the_draft(world) -> 
         pytest.skip("this Thunderbird closes the popup when another message is displayed: nothing stale can stay")
     wait_for_draft(tb, "bob.ray@example.org")
     assert "ann.lee" not in tb.popup("return doc.getElementById('fields').innerHTML + doc.getElementById('f-email').value")
+
+
+def test_8_log_this_mail_from_the_panel(world) -> None:  # type: ignore[no-untyped-def]
+    """The sender matches a lead: the panel shows it; "log this mail" puts the mail on the
+    lead's timeline (in the panel and through the API), stored once; pressed again, nothing
+    changes."""
+    from tests.mails import business_mail
+
+    url, headers = world["url"], world["headers"]
+    made = httpx.post(f"{url}/api/v1/leads", json={"last_name": "Mori", "email": "kei.mori@log-test.example", "company": "Log Test KK"}, headers=headers, timeout=30)
+    assert made.status_code == 201, made.text
+    lead_id = made.json()["lead"]["id"]
+    mid = "<log-1@log-test.example>"
+    raw = business_mail(message_id=mid, sender='"Kei Mori" <kei.mori@log-test.example>', to=EMAIL, subject="Order of 30 units")
+    tb = open_in_thunderbird(world, "INBOX", raw, mid)
+    wait_for_draft(tb, "kei.mori@log-test.example")
+    card = f"doc.getElementById('rec-lead-{lead_id}')"
+    tb.wait_popup(f"!!{card} && {card}.textContent.includes('Log Test KK') && !doc.getElementById('log-mail').hidden", what="the matching lead's card")
+    assert tb.popup(f"return {card}.querySelector('input[type=checkbox]').checked") is True  # the only match: ticked
+    timeline = f"{url}/api/v1/leads/{lead_id}/timeline"
+
+    def logged() -> list[tuple[str, str]]:
+        return [(e["kind"], e["summary"]) for e in httpx.get(timeline, headers=headers, timeout=30).json()["entries"]]
+
+    assert logged() == []
+    tb.popup("doc.getElementById('log-mail').click(); return true;")
+    tb.wait_popup("doc.getElementById('records-status').textContent == 'Logged to 1 record(s)'", what="'Logged to 1 record(s)' next to the button")
+    tb.wait_popup(f"{card}.querySelector('ol.timeline li.entry-mail') && {card}.querySelector('ol.timeline').textContent.includes('Order of 30 units')", what="the entry in the panel's timeline")
+    shot(tb, "logged")
+    assert logged() == [("mail", "Order of 30 units")]
+    tb.popup("doc.getElementById('records-status').textContent = ''; doc.getElementById('log-mail').click(); return true;")
+    tb.wait_popup("doc.getElementById('records-status').textContent == 'Already logged (nothing changed)'", what="'Already logged' on the second press")
+    assert logged() == [("mail", "Order of 30 units")]
+    assert tb.popup(f"return {card}.querySelectorAll('ol.timeline li.entry-mail').length") == 1

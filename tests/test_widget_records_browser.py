@@ -88,3 +88,26 @@ def test_nobody_matches_search_and_log(browser, live_server, runtime, member, im
     shot(page, "search-logged")
     with runtime.sessions() as s:
         assert s.scalar(select(Lead.id).where(Lead.id == target)) == target
+
+
+def test_never_logged_sender_log_anyway(browser, live_server, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    connect(live_server, member, imap_user)
+    lead_id = make_lead(live_server, member, last_name="Yamada", email="taro.yamada@example.co.jp", company="Example Trading KK")
+    assert httpx.post(f"{live_server}/api/v1/never-log", json={"value": "@example.co.jp"}, headers=member.headers, timeout=30).status_code == 201
+    uid = dovecot.append(imap_user.name, "INBOX", business_mail(message_id="<rec4@example.co.jp>", subject="Newsletter-ish"))
+    page = open_widget(browser, live_server, member, f"folder=INBOX&uid={uid}")
+    card = page.locator(f"#rec-lead-{lead_id}")
+    expect(card).to_contain_text("Example Trading KK")
+    assert not page.is_visible("#log-anyway")
+    page.click("#log-mail")
+    expect(page.locator("#records-status")).to_contain_text("taro.yamada@example.co.jp is on your never-log list")
+    expect(page.locator("#log-anyway")).to_be_visible()
+    expect(card.locator("ol.timeline")).to_contain_text("No history yet")
+    timeline_url = f"{live_server}/api/v1/leads/{lead_id}/timeline"
+    assert httpx.get(timeline_url, headers=member.headers, timeout=30).json()["entries"] == []
+    shot(page, "never-log")
+    page.click("#log-anyway")
+    expect(page.locator("#records-status")).to_have_text("Logged to 1 record(s)")
+    expect(page.locator("#log-anyway")).to_be_hidden()
+    expect(card.locator("ol.timeline li.entry-mail")).to_contain_text("Newsletter-ish")
+    assert [e["summary"] for e in httpx.get(timeline_url, headers=member.headers, timeout=30).json()["entries"]] == ["Newsletter-ish"]

@@ -40,11 +40,13 @@ def language_of(request: Request) -> str:
     return pick_language(chosen, request.headers.get("accept-language"))
 
 
-def body(request: Request, code: str, detail: str, **extra: object) -> dict[str, object]:
-    """`detail` in the user's language when the code has a translation; the server's own
+def body(request: Request, code: str, detail: str, *, message: str | None = None, **extra: object) -> dict[str, object]:
+    """`detail` in the user's language when the code (or `message`, a more precise
+    catalogue key) has a translation, filled with the extras that are text; the server's own
     English detail stays in `reason` for support."""
     lang = language_of(request)
-    out: dict[str, object] = {"type": code, "detail": translate(code, lang, default=detail, field=extra.get("field") or ""), "reason": detail}
+    values = {k: v for k, v in extra.items() if isinstance(v, str)} | {"field": extra.get("field") or ""}
+    out: dict[str, object] = {"type": code, "detail": translate(message or code, lang, default=detail, **values), "reason": detail}
     out.update({k: v for k, v in extra.items() if v is not None})
     request_id = getattr(request.state, "request_id", None)  # set by widget_api.request_ids
     if request_id:
@@ -80,6 +82,8 @@ class ErrorOut(BaseModel):
     existing_id: int | None = None
     existing: dict[str, Any] | None = None
     errors: list[FieldErrorOut] | None = None
+    scope: str | None = None  # never_log: "user" (the caller's own list) or "org"
+    address: str | None = None  # never_log: the mail's address on that list
 
 
 MEANING = {
@@ -110,7 +114,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.DomainError)
     async def domain_error(request: Request, exc: e.DomainError) -> JSONResponse:
         extra: dict[str, object] = {}
-        if isinstance(exc, e.Conflict):
+        message = None
+        if isinstance(exc, e.NeverLogged):
+            extra, message = {"scope": exc.scope, "address": exc.address}, f"never_log_{exc.scope}"
+        elif isinstance(exc, e.Conflict):
             extra = {"field": exc.field, "existing_id": exc.existing_id, "existing": exc.existing}
         elif isinstance(exc, e.InvalidInput):
             extra = {"field": exc.field}
@@ -118,7 +125,7 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, e.RateLimited):
             headers = {"Retry-After": str(exc.retry_after)}
-        return JSONResponse(body(request, exc.code, exc.detail, **extra), status_code=status, headers=headers)
+        return JSONResponse(body(request, exc.code, exc.detail, message=message, **extra), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

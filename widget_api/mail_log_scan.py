@@ -24,15 +24,20 @@ log = logging.getLogger(__name__)
 ROLES = (("inbox", False), ("sent", True))
 
 
-def log_message(runtime: Runtime, principal: Principal, ref: MessageRef, records: Sequence[tuple[str, int]], mailbox_id: int | None = None) -> tuple[list[Logged], int]:
-    """Log the mail onto the records (each checked first); returns the links and the bytes
-    the IMAP server sent for it (header, text, and any attachment kept)."""
+def log_message(
+    runtime: Runtime, principal: Principal, ref: MessageRef, records: Sequence[tuple[str, int]], mailbox_id: int | None = None, *, force: bool = False
+) -> tuple[list[Logged], int]:
+    """Log the mail onto the records (each checked first, then the never-log lists unless
+    the rep `force`s it); returns the links and the bytes the IMAP server sent for it
+    (header, text, and any attachment kept)."""
     with runtime.sessions() as session:
         mail_log.check_records(session, principal, records)
         port = MailLog(runtime.mailbox(session, principal, mailbox_id))
     draft = port.read(ref)
     with runtime.sessions.begin() as session:
         refs = mail_log.check_records(session, principal, records)
+        if not force:
+            mail_log.check_never_log(session, principal, draft)
         mail, links = mail_log.store_mail(session, principal, draft, refs)
         mail_id = mail.id
     return links, draft.bytes_fetched + store_attachments(runtime, principal, port, draft, mail_id)

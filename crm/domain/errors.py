@@ -3,6 +3,7 @@
 DomainError
 ├── NotFound            the thing does not exist *for this organisation*
 ├── Conflict            a unique rule would be broken (carries the existing record id)
+│   └── NeverLogged     the mail names an address on a never-log list (logging by hand)
 ├── InvalidInput        the request is well-formed but makes no sense
 ├── PermissionDenied    the user may not do this
 ├── RateLimited         too much at once from this token or organisation (try again later)
@@ -46,6 +47,18 @@ class Conflict(DomainError):
         self.existing_id = existing_id
         self.field = field
         self.existing = existing  # the existing record as the API shows it
+
+
+class NeverLogged(Conflict):
+    """A mail to be logged by hand names `address`, which is on a never-log list: `scope`
+    "user" (the rep's own) or "org" (the organisation's). The rep may log it anyway."""
+
+    code = "never_log"
+
+    def __init__(self, detail: str, *, scope: str, address: str) -> None:
+        super().__init__(detail)
+        self.scope = scope
+        self.address = address
 
 
 class InvalidInput(DomainError):

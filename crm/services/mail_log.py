@@ -4,7 +4,9 @@ the records a rep chose, with the never-log rules; the organisation's settings.
 Never logged by auto-log: mail with the organisation's own domains (unless the admin turns
 `log_internal` on), automated mail (crm: mail_adapter.automated's reasons, read by the
 adapter), and the addresses and domains on the rep's own or the organisation's never-log
-list. Logging by hand is the rep asking: only the record checks apply.
+list. Logging by hand applies the never-log lists too (the rep's own and the organisation's,
+on every address of the mail but the rep's): the rep is told which list, and may log the
+mail anyway.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm.domain.drafts import MessageRef
-from crm.domain.errors import InvalidInput, NotFound, PermissionDenied
+from crm.domain.errors import InvalidInput, NeverLogged, NotFound, PermissionDenied
 from crm.domain.mail_log import FolderScan, FolderState, MailDraft, MailLogPort, listed, own_address
 from crm.domain.principal import Principal
+from crm.domain.rules import normalise_email
 from crm.services import timeline
 from crm.services.organisations import require_admin
 from crm.services.spam import normalise_entry
@@ -84,6 +87,24 @@ def remove_never(session: Session, principal: Principal, entry_id: int) -> None:
         raise PermissionDenied("only an administrator may change the organisation's never-log list", code="admin_only")
     session.delete(row)
     session.flush()
+
+
+def check_never_log(session: Session, principal: Principal, draft: MailDraft) -> None:
+    """NeverLogged when an address of the mail (the rep's own aside) is on the rep's own
+    never-log list, else on the organisation's. Only the caller's own entries are read, so
+    another rep's list neither blocks nor shows."""
+    me = normalise_email(principal.email)
+    addresses = sorted({n for n in (normalise_email(a) for a in draft.addresses) if n and n != me})
+    if not addresses:
+        return
+    own = principal.list_scope(False)
+    entries: dict[str, set[str]] = {own: set(), "org": set()}
+    for scope, value in session.execute(select(NeverLogEntry.scope, NeverLogEntry.value).where(NeverLogEntry.organisation_id == principal.organisation_id, NeverLogEntry.scope.in_([own, "org"]))):
+        entries[scope].add(value)
+    for scope, name in ((own, "user"), ("org", "org")):
+        hit = next((a for a in addresses if listed(a, entries[scope])), None)
+        if hit:
+            raise NeverLogged(f"{hit} is on the {'rep' if name == 'user' else 'organisation'}'s never-log list", scope=name, address=hit)
 
 
 # -- logging one mail ---------------------------------------------------------------------

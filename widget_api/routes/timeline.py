@@ -35,6 +35,7 @@ class LogIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message: MessageRefIn
     records: list[RecordIn] = Field(min_length=1, max_length=20)
+    force: bool = Field(default=False, description="log it even though an address is on a never-log list (the 409 `never_log` answer)")
 
 
 class LoggedOut(BaseModel):
@@ -126,12 +127,14 @@ class MailLogSettingsOut(BaseModel):
     max_attachment_bytes: int
 
 
-@router.post("/messages/log")
+@router.post("/messages/log", responses=responses(409))
 def log(body: LogIn, principal: CurrentUser, runtime: RuntimeDep) -> LogOut:
-    """Log the mail onto each record once; logging it again changes nothing (created false)."""
+    """Log the mail onto each record once; logging it again changes nothing (created false).
+    409 `never_log` (nothing stored) when an address of the mail is on the caller's or the
+    organisation's never-log list, `scope` saying which; `force` logs it anyway."""
     ref = body.message
     records = [(r.type, r.id) for r in body.records]
-    links, fetched = log_message(runtime, principal, MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use), records, ref.mailbox_id)
+    links, fetched = log_message(runtime, principal, MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use), records, ref.mailbox_id, force=body.force)
     return LogOut(logged=[LoggedOut(type=x.record.type, id=x.record.id, entry_id=x.entry_id, created=x.created) for x in links], bytes_fetched=fetched)
 
 

@@ -403,6 +403,7 @@ function renderRecords() {
   const single = list.length === 1;
   $("record-cards").replaceChildren(...list.map((r) => renderRecord(r, single || ticked.has(recordKey(r)) || Boolean(r.picked))));
   $("log-mail").hidden = list.length === 0;
+  $("log-anyway").hidden = true;
 }
 
 async function loadMatches(generation) {
@@ -446,13 +447,16 @@ async function addFound(item) {
   if (box) box.checked = true;
 }
 
-async function logMail() {
+// `force`: the rep pressed "log anyway" after the server said an address of the mail is on
+// their own or the organisation's never-log list.
+async function logMail(force) {
   const where = $("records-status");
+  $("log-anyway").hidden = true;
   const chosen = [...document.querySelectorAll("#record-cards input[type=checkbox]:checked")].map((b) => ({ type: b.dataset.type, id: Number(b.dataset.id) }));
   if (!chosen.length) { feedback(where, "warn", t("pick_one")); return; }
   feedback(where, "busy", t("logging"));
   try {
-    const r = await api("/api/v1/messages/log", { method: "POST", json: { message: state.draft.message, records: chosen } });
+    const r = await api("/api/v1/messages/log", { method: "POST", json: { message: state.draft.message, records: chosen, force } });
     const created = r.logged.filter((x) => x.created).length;
     // The new entries, as the timeline now has them.
     for (const c of chosen) {
@@ -463,7 +467,12 @@ async function logMail() {
       if (list) renderTimeline(list, page.entries);
     }
     feedback(where, "ok", created ? t("logged", { count: created }) : t("logged_again"));
-  } catch (err) { failAt(where, err); }
+  } catch (err) {
+    if (err && err.type === "never_log") {
+      feedback(where, "warn", explain(err));
+      $("log-anyway").hidden = false;
+    } else failAt(where, err);
+  }
 }
 
 async function fillEmpty(record, where) {
@@ -692,7 +701,8 @@ async function start() {
   $("lead").addEventListener("submit", (e) => { e.preventDefault(); save(null, $("save-status")); });
   $("update-existing").addEventListener("click", (e) => save(e.currentTarget.dataset.leadId, $("existing-status")));
   $("create-anyway").addEventListener("click", () => save(null, $("existing-status")));
-  $("log-mail").addEventListener("click", logMail);
+  $("log-mail").addEventListener("click", () => logMail(false));
+  $("log-anyway").addEventListener("click", () => logMail(true));
   $("record-search").addEventListener("submit", searchRecords);
   $("not-spam").addEventListener("click", notSpam);
   $("why-spam").addEventListener("click", whySpam);
