@@ -26,7 +26,7 @@ from crm.domain.drafts import MessageRef
 from crm.domain.errors import MessageNotFound
 from crm.domain.mail_log import AttachmentInfo, FolderScan, FolderState, MailDraft, bare_id
 from mail_adapter.automated import automated_reasons
-from mail_adapter.mailbox import Mailbox, SearchText, body_item, by_section, search
+from mail_adapter.mailbox import Mailbox, SearchText, body_item, by_section, search, whole_first_part
 from mail_adapter.parsing import BodyPart, ParsedMessage, parse_fetched
 from mail_adapter.structure import MAX_TEXT_BYTES, NestedMessage, PartInfo, walk_structure
 from mail_adapter.zones import own_text
@@ -177,23 +177,21 @@ def _read_many(c: IMAPClient, uids: list[int], folder: str, uidvalidity: int, fe
             header = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER") and isinstance(v, bytes)), b"")
             texts, attachments = _plan(data.get(b"BODYSTRUCTURE"))
             plans[int(uid)] = (header, texts, attachments)
-            part1 = by_section(data).get("1", b"")
-            sent[int(uid)] = len(part1)
-            if [p.section for p in texts] == ["1"] and len(part1) < FIRST_PART_BYTES:
-                bodies[int(uid)] = {"1": part1}  # the whole of the text part: nothing more to fetch
+            sent[int(uid)] = len(by_section(data).get("1", b""))
+            bodies[int(uid)] = whole_first_part(data, FIRST_PART_BYTES)  # nothing more to fetch for it
         groups: dict[tuple[str, ...], list[int]] = {}
         for uid, (_h, texts, _a) in plans.items():
-            if uid not in bodies:
-                groups.setdefault(tuple(p.section for p in texts), []).append(uid)
+            rest = tuple(p.section for p in texts if p.section not in bodies[uid])
+            if rest:
+                groups.setdefault(rest, []).append(uid)
         for sections, members in groups.items():
-            if not sections:
-                continue
             answer = c.fetch(members, [body_item(s, MAX_TEXT_BYTES) for s in sections])
             if fetches is not None:
                 fetches.append(1)
             for uid, data in answer.items():
-                bodies[int(uid)] = by_section(data)
-                sent[int(uid)] = sent.get(int(uid), 0) + sum(len(v) for v in bodies[int(uid)].values())
+                got = by_section(data)
+                bodies.setdefault(int(uid), {}).update(got)
+                sent[int(uid)] = sent.get(int(uid), 0) + sum(len(v) for v in got.values())
         for uid, (header, texts, attachments) in plans.items():
             got = bodies.get(uid, {})
             parts = [BodyPart(p.content_type, got.get(p.section, b""), p.charset, p.encoding, p.filename, p.method, p.section) for p in texts]

@@ -312,8 +312,7 @@ class Mailbox:
             raise MessageNotFound(f"no message with UID {uid} in {folder}")
         header = first[uid].get(b"BODY[HEADER]") or b""
         early = by_section(first[uid]).get("1")
-        # Shorter than the window asked for: the whole part (its encoded bytes).
-        have = {"1": early} if early is not None and len(early) < FIRST_PART_BYTES else {}
+        have = whole_first_part(first[uid], FIRST_PART_BYTES)
         parts, nested = wanted_parts(first[uid].get(b"BODYSTRUCTURE"))
         items = [body_item(p.section, None if is_calendar_part(p) else MAX_TEXT_BYTES) for p in parts if p.section not in have]
         items += [body_item(f"{n.section}.HEADER", None) for n in nested]
@@ -445,6 +444,13 @@ def _spellings(name: str, delimiters: set[str]) -> list[str]:
 def body_item(section: str, limit: int | None) -> bytes:
     suffix = f"<0.{limit}>" if limit else ""
     return f"BODY.PEEK[{section}]{suffix}".encode()
+
+
+def whole_first_part(data: dict[bytes, Any], window: int) -> dict[str, bytes]:
+    """{"1": its bytes} when a FETCH's `body_item("1", window)` brought all of part 1 (less
+    than the window came back), else {}: the part then needs no FETCH of its own."""
+    early = by_section(data).get("1")
+    return {"1": early} if early is not None and len(early) < window else {}
 
 
 def by_section(data: dict[bytes, Any]) -> dict[str, bytes]:

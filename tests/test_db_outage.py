@@ -119,3 +119,25 @@ def test_a_sqlite_write_behind_a_lock_past_the_busy_timeout_is_503(tmp_path: Pat
     assert refused.json()["type"] == "database_unavailable"
     assert read.status_code == 200 and read.json() == []
     assert again.status_code == 201, again.text
+
+
+@pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL is not installed")
+def test_ready_right_after_a_postgres_restart_is_not_fooled_by_a_cut_pooled_connection(tmp_path: Path) -> None:
+    """A process that did not run a query during the outage still holds pooled connections the
+    restart cut: its first /ready after the restart must say ready (the probe retries once
+    on a fresh connection), not 503 until some other request happens to clear the pool."""
+    from crm.store.db import migrate
+
+    with PostgresCluster() as pg:
+        url = pg.create_database("ready")
+        migrate(url)
+        runtime = Runtime.build(Settings(database_url=url, secret_keys=[Fernet.generate_key().decode()], data_dir=tmp_path))
+        try:
+            with TestClient(create_app(runtime.settings, runtime), raise_server_exceptions=False) as client:
+                assert client.get("/api/v1/ready").status_code == 200  # the pool now holds a connection
+                pg.halt()
+                pg.resume()
+                after = client.get("/api/v1/ready")
+        finally:
+            runtime.close()
+    assert after.status_code == 200, after.text

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import re
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from crm.services import auth
+from crm.services import auth, timeline
+from crm.services.timeline import RecordRef
 from crm.store.auth import AuthCode, UserPassword
 from crm.store.base import utcnow
 from crm.store.models import ApiToken, Lead
@@ -220,6 +222,31 @@ class TestLeadPage:
         assert "&lt;b&gt;株式会社サンプル&lt;/b&gt;" in shown and "<b>株式会社" not in shown
         with runtime.sessions() as s:
             assert s.get(Lead, lead_id).company == "<b>株式会社サンプル</b>"
+
+    def test_the_latest_timeline_entries_paged_in_the_organisations_time_zone(self, runtime, client, member) -> None:  # type: ignore[no-untyped-def]
+        with_password(runtime, member)
+        lead_id = client.post("/api/v1/leads", json={"last_name": "山田", "email": "yamada@customer.example"}, headers=member.headers).json()["lead"]["id"]
+        start = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)  # 00:30 the next day in Tokyo
+        with runtime.sessions.begin() as s:
+            for i in range(12):
+                timeline.add_entry(s, RecordRef("lead", lead_id, member.organisation_id), "automatic_mail", at=start + timedelta(minutes=i), summary=f"<i>n{i}</i>")
+        sign_in(client, member.email, next_path=f"/leads/{lead_id}")
+        page = client.get(f"/leads/{lead_id}?lang=ja").text
+        shown = re.findall(r"<li class='entry entry-automatic_mail'><time[^>]*>([^<]+)</time> 自動メール: &lt;i&gt;(n\d+)&lt;/i&gt;</li>", page)
+        assert [n for _, n in shown] == [f"n{i}" for i in range(11, 1, -1)]  # the newest ten, newest first, escaped
+        assert shown[0][0] == "2026-12-02 00:41" and "<h2>履歴</h2>" in page
+        older = client.get(html.unescape(re.search(r"id='older' href='([^']+)'", page)[1]) + "&lang=en").text  # type: ignore[index]
+        assert re.findall(r"Automatic mail: &lt;i&gt;(n\d+)", older) == ["n1", "n0"] and "id='older'" not in older
+        bad = client.get(f"/leads/{lead_id}?before=not-a-cursor&lang=en")
+        assert bad.status_code == 400 and 'role="alert"' in bad.text and "n11" in bad.text
+        too_long = client.get(f"/leads/{lead_id}?before={'9' * 65}")
+        assert too_long.status_code == 422 and too_long.json()["type"] == "validation_error"
+        assert client.get(f"/leads/{lead_id}?before={'9' * 40}-1").status_code == 400  # past year 9999
+
+        # converted: the history moved to the contact, and the lead's page shows it from there
+        assert client.post(f"/api/v1/leads/{lead_id}/conversion", json={}, headers=member.headers).status_code == 201
+        converted = client.get(f"/leads/{lead_id}?lang=en").text
+        assert "its history is now the contact" in converted and "n11" in converted
 
     def test_another_organisation_sees_nothing(self, runtime, client, member) -> None:  # type: ignore[no-untyped-def]
         from tests.factories import make_org

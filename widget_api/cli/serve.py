@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
 import signal
 import threading
@@ -103,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
         if queue_thread is not None:
             queue_thread.join(runtime.settings.queue_shutdown_seconds + 10)  # the running jobs finish
             if queue_thread.worker.abandoned:  # as `mailwidget worker` does (widget_api.cli.spam)
-                import logging
-
                 logging.shutdown()
                 os._exit(0)
     return 0

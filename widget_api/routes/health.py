@@ -10,6 +10,7 @@ from collections.abc import Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from crm.store import job_queue
 from crm.store.db import READ_ONLY
@@ -82,13 +83,24 @@ def _probe(runtime: Runtime, check: Callable[[Connection], dict[str, object]]) -
     outcome: dict[str, object] = {"ok": False, "error": "timeout"}
     start = time.perf_counter()
 
+    def attempt() -> dict[str, object]:
+        with runtime.engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})  # begins deferred: never waits behind a writer
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(f"SET LOCAL statement_timeout = {int(DB_TIMEOUT * 1000)}"))
+            return check(conn)
+
     def probe() -> None:
         try:
-            with runtime.engine.connect() as conn:
-                conn.execution_options(**{READ_ONLY: True})  # begins deferred: never waits behind a writer
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text(f"SET LOCAL statement_timeout = {int(DB_TIMEOUT * 1000)}"))
-                found = check(conn)
+            try:
+                found = attempt()
+            except DBAPIError as exc:
+                # A pooled connection the server cut (it restarted since): SQLAlchemy dropped
+                # the pool on that error, so one more try on a fresh connection says whether
+                # the database answers now, not whether it was away once.
+                if not exc.connection_invalidated:
+                    raise
+                found = attempt()
             outcome.update({"ok": True, "error": None, **found})
         except Exception as exc:  # noqa: BLE001 - any failure means not ready; the type only, the message may carry the URL
             outcome.update(ok=False, error=type(exc).__name__)

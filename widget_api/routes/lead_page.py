@@ -1,20 +1,24 @@
 """The lead's own page on the backend, where the widget's "Open the lead" goes (unless the
 admin names the CRM's page with MAILWIDGET_LEAD_URL): its fields, editable, the messages it
-was captured from and its campaigns. Signed in by the session cookie; every post carries the
+was captured from, its campaigns and the latest entries of its timeline (paged: "older"). Signed in by the session cookie; every post carries the
 session's CSRF token."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Annotated
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import Conflict, InvalidInput, PermissionDenied
-from crm.services import campaigns, leads
+from crm.services import campaigns, leads, timeline
+from crm.store.timeline import TimelineEntry
 from widget_api import pages
 from widget_api.deps import SessionDep
 from widget_api.i18n import translate
@@ -25,6 +29,7 @@ router = APIRouter(include_in_schema=False)
 # A name written in Chinese characters, kana or hangul puts the family name first (山田 太郎);
 # one in Latin letters the given name (Taro Yamada), whatever the reader's language.
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+HISTORY_PAGE = 10  # timeline entries per page of the lead page (the panel shows 5)
 
 
 def family_first(first: str | None, last: str | None) -> bool:
@@ -35,8 +40,30 @@ def _label(request: Request, name: str) -> str:
     return t(request, f"field_{name}")
 
 
-def _page(request: Request, session: SessionDep, who: pages.auth.SignedIn, lead_id: int, *, values: dict[str, str | None] | None = None, error: str = "", saved: bool = False, status: int = 200) -> HTMLResponse:
+def _history(request: Request, session: SessionDep, who: pages.auth.SignedIn, lead_id: int, before: str | None) -> str:
+    """The newest timeline entries, in the organisation's time zone, and a link to older ones.
+    A converted lead's history moved to its contact (crm.services.timeline): shown from there."""
+    ref = timeline.person_of_lead(session, who.principal.organisation_id, lead_id)
+    entries, older = timeline.page(session, who.principal, ref.type, ref.id, limit=HISTORY_PAGE, before=before)
+    zone = ZoneInfo(who.principal.time_zone)
+    moved = f"<p class='muted'>{t(request, 'page_history_moved')}</p>" if ref.type == "contact" else ""
+    if not entries:
+        return moved + f"<p class='muted' id='history'>{t(request, 'page_none')}</p>"
+
+    def row(e: TimelineEntry) -> str:
+        at = (e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)).astimezone(zone)
+        return f"<li class='entry entry-{e.kind}'><time datetime='{at.isoformat()}'>{at:%Y-%m-%d %H:%M}</time> {t(request, f'entry_{e.kind}')}" + (f": {escape(e.summary)}" if e.summary else "") + "</li>"
+
+    more = f"<p><a id='older' href='/leads/{lead_id}?before={quote(older)}#history'>{t(request, 'page_older')}</a></p>" if older else ""
+    return moved + f"<ol id='history' class='timeline'>{''.join(row(e) for e in entries)}</ol>" + more
+
+
+def _page(request: Request, session: SessionDep, who: pages.auth.SignedIn, lead_id: int, *, values: dict[str, str | None] | None = None, error: str = "", saved: bool = False, status: int = 200, before: str | None = None) -> HTMLResponse:
     lead = leads.get_lead(session, who.principal, lead_id)
+    try:
+        history = _history(request, session, who, lead.id, before)
+    except InvalidInput as exc:  # a hand-edited "older" link: the page, with the newest entries
+        error, status, history = translate(exc.code, pages.language(request), default=exc.detail), 400, _history(request, session, who, lead.id, None)
     shown = values if values is not None else {n: getattr(lead, n) for n in LEAD_FIELDS}
     order = ("last_name", "first_name") if family_first(shown.get("first_name"), shown.get("last_name")) else ("first_name", "last_name")
     names = [*order, *(n for n in LEAD_FIELDS if n not in order)]
@@ -55,13 +82,14 @@ def _page(request: Request, session: SessionDep, who: pages.auth.SignedIn, lead_
         + f'<button class="primary" type="submit" id="save">{t(request, "page_save")}</button></form>'
         + f"<h2>{t(request, 'page_source')}</h2>" + (f"<ul id='sources'>{sources}</ul>" if sources else none)
         + f"<h2>{t(request, 'page_campaigns')}</h2>" + (f"<table id='campaigns'><tbody>{members}</tbody></table>" if members else none)
+        + f"<h2>{t(request, 'page_history')}</h2>" + history
     )
     return pages.render(request, "page_lead", body, status=status)
 
 
 @router.get("/leads/{lead_id}")
-def lead_page(lead_id: Id, request: Request, session: SessionDep, who: SignedInDep, saved: bool = False) -> HTMLResponse:
-    return _page(request, session, who, lead_id, saved=saved)
+def lead_page(lead_id: Id, request: Request, session: SessionDep, who: SignedInDep, saved: bool = False, before: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
+    return _page(request, session, who, lead_id, saved=saved, before=before)
 
 
 class LeadForm(BaseModel):
