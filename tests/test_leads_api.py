@@ -113,6 +113,42 @@ class TestList:
         assert [i["email"] for i in found["items"]] == ["p3@customer.example"]
 
 
+class TestStatus:
+    def test_a_stage_change_is_on_the_timeline_once_and_moves_with_the_conversion(self, client: TestClient, member, admin) -> None:  # type: ignore[no-untyped-def]
+        lead_id = client.post("/api/v1/leads", json={"last_name": "山田", "email": "yamada@customer.example"}, headers=member.headers).json()["lead"]["id"]
+        path = f"/api/v1/leads/{lead_id}/status"
+
+        def statuses(record: str = f"leads/{lead_id}") -> list[str]:
+            entries = client.get(f"/api/v1/{record}/timeline", headers=member.headers).json()["entries"]
+            return [e["summary"] for e in entries if e["kind"] == "status"]
+
+        moved = client.put(path, json={"status": "contacted"}, headers=member.headers)
+        assert moved.status_code == 200 and moved.json()["status"] == "contacted"
+        assert client.put(path, json={"status": "contacted"}, headers=member.headers).status_code == 200  # the stage it has: nothing new
+        assert client.put(path, json={"status": "qualified"}, headers=member.headers).status_code == 200
+        assert statuses() == ["contacted → qualified", "open → contacted"]
+        for bad in ({"status": "converted"}, {"status": "won"}, {"status": 1}, {"status": "contacted", "x": 1}, {}):
+            refused = client.put(path, json=bad, headers=member.headers)
+            assert refused.status_code == 422 and refused.json()["type"] == "validation_error", bad
+        assert client.get(f"/api/v1/leads/{lead_id}", headers=member.headers).json()["status"] == "qualified"
+        assert client.post("/api/v1/leads", json={"email": "other@customer.example"}, headers=member.headers).status_code == 201  # open: not in the view
+        view = client.post("/api/v1/views", json={"name": "見込みあり", "filters": {"op": "and", "conditions": [{"field": "status", "op": "equals", "value": "qualified"}, {"field": "source", "op": "equals", "value": "api"}]}}, headers=member.headers)
+        assert view.status_code == 201, view.text
+        assert [r["id"] for r in client.get(f"/api/v1/views/{view.json()['id']}/leads", headers=member.headers).json()["items"]] == [lead_id]  # not the other (open) one
+        contact_id = client.post(f"/api/v1/leads/{lead_id}/conversion", json={}, headers=member.headers).json()["contact_id"]
+        after = client.put(path, json={"status": "open"}, headers=member.headers)
+        assert after.status_code == 409 and after.json()["type"] == "already_converted"
+        assert statuses(f"contacts/{contact_id}")[1:] == ["contacted → qualified", "open → contacted"]
+
+    def test_another_organisations_lead_is_not_found(self, client: TestClient, runtime, member) -> None:  # type: ignore[no-untyped-def]
+        from tests.factories import make_org, make_user
+
+        lead_id = client.post("/api/v1/leads", json={"email": "x@customer.example"}, headers=member.headers).json()["lead"]["id"]
+        stranger = make_user(runtime, make_org(runtime, "Other"), "s@other.example")
+        assert client.put(f"/api/v1/leads/{lead_id}/status", json={"status": "contacted"}, headers=stranger.headers).status_code == 404
+        assert client.get(f"/api/v1/leads/{lead_id}", headers=member.headers).json()["status"] == "open"
+
+
 class TestConcurrency:
     def test_twenty_concurrent_saves_of_one_draft_make_one_lead(self, live_server: str, member, session) -> None:  # type: ignore[no-untyped-def]
         def save(_: int) -> tuple[int, str, int]:

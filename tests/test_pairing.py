@@ -248,6 +248,24 @@ class TestLeadPage:
         converted = client.get(f"/leads/{lead_id}?lang=en").text
         assert "its history is now the contact" in converted and "n11" in converted
 
+    def test_the_stage_is_changed_on_the_page_with_csrf(self, runtime, client, member) -> None:  # type: ignore[no-untyped-def]
+        with_password(runtime, member)
+        lead_id = client.post("/api/v1/leads", json={"email": "stage@customer.example"}, headers=member.headers).json()["lead"]["id"]
+        sign_in(client, member.email, next_path=f"/leads/{lead_id}")
+        page = client.get(f"/leads/{lead_id}?lang=ja").text
+        assert '<option value="open" selected>未対応</option>' in page and '<option value="contacted">連絡済み</option>' in page
+        assert client.post(f"/leads/{lead_id}/status", data={"csrf": "forged", "status": "contacted"}).status_code == 400
+        unknown = client.post(f"/leads/{lead_id}/status?lang=en", data={"csrf": csrf_of(page), "status": "won"})
+        assert unknown.status_code == 400 and "open, contacted, qualified or unqualified" in unknown.text
+        assert client.get(f"/api/v1/leads/{lead_id}", headers=member.headers).json()["status"] == "open"
+        done = client.post(f"/leads/{lead_id}/status", data={"csrf": csrf_of(page), "status": "contacted"}, follow_redirects=False)
+        assert done.status_code == 303
+        shown = client.get(done.headers["location"] + "&lang=en").text
+        assert '<option value="contacted" selected>Contacted</option>' in shown and "Status: open → contacted" in shown
+        client.post(f"/api/v1/leads/{lead_id}/conversion", json={}, headers=member.headers)
+        converted = client.get(f"/leads/{lead_id}?lang=en").text
+        assert "<p id='status'>Status: Converted</p>" in converted and 'name="status"' not in converted
+
     def test_another_organisation_sees_nothing(self, runtime, client, member) -> None:  # type: ignore[no-untyped-def]
         from tests.factories import make_org
 

@@ -56,9 +56,14 @@ def test_several_matches_none_chosen(browser, live_server, member, admin, imap_u
     assert httpx.put(f"{live_server}/api/v1/settings/unique-fields/email", json={"unique": False}, headers=admin.headers, timeout=30).status_code == 200
     first = make_lead(live_server, member, last_name="Yamada", email="taro.yamada@example.co.jp")
     second = make_lead(live_server, member, last_name="山田", email="taro.yamada@example.co.jp")
+    assert httpx.put(f"{live_server}/api/v1/leads/{second}/status", json={"status": "contacted"}, headers=member.headers, timeout=30).status_code == 200
     uid = dovecot.append(imap_user.name, "INBOX", business_mail(message_id="<rec2@example.co.jp>"))
     page = open_widget(browser, live_server, member, f"folder=INBOX&uid={uid}")
     page.wait_for_selector(f"#rec-lead-{second}")
+    # the stage in the reader's language, and its change in the record's history
+    expect(page.locator(f"#rec-lead-{second} dl")).to_contain_text("Contacted")
+    expect(page.locator(f"#rec-lead-{second} ol.timeline li.entry-status")).to_contain_text("open → contacted")
+    expect(page.locator(f"#rec-lead-{first} dl")).to_contain_text("Open")
     assert page.is_visible("#records-choose")
     assert not page.locator(f"#rec-lead-{first} input[type=checkbox]").is_checked()
     assert not page.locator(f"#rec-lead-{second} input[type=checkbox]").is_checked()

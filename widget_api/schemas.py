@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import InvalidInput
-from crm.domain.leads import MAX_LENGTHS, value_problem
+from crm.domain.leads import MAX_LENGTHS, LeadStatus, value_problem
 from crm.store.base import MAX_COUNT, MAX_ID
 
 # Every id and count the API takes, bounded by what the database columns hold: a larger
@@ -106,6 +106,11 @@ class LeadCreate(LeadFields):
 
 class LeadUpdate(LeadFields):
     pass
+
+
+class LeadStatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: LeadStatus
 
 
 class LeadRead(LeadData):

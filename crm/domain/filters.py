@@ -7,7 +7,8 @@ leads by their fields (workflow-rule conditions) reuses it as is. A filter is a 
     {"field": F, "op": "in", "value": [v, …]}                         1 to 1000 values
     {"field": F, "op": "between", "value": [low, high]}
 
-F is a standard lead field (`company`) or a custom one (`custom:<key>`). Each operator is its
+F is a standard lead field (`company`), the lead's `status` or `source`, or a custom field
+(`custom:<key>`). Each operator is its
 own model, told apart by `op` (a discriminated union), so a node of the wrong shape or type
 is refused where the request is read, never in SQL. Standard fields hold text and take text
 values; a custom field's values are checked against its type where the filter runs, since
@@ -35,6 +36,10 @@ SORTABLE: tuple[str, ...] = (*LEAD_FIELDS, "created_at", "updated_at", "id")
 CUSTOM_PREFIX = "custom:"
 
 FieldName = Annotated[str, Field(pattern=rf"^(?:{'|'.join(LEAD_FIELDS)}|{CUSTOM_PREFIX}{CUSTOM_FIELD_KEY})$", description="a lead field, or custom:<key>")]
+# What a filter may also select on: the stage and where the lead came from (not editable
+# fields, so not a FieldName a web form could write).
+FILTERED: tuple[str, ...] = (*LEAD_FIELDS, "status", "source")
+FilterField = Annotated[str, Field(pattern=rf"^(?:{'|'.join(FILTERED)}|{CUSTOM_PREFIX}{CUSTOM_FIELD_KEY})$", description="a lead field, status, source, or custom:<key>")]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Value = Text | Number
@@ -45,7 +50,7 @@ class _Node(BaseModel):
 
 
 class _Condition(_Node):
-    field: FieldName
+    field: FilterField
 
     @property
     def custom_key(self) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping
+from typing import Literal, get_args
 
 from email_validator import EmailNotValidError
 
@@ -18,6 +19,10 @@ MAX_LENGTHS: Mapping[str, int] = {
     "street": 255, "city": 100, "state": 100, "zip_code": 20, "country": 100, "description": 32000,
 }
 MULTI_LINE = frozenset({"description"})
+# A lead's stages a rep sets; "converted" is set by the conversion only (it makes the contact).
+LeadStatus = Literal["open", "contacted", "qualified", "unqualified"]
+LEAD_STATUSES: tuple[str, ...] = get_args(LeadStatus)
+CONVERTED = "converted"
 _LINE_BREAKS = "\n\r"
 # Control characters (NUL, ESC…), lone surrogates (no database stores them), line and
 # paragraph separators; a tab is harmless in a line.

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import Conflict, InvalidInput, NotFound
-from crm.domain.leads import checked_values
+from crm.domain.leads import CONVERTED, LEAD_STATUSES, checked_values
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email, normalise_unique_value
+from crm.services import timeline
 from crm.store.models import Contact, FieldSetting, Lead, LeadUniqueKey, MessageCapture
 
 DEFAULT_UNIQUE = frozenset({"email"})
@@ -239,6 +240,23 @@ def update_lead(session: Session, principal: Principal, lead_id: int, values: Ma
         session.refresh(lead)
         _refuse_duplicates(session, principal.organisation_id, keys, ignore_lead=lead.id)
         raise Conflict("the lead conflicts with a record saved at the same time") from None
+    return lead
+
+
+def set_status(session: Session, principal: Principal, lead_id: int, status: str) -> Lead:
+    """Move the lead to another stage, onto its timeline in the same transaction (a
+    "status" entry "open → contacted"). Setting the stage it has changes nothing; a converted
+    lead is the contact's now and keeps its stage (Conflict)."""
+    if status not in LEAD_STATUSES:
+        raise InvalidInput(f"a lead's status is one of {', '.join(LEAD_STATUSES)}", code="unknown_lead_status")
+    lead = get_lead(session, principal, lead_id)
+    if lead.status == CONVERTED:
+        raise Conflict("the lead is already converted", existing_id=lead.id, field="status", code="already_converted")
+    if lead.status == status:
+        return lead
+    previous, lead.status = lead.status, status
+    timeline.add_entry(session, lead, "status", summary=f"{previous} → {status}", payload={"from": previous, "to": status}, user_id=principal.user_id)
+    session.flush()
     return lead
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crm.domain.drafts import LEAD_FIELDS
 from crm.domain.errors import Conflict, InvalidInput, PermissionDenied
+from crm.domain.leads import LEAD_STATUSES
 from crm.services import campaigns, leads, timeline
 from crm.store.timeline import TimelineEntry
 from widget_api import pages
@@ -38,6 +39,10 @@ def family_first(first: str | None, last: str | None) -> bool:
 
 def _label(request: Request, name: str) -> str:
     return t(request, f"field_{name}")
+
+
+def _message(request: Request, exc: Conflict | InvalidInput | PermissionDenied) -> str:
+    return translate(exc.code, pages.language(request), default=exc.detail, field=getattr(exc, "field", "") or "")
 
 
 def _history(request: Request, session: SessionDep, who: pages.auth.SignedIn, lead_id: int, before: str | None) -> str:
@@ -63,7 +68,7 @@ def _page(request: Request, session: SessionDep, who: pages.auth.SignedIn, lead_
     try:
         history = _history(request, session, who, lead.id, before)
     except InvalidInput as exc:  # a hand-edited "older" link: the page, with the newest entries
-        error, status, history = translate(exc.code, pages.language(request), default=exc.detail), 400, _history(request, session, who, lead.id, None)
+        error, status, history = _message(request, exc), 400, _history(request, session, who, lead.id, None)
     shown = values if values is not None else {n: getattr(lead, n) for n in LEAD_FIELDS}
     order = ("last_name", "first_name") if family_first(shown.get("first_name"), shown.get("last_name")) else ("first_name", "last_name")
     names = [*order, *(n for n in LEAD_FIELDS if n not in order)]
@@ -75,11 +80,21 @@ def _page(request: Request, session: SessionDep, who: pages.auth.SignedIn, lead_
     sources = "".join(f"<li>{escape(c.message_key.removeprefix('mid:'))} <span class='muted'>{t(request, 'page_captured_by', when=f'{c.created_at:%Y-%m-%d %H:%M}')}</span></li>" for c in leads.captures_of(session, who.principal, lead.id))
     members = "".join(f"<tr><td>{escape(name)}</td><td>{escape(status)}</td><td>{added:%Y-%m-%d}</td></tr>" for name, status, added in campaigns.of_lead(session, who.principal, lead.id))
     none = f"<p class='muted'>{t(request, 'page_none')}</p>"
+    if lead.status in LEAD_STATUSES:
+        options = "".join(f'<option value="{s}"{" selected" if s == lead.status else ""}>{t(request, f"lead_status_{s}")}</option>' for s in LEAD_STATUSES)
+        stage = (
+            f'<form method="post" action="/leads/{lead.id}/status">{hidden("csrf", who.csrf_token)}'
+            f'<label for="status">{t(request, "page_status")}</label><select id="status" name="status">{options}</select>'
+            f'<button type="submit" id="set-status">{t(request, "page_set_status")}</button></form>'
+        )
+    else:  # converted: the conversion set it, nothing here changes it
+        stage = f"<p id='status'>{t(request, 'page_status')}: {t(request, f'lead_status_{lead.status}')}</p>"
     body = (
         (f'<p class="error" role="alert">{escape(error)}</p>' if error else "")
         + (f'<p class="ok" role="status">{t(request, "page_saved")}</p>' if saved else "")
         + f'<form method="post" action="/leads/{lead.id}">{hidden("csrf", who.csrf_token)}{inputs}'
         + f'<button class="primary" type="submit" id="save">{t(request, "page_save")}</button></form>'
+        + stage
         + f"<h2>{t(request, 'page_source')}</h2>" + (f"<ul id='sources'>{sources}</ul>" if sources else none)
         + f"<h2>{t(request, 'page_campaigns')}</h2>" + (f"<table id='campaigns'><tbody>{members}</tbody></table>" if members else none)
         + f"<h2>{t(request, 'page_history')}</h2>" + history
@@ -125,5 +140,22 @@ def save_lead(lead_id: Id, request: Request, session: SessionDep, who: SignedInD
         detail = "; ".join(f"{_label(request, str(e['loc'][0]))}: {e['msg']}" for e in exc.errors())
         return _page(request, session, who, lead_id, values=submitted, error=detail, status=400)
     except (Conflict, InvalidInput, PermissionDenied) as exc:
-        return _page(request, session, who, lead_id, values=submitted, error=translate(exc.code, pages.language(request), default=exc.detail, field=getattr(exc, "field", "") or ""), status=400)
+        return _page(request, session, who, lead_id, values=submitted, error=_message(request, exc), status=400)
+    return RedirectResponse(f"/leads/{lead_id}?saved=1", status_code=303)
+
+
+class StatusForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    csrf: str = Field(default="", max_length=100)
+    status: str = Field(default="", max_length=32)
+
+
+@router.post("/leads/{lead_id}/status", response_model=None)
+def save_status(lead_id: Id, request: Request, session: SessionDep, who: SignedInDep, form: Annotated[StatusForm, Form()]) -> HTMLResponse | RedirectResponse:
+    try:
+        pages.require_csrf(who, form.csrf)
+        with session.begin_nested():
+            leads.set_status(session, who.principal, lead_id, form.status)
+    except (Conflict, InvalidInput, PermissionDenied) as exc:
+        return _page(request, session, who, lead_id, error=_message(request, exc), status=400)
     return RedirectResponse(f"/leads/{lead_id}?saved=1", status_code=303)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from crm.services import custom_fields, leads, rules
 from widget_api.deps import CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
-from widget_api.schemas import Id, LeadCreate, LeadPage, LeadRead, LeadSaved, LeadUpdate, Offset
+from widget_api.schemas import Id, LeadCreate, LeadPage, LeadRead, LeadSaved, LeadStatusIn, LeadUpdate, Offset
 
 router = APIRouter(prefix="/api/v1/leads", tags=["leads"], responses=responses(400, 404, 409))
 
@@ -50,3 +50,10 @@ def read(lead_id: Id, session: ReadSessionDep, principal: CurrentUser) -> LeadRe
 @router.patch("/{lead_id}")
 def update(lead_id: Id, body: LeadUpdate, session: SessionDep, principal: CurrentUser) -> LeadRead:
     return LeadRead.model_validate(leads.update_lead(session, principal, lead_id, body.model_dump(exclude_unset=True)))
+
+
+@router.put("/{lead_id}/status")
+def set_status(lead_id: Id, body: LeadStatusIn, session: SessionDep, principal: CurrentUser) -> LeadRead:
+    """Move the lead to another stage; the change is a "status" entry on its timeline. A
+    converted lead keeps its stage (409 `already_converted`): the conversion sets that one."""
+    return LeadRead.model_validate(leads.set_status(session, principal, lead_id, body.status))

@@ -371,7 +371,7 @@ function renderRecord(r, ticked) {
   const dl = document.createElement("dl");
   for (const [k, v] of Object.entries(r.fields)) {
     if (!v || ["first_name", "last_name"].includes(k)) continue;
-    dl.append(Object.assign(document.createElement("dt"), { textContent: fieldText(k) }), Object.assign(document.createElement("dd"), { textContent: v }));
+    dl.append(Object.assign(document.createElement("dt"), { textContent: fieldText(k) }), Object.assign(document.createElement("dd"), { textContent: k === "status" && r.type === "lead" ? t(`lead_status_${v}`) : v }));
   }
   if (r.owner) dl.append(Object.assign(document.createElement("dt"), { textContent: t("owner") }), Object.assign(document.createElement("dd"), { textContent: r.owner.name || r.owner.email }));
   if (r.campaigns.length) {
