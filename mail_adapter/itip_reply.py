@@ -1,24 +1,16 @@
-"""The iTIP REPLY (RFC 5546 §3.2.3) to an invitation, and its iMIP message (RFC 6047),
-sent through the user's SMTP submission server when one is configured: by
-mail_adapter.smtp, the one way this backend sends mail (the same TLS options and the same
-check of the server's address at every connect)."""
+"""The iTIP REPLY (RFC 5546 §3.2.3) to an invitation, and its iMIP message (RFC 6047). It
+is sent like every mail of this backend: queued in the outbox (crm.services.outbox
+`enqueue_reply`) and submitted by mail_adapter.smtp through the user's SMTP server."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 import icalendar
 
-from crm.domain.errors import MailboxUnavailable, MailSendRejected, MailSendTemporary
 from crm.domain.invites import InviteDraft
-from crm.domain.ports import SmtpConfig
-from mail_adapter.smtp import SmtpSubmission
-
-# The calendar settings' names for the security of the connection → mail_adapter.smtp's.
-SECURITIES = {"ssl": "tls", "starttls": "starttls", "plain": "none"}
 
 
 def build_reply(invite: InviteDraft, attendee: str, partstat: str, name: str | None = None) -> bytes:
@@ -62,18 +54,3 @@ def reply_message(invite: InviteDraft, attendee: str, partstat: str, ics: bytes)
     msg.add_alternative(ics.decode("utf-8"), subtype="calendar", params={"method": "REPLY"})
     msg.add_attachment(ics, maintype="application", subtype="ics", filename="reply.ics")
     return msg
-
-
-def smtp_config(host: str, port: int, security: str, username: str | None, password: str | None, timeout: float = 20.0) -> SmtpConfig:
-    """`security` as the calendar settings say it: ssl | starttls | plain (loopback only,
-    checked when saved)."""
-    return SmtpConfig(host, port, SECURITIES[security], username or None, password, timeout)
-
-
-def send(config: SmtpConfig, msg: EmailMessage, *, allow_private: bool = False) -> None:
-    """Submit the reply from its From to its To. MailboxUnavailable when the server did not
-    take it (the answer is recorded all the same; only the mail to the organizer failed)."""
-    try:
-        SmtpSubmission(config, allow_private=allow_private).send(str(msg["From"]), str(msg["To"]), msg.as_bytes(policy=policy.SMTP))
-    except (MailSendTemporary, MailSendRejected) as exc:
-        raise MailboxUnavailable(f"the SMTP server {config.host} did not accept the reply ({exc.code})", code="smtp_failed") from None

@@ -4,6 +4,8 @@ user receives, answered, updated, moved and cancelled."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,36 @@ def accept(client: TestClient, user, uid: int, partstat: str = "ACCEPTED") -> di
     return response.json()
 
 
+class _Sink:
+    def __init__(self, reply: str) -> None:
+        self.reply, self.port = reply, 0
+        self.messages: list[bytes] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+        if self.reply.startswith("250"):
+            self.messages.append(envelope.content)
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return self.reply
+
+
+@contextmanager
+def smtp_sink(port: int | None = None, reply: str = "250 OK") -> Iterator[_Sink]:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it is given."""
+    from aiosmtpd.controller import Controller
+
+    from tests.servers.net import free_port
+
+    sink = _Sink(reply)
+    sink.port = port or free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
 def occurrences(client: TestClient, user, window: dict | None = None) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
     events = client.get("/api/v1/calendar/events", params=window or MARCH, headers=user.headers).json()
     return [(e["start_utc"], e["own_partstat"]) for e in events]
@@ -87,49 +119,72 @@ class TestAnswer:
         assert f"UID:{card['uid']}" in unfolded and f"SEQUENCE:{card['sequence']}" in unfolded and "DTSTAMP:" in unfolded
 
     def test_A05_the_reply_goes_through_the_users_smtp_server(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
-        from aiosmtpd.controller import Controller
-
-        class Sink:
-            messages: list[bytes] = []
-
-            async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
-                self.messages.append(envelope.content)
-                return "250 OK"
-
-        from tests.servers.net import free_port
-
-        sink = Sink()
-        port = free_port()
-        controller = Controller(sink, hostname="127.0.0.1", port=port)
-        controller.start()
-        try:
-            client.put("/api/v1/calendar/settings", json={"destination": "crm", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "plain"}, headers=receiver.headers)
+        with smtp_sink() as sink:
+            client.put("/api/v1/calendar/settings", json={"destination": "crm", "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_security": "plain"}, headers=receiver.headers)
             result = accept(client, receiver, deliver(dovecot, imap_user, corpus("single-event.eml")))
-            assert result["reply_sent"] and len(sink.messages) == 1
+            assert result["reply_sent"] and result["reply"]["status"] == "sent" and len(sink.messages) == 1
             assert b"method=\"REPLY\"" in sink.messages[0] and b"To: sender@example.com" in sink.messages[0]
-        finally:
-            controller.stop()
+            assert sink.envelopes == [("receiver@example.com", ["sender@example.com"])]
+        (listed,) = client.get("/api/v1/calendar/replies", headers=receiver.headers).json()
+        assert listed["status"] == "sent" and listed["kind"] == "itip_reply" and listed["to_address"] == "sender@example.com"
 
-    def test_A05_the_reply_is_refused_towards_a_private_address_unless_allowed(self) -> None:
+    def test_A05_a_reply_the_server_does_not_take_is_kept_and_sent_once_later(self, runtime, org, client, receiver, member, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        """The mail server is down when the rep accepts: the answer is recorded, the reply
+        waits in the outbox and the senders' next pass delivers it, once; it is the rep's own
+        answer, so the organisation's daily quota is not touched."""
+        from datetime import timedelta
+
+        from sqlalchemy import func, select
+
+        from crm.store.base import utcnow
+        from crm.store.outbox import MailQuotaDay
+        from tests.servers.net import free_port
+        from widget_api.outbox_sender import send_pass
+
+        port = free_port()  # nothing listens yet
+        client.put("/api/v1/calendar/settings", json={"destination": "crm", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "plain"}, headers=receiver.headers)
+        result = accept(client, receiver, deliver(dovecot, imap_user, corpus("single-event.eml")))
+        assert not result["reply_sent"] and result["reply"]["status"] == "queued" and result["reply"]["next_attempt_at"]
+        assert result["events"][0]["own_partstat"] == "ACCEPTED" and occurrences(client, receiver) == [("2022-03-16T11:00:00+00:00", "ACCEPTED")]
+        assert client.get("/api/v1/calendar/replies", headers=member.headers).json() == []  # another rep's replies are not theirs to see
+        with smtp_sink(port) as sink:
+            later = lambda: utcnow() + timedelta(minutes=10)  # noqa: E731 - past the backoff
+            first = send_pass(runtime.sessions, runtime.secrets, clock=later, allow_private=True)
+            again = send_pass(runtime.sessions, runtime.secrets, clock=later, allow_private=True)
+        assert (first.sent, again.sent) == (1, 0) and len(sink.messages) == 1 and b"method=\"REPLY\"" in sink.messages[0]
+        (listed,) = client.get("/api/v1/calendar/replies", headers=receiver.headers).json()
+        assert listed["status"] == "sent" and listed["attempts"] == 2
+        with runtime.sessions() as s:
+            assert s.scalar(select(func.coalesce(func.sum(MailQuotaDay.used), 0))) == 0
+
+    def test_A05_a_refused_reply_is_failed_with_the_servers_reason(self, client, receiver, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        with smtp_sink(reply="554 5.7.1 not from you") as sink:
+            client.put("/api/v1/calendar/settings", json={"destination": "crm", "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_security": "plain"}, headers=receiver.headers)
+            result = accept(client, receiver, deliver(dovecot, imap_user, corpus("single-event.eml")))
+        assert not result["reply_sent"] and result["reply"]["status"] == "failed" and "554" in result["reply"]["reason"]
+        assert result["events"][0]["own_partstat"] == "ACCEPTED"
+
+    def test_A05_the_reply_is_refused_towards_a_private_address_unless_allowed(self, runtime, org, receiver) -> None:  # type: ignore[no-untyped-def]
         """The reply goes out by mail_adapter.smtp: the server's address is checked at send
-        time, and no connection is made to our own network."""
+        time, and no connection is made to our own network (the mail stays queued)."""
         import socket
-        from email.message import EmailMessage
 
-        import pytest
+        from crm.services import outbox
+        from crm.store.calendar import CalendarSetting
+        from crm.store.outbox import OutboxMail
+        from widget_api.outbox_sender import send_one
 
-        from crm.domain.errors import MailboxUnavailable
-        from mail_adapter.itip_reply import send, smtp_config
-
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = "receiver@example.com", "sender@example.com", "Accepted: x"
-        msg.set_content("x")
         with socket.create_server(("127.0.0.1", 0)) as listener:
             listener.setblocking(False)
-            with pytest.raises(MailboxUnavailable, match="smtp_private_address"):
-                send(smtp_config("localhost", listener.getsockname()[1], "plain", None, None), msg)
+            with runtime.sessions.begin() as s:
+                s.add(CalendarSetting(user_id=receiver.id, destination="crm", send_replies=True, smtp_host="localhost", smtp_port=listener.getsockname()[1], smtp_security="plain", calendar_last_uid=0))
+                row = outbox.enqueue_reply(s, organisation_id=org.id, user_id=receiver.id, from_address="receiver@example.com", to_address="sender@example.com", subject="Accepted: x", message_id="<r1@example.com>", raw=b"Subject: x\r\n\r\nx\r\n")
+            result = send_one(runtime.sessions, runtime.secrets, row.id, allow_private=False)
             with pytest.raises(BlockingIOError):
                 listener.accept()
+        with runtime.sessions() as s:
+            kept = s.get(OutboxMail, row.id)
+            assert result.retried == 1 and kept is not None and kept.status == "queued" and "private" in (kept.reason or "")
 
 
 class TestUpdates:

@@ -145,6 +145,22 @@ def test_accept_an_invitation(browser, live_server, runtime, org, imap_user, dov
     shot(page, "accepted")
 
 
+def test_a_reply_the_mail_server_did_not_take_is_said_to_be_retried(browser, live_server, runtime, org, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+    from tests.servers.net import free_port
+
+    receiver = make_user(runtime, org, "receiver@example.com")
+    connect(live_server, receiver, imap_user)
+    settings = {"destination": "crm", "smtp_host": "127.0.0.1", "smtp_port": free_port(), "smtp_security": "plain"}  # nothing listens there
+    assert httpx.put(f"{live_server}/api/v1/calendar/settings", json=settings, headers=receiver.headers, timeout=30).status_code == 200
+    uid = dovecot.append(imap_user.name, "INBOX", (TB / "single-event.eml").read_bytes())
+    page = open_widget(browser, live_server, receiver, f"folder=INBOX&uid={uid}", lang="ja")
+    page.wait_for_selector("#invites:not([hidden]) button")
+    page.locator("button[data-partstat=ACCEPTED]").click()
+    expect(page.locator(".invite .feedback")).to_contain_text("自動的に再送します")
+    (reply,) = httpx.get(f"{live_server}/api/v1/calendar/replies", headers=receiver.headers, timeout=30).json()
+    assert reply["status"] == "queued" and reply["attempts"] == 1
+
+
 def test_a_backend_error_is_shown(browser, live_server) -> None:  # type: ignore[no-untyped-def]
     page = browser.new_page(viewport={"width": 320, "height": 700})
     page.add_init_script("localStorage.setItem('token', 'mw_wrong'); localStorage.setItem('lang', 'en');")

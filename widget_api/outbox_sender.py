@@ -64,19 +64,40 @@ def send_pass(
         if claim is None:
             break
         tried += 1
-        outcome = _send(claim, connect)
-        with sessions.begin() as s:
-            if outcome is None:
-                outbox.mark_sent(s, claim.outbox_id, clock())
-                result.sent += 1
-            elif isinstance(outcome, MailSendTemporary):
-                outbox.mark_retry(s, claim.outbox_id, clock(), outcome.detail)
-                result.retried += 1
-            else:
-                hard = outcome.recipient_refused and outcome.smtp_code in outbox.HARD_BOUNCE_CODES
-                outbox.mark_failed(s, claim.outbox_id, outcome.detail, hard_bounce=hard)
-                result.failed += 1
+        _attempt(sessions, claim, connect, clock, result)
     return result
+
+
+def send_one(
+    sessions: sessionmaker[Session], box: SecretBox, outbox_id: int, *, connect: Connector | None = None, clock: Callable[[], datetime] = utcnow, timeout: float = 30.0, allow_private: bool = False
+) -> PassResult:
+    """Try mail `outbox_id` now (committed by the caller), in the same three steps: the
+    invitation reply is sent while the rep waits for the answer, and when the server is
+    down it stays queued for the senders' passes. Nothing counted when it is not due (a
+    sender's pass took it first)."""
+    connect = connect or functools.partial(SmtpSubmission, allow_private=allow_private)
+    result = PassResult()
+    with sessions.begin() as s:
+        claim = outbox.claim_next(s, box, clock(), timeout=timeout, scan=1, only=outbox_id)
+    if claim is not None:
+        _attempt(sessions, claim, connect, clock, result)
+    return result
+
+
+def _attempt(sessions: sessionmaker[Session], claim: outbox.Claim, connect: Connector, clock: Callable[[], datetime], result: PassResult) -> None:
+    """Steps 2 and 3 for a claimed mail."""
+    outcome = _send(claim, connect)
+    with sessions.begin() as s:
+        if outcome is None:
+            outbox.mark_sent(s, claim.outbox_id, clock())
+            result.sent += 1
+        elif isinstance(outcome, MailSendTemporary):
+            outbox.mark_retry(s, claim.outbox_id, clock(), outcome.detail)
+            result.retried += 1
+        else:
+            hard = outcome.recipient_refused and outcome.smtp_code in outbox.HARD_BOUNCE_CODES
+            outbox.mark_failed(s, claim.outbox_id, outcome.detail, hard_bounce=hard)
+            result.failed += 1
 
 
 def _send(claim: outbox.Claim, connect: Connector) -> MailSendTemporary | MailSendRejected | None:

@@ -17,7 +17,10 @@ visible; a duplicate could not be taken back).
 
 The daily limit (crm.domain.mail_quota) counts every mail of this outbox, auto-replies
 included (at most 20 % of the limit for them). Mail a rep sends by hand from the widget goes
-through their own mail client and is not counted, as in the source CRM.
+through their own mail client and is not counted, as in the source CRM; nor is the reply to
+an invitation the rep answered in the widget (`enqueue_reply`): it is their own answer, sent
+through their calendar SMTP settings, queued here so that a mail server that is down only
+delays it.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ from crm.services.organisations import check_time_zone
 from crm.services.secrets import SecretBox
 from crm.store.base import utcnow
 from crm.store.bulk import insert_rows
+from crm.store.calendar import CalendarSetting
 from crm.store.db import among, id_chunks, is_postgres
 from crm.store.models import Organisation
-from crm.store.outbox import DUE_STATUSES, KINDS, MailQuotaDay, MailSuppression, OutboxMail, SmtpSettings, release_quota, reserve_quota
+from crm.store.outbox import DUE_STATUSES, KINDS, UNCOUNTED_KINDS, MailQuotaDay, MailSuppression, OutboxMail, SmtpSettings, release_quota, reserve_quota
 
 SECURITIES = ("starttls", "tls", "none")
 MAX_ATTEMPTS = 8
@@ -314,6 +318,39 @@ def _among_text(session: Session, column: Any, values: list[str]) -> Any:
     return column.in_(values)
 
 
+def enqueue_reply(
+    session: Session, *, organisation_id: int, user_id: int, from_address: str, to_address: str, subject: str, message_id: str, raw: bytes, now: datetime | None = None
+) -> OutboxMail:
+    """Queue the iTIP REPLY a rep's answer makes (its bytes built by the caller), in the
+    answer's transaction: the answer and its reply are recorded together or not at all.
+    InvalidInput when the organizer's address is not one (nothing queued).
+    No suppression applies (an organizer who unsubscribed from automatic mail still gets the
+    answer to their invitation), no List-Unsubscribe, no quota. Flushes, never commits."""
+    now = now or utcnow()
+    try:
+        recipient = checked_email(to_address)
+    except EmailNotValidError:
+        raise InvalidInput("the organizer's address is not a mail address", code="invalid_email") from None
+    row = OutboxMail(
+        organisation_id=organisation_id, kind="itip_reply", source_id=user_id, from_address=from_address, to_address=recipient, address_norm=normalise_email(recipient),
+        subject=subject[:500], message_id=message_id, raw=raw, attempts=0, status="queued", next_attempt_at=now, created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def reply_smtp(session: Session, user_id: int, box: SecretBox, timeout: float = 30.0) -> SmtpConfig | None:
+    """The submission server of a rep's calendar settings (their names for the security of
+    the connection are ssl/starttls/plain), or None when they have none."""
+    row = session.scalar(select(CalendarSetting).where(CalendarSetting.user_id == user_id))
+    if row is None or not row.smtp_host:
+        return None
+    password = box.decrypt(row.smtp_secret_encrypted) if row.smtp_secret_encrypted else None
+    security = {"ssl": "tls", "starttls": "starttls", "plain": "none"}[row.smtp_security or "starttls"]
+    return SmtpConfig(row.smtp_host, row.smtp_port or 587, security, row.smtp_username or None, password, timeout)
+
+
 def _row(session: Session, mail: MailRequest, norm: str | None, organisation_id: int, kind: str, settings: SmtpSettings | None, now: datetime, suppressed: dict[str, str]) -> dict[str, Any]:
     """The outbox row of one new mail as `_enqueue` makes it (built, or skipped with the
     reason), as a dict for the bulk INSERT."""
@@ -493,10 +530,10 @@ def unsubscribe(session: Session, token: str) -> OutboxMail:
 # ---- sending ----------------------------------------------------------------------------
 
 
-def claim_next(session: Session, box: SecretBox, now: datetime, *, timeout: float = 30.0, scan: int = 50) -> Claim | None:
-    """The next due mail, marked "sending" with a unit of its day's quota reserved; None when
-    nothing is due. Due mails of an organisation whose quota is used up become
-    "waiting_quota" until its next local midnight, on the way."""
+def claim_next(session: Session, box: SecretBox, now: datetime, *, timeout: float = 30.0, scan: int = 50, only: int | None = None) -> Claim | None:
+    """The next due mail (or mail `only`, if it is due), marked "sending" with a unit of its
+    day's quota reserved; None when nothing is due. Due mails of an organisation whose quota
+    is used up become "waiting_quota" until its next local midnight, on the way."""
     for _ in range(scan):
         query = (
             select(OutboxMail)
@@ -505,9 +542,14 @@ def claim_next(session: Session, box: SecretBox, now: datetime, *, timeout: floa
             .limit(1)
             .with_for_update(skip_locked=True)  # PostgreSQL: concurrent senders take different rows
         )
-        row = session.scalar(query)
+        row = session.scalar(query.where(OutboxMail.id == only) if only is not None else query)
         if row is None:
             return None
+        if row.kind in UNCOUNTED_KINDS:
+            claim = _claim_uncounted(session, row, box, now, timeout)
+            if claim is None:
+                continue
+            return claim
         settings = get_smtp_settings(session, row.organisation_id)
         if settings is None or row.raw is None or row.message_id is None:
             row.status, row.reason = "failed", "smtp_not_configured"
@@ -520,7 +562,9 @@ def claim_next(session: Session, box: SecretBox, now: datetime, *, timeout: floa
             # local midnight (only the auto-replies, when it was their share that ran out).
             # SKIP LOCKED: the rows other senders hold are theirs to park, and waiting for them
             # while the failed UPDATE keeps the quota row locked (PostgreSQL does) deadlocks.
-            waiting = select(OutboxMail.id).where(OutboxMail.organisation_id == row.organisation_id, OutboxMail.status.in_(DUE_STATUSES), OutboxMail.next_attempt_at <= now)
+            waiting = select(OutboxMail.id).where(
+                OutboxMail.organisation_id == row.organisation_id, OutboxMail.status.in_(DUE_STATUSES), OutboxMail.next_attempt_at <= now, OutboxMail.kind.not_in(UNCOUNTED_KINDS)
+            )
             if form:
                 waiting = waiting.where(OutboxMail.kind == "form_reply")
             ids = list(session.scalars(waiting.with_for_update(skip_locked=True)))
@@ -538,6 +582,20 @@ def claim_next(session: Session, box: SecretBox, now: datetime, *, timeout: floa
         session.flush()
         return Claim(row.id, row.organisation_id, row.from_address or settings.from_address, row.to_address, row.message_id, row.raw, smtp_config(settings, box, timeout))
     return None
+
+
+def _claim_uncounted(session: Session, row: OutboxMail, box: SecretBox, now: datetime, timeout: float) -> Claim | None:
+    """An invitation reply: sent with its rep's calendar SMTP settings, no quota reserved;
+    failed (None) when the rep has removed their SMTP settings since."""
+    config = reply_smtp(session, row.source_id, box, timeout) if row.source_id is not None else None
+    if config is None or row.raw is None or row.message_id is None:
+        row.status, row.reason = "failed", "smtp_not_configured"
+        session.flush()
+        return None
+    row.status, row.reason, row.claimed_at = "sending", None, now
+    row.attempts += 1
+    session.flush()
+    return Claim(row.id, row.organisation_id, row.from_address or "", row.to_address, row.message_id, row.raw, config)
 
 
 def mark_sent(session: Session, outbox_id: int, now: datetime, reply: str = "") -> None:

@@ -17,7 +17,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from crm.store.base import Base, UTCDateTime, utcnow
 from crm.store.db import dialect_insert
 
-KINDS = ("rule", "form_reply", "bulk", "scheduled")
+KINDS = ("rule", "form_reply", "bulk", "scheduled", "itip_reply")
+# The rep's own answer to an invitation (crm.services.outbox.enqueue_reply): sent through the
+# rep's calendar SMTP settings and, like the mail a rep sends by hand, not counted in the
+# organisation's daily limit.
+UNCOUNTED_KINDS = ("itip_reply",)
 # queued → sending → sent; sending → queued (retry) | failed; queued → waiting_quota → sending.
 # "unconfirmed": found in "sending" after a crash; never resent (it may have been accepted).
 STATUSES = ("queued", "sending", "sent", "failed", "skipped", "waiting_quota", "unconfirmed")

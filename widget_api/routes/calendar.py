@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from email import policy
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.domain.drafts import MessageRef
@@ -14,15 +15,17 @@ from crm.domain.errors import InvalidInput, NotFound
 from crm.domain.invites import InviteDraft
 from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
-from crm.services import calendar, mailboxes
+from crm.services import calendar, mailboxes, outbox
 from mail_adapter.invites import read_invites
-from mail_adapter.itip_reply import build_reply, reply_message, send, smtp_config
+from mail_adapter.itip_reply import build_reply, reply_message
 from mail_adapter.junk_diagnosis import diagnose_headers
 from mail_adapter.mailbox import is_loopback
 from mail_adapter.parsing import parse_addresses
 from widget_api.connection_tests import check_target
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
 from widget_api.errors import responses
+from widget_api.outbox_sender import send_one
+from widget_api.routes.outbox import OutboxEntryRead, entry
 from widget_api.schemas import Id, MessageRefIn
 
 router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"], responses=responses(400, 404, 502))
@@ -102,7 +105,10 @@ def invitation(ref: Annotated[MessageRefIn, Query()], session: SessionDep, princ
 
 
 @router.post("/answer")
-def answer(body: AnswerIn, session: SessionDep, principal: CurrentUser, runtime: RuntimeDep) -> dict[str, object]:
+def answer(body: AnswerIn, request: Request, session: SessionDep, principal: CurrentUser, runtime: RuntimeDep) -> dict[str, object]:
+    """Record the answer to the invitation(s) of the opened message and, when the user's
+    calendar settings have an SMTP server, reply to the organizer (`reply`: its outbox entry;
+    `reply_sent`: whether the server took it already)."""
     opened, authenticated = _open(runtime, principal, body)
     invites, _warnings = read_invites(opened.calendars)
     requests = [i for i in invites if i.method == "REQUEST" and (body.event_uid is None or i.uid == body.event_uid)]
@@ -112,17 +118,35 @@ def answer(body: AnswerIn, session: SessionDep, principal: CurrentUser, runtime:
     master: InviteDraft = next((i for i in requests if i.recurrence_id is None), requests[0])
     ics = build_reply(master, principal.email, body.partstat)
     settings = calendar.settings_of(session, principal)
-    sent = False
+    events = [{"event_id": r.id, "uid": r.uid, "instance": r.instance, "own_partstat": r.own_partstat, "in_calendar": r.in_calendar} for r in rows]
+    reply: OutboxEntryRead | None = None
     if body.send_reply and settings.send_replies and settings.smtp_host and master.organizer:
-        password = runtime.secrets.decrypt(settings.smtp_secret_encrypted) if settings.smtp_secret_encrypted else None
-        config = smtp_config(settings.smtp_host, settings.smtp_port or 587, settings.smtp_security or "starttls", settings.smtp_username, password)
-        send(config, reply_message(master, principal.email, body.partstat, ics), allow_private=runtime.settings.allow_private_hosts)
-        sent = True
-    return {
-        "events": [{"event_id": r.id, "uid": r.uid, "instance": r.instance, "own_partstat": r.own_partstat, "in_calendar": r.in_calendar} for r in rows],
-        "reply_ics": ics.decode("utf-8"),
-        "reply_sent": sent,
-    }
+        # Through the outbox, queued in the answer's transaction: the answer and its reply are
+        # stored together, and a mail server that is down delays the reply (the senders'
+        # passes retry it with backoff) instead of losing it. Committed here so that it is
+        # tried at once while the rep waits, in the outbox's three steps.
+        msg = reply_message(master, principal.email, body.partstat, ics)
+        try:
+            row = outbox.enqueue_reply(
+                session, organisation_id=principal.organisation_id, user_id=principal.user_id, from_address=principal.email, to_address=master.organizer,
+                subject=str(msg["Subject"]), message_id=str(msg["Message-ID"]), raw=msg.as_bytes(policy=policy.SMTP),
+            )
+        except InvalidInput:  # the organizer's address is not one: the answer stands, no reply
+            reply = None
+        else:
+            session.commit()
+            send_one(runtime.sessions, runtime.secrets, row.id, allow_private=runtime.settings.allow_private_hosts)
+            session.refresh(row)
+            reply = entry(request, row)
+    return {"events": events, "reply_ics": ics.decode("utf-8"), "reply_sent": reply is not None and reply.status == "sent", "reply": reply}
+
+
+@router.get("/replies")
+def replies(request: Request, session: SessionDep, principal: CurrentUser, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[OutboxEntryRead]:
+    """The user's own invitation replies, newest first, with their outbox status: a reply
+    the mail server did not take yet is "queued" with its next attempt, retried by the
+    outbox's senders; a refused one "failed" with the server's reason."""
+    return [entry(request, row) for row in outbox.list_for_source(session, principal.organisation_id, "itip_reply", principal.user_id, limit=limit)]
 
 
 @router.get("/events")

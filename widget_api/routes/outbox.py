@@ -4,7 +4,9 @@ daily sending limit (everyone, the widget too), and what was sent to a lead or b
 The daily limit counts every automatic mail: workflow rules, form auto-replies (at most 20 %
 of the limit, so a spammed form never exhausts it), bulk and scheduled sends. **Mail a rep
 sends by hand from the widget is not counted**: it leaves through the rep's own mail client
-and server, as in the source CRM.
+and server, as in the source CRM. Nor is a rep's reply to an invitation they answered in the
+widget: it is their own answer, queued in this outbox only so that it is retried
+(`GET /api/v1/calendar/replies`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from crm.domain.errors import InvalidInput, NotFound
 from crm.domain.mail_quota import DEFAULT_DAILY_LIMIT, MAX_DAILY_LIMIT
 from crm.services import bulk_mail, outbox
 from crm.store.base import utcnow
-from crm.store.outbox import KINDS, OutboxMail, SmtpSettings
+from crm.store.outbox import KINDS, UNCOUNTED_KINDS, OutboxMail, SmtpSettings
 from mail_adapter.mailbox import is_loopback
 from widget_api.connection_tests import check_target
 from widget_api.deps import AdminUser, CurrentUser, RuntimeDep, SessionDep
@@ -27,6 +29,8 @@ from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
 from widget_api.schemas import Id
 
+# A rep's invitation replies are theirs: listed by GET /api/v1/calendar/replies, not here.
+SOURCE_KINDS = tuple(k for k in KINDS if k not in UNCOUNTED_KINDS)
 router = APIRouter(prefix="/api/v1/outbox", tags=["outbox"], responses=responses(400, 403, 404))
 
 
@@ -140,7 +144,7 @@ def put_smtp_settings(body: SmtpSettingsIn, session: SessionDep, principal: Admi
 @router.get("/quota")
 def quota(session: SessionDep, principal: CurrentUser) -> QuotaRead:
     """Today's automatic mail: used, left, the limit and when it resets (the next local
-    midnight). Mail sent by hand from the widget is not counted."""
+    midnight). Mail sent by hand from the widget is not counted, nor the replies to invitations a rep answered in it."""
     status = outbox.quota_status(session, principal.organisation_id, utcnow())
     return QuotaRead(
         used=status.used, left=status.left, limit=status.limit, resets_at=status.resets_at, day=status.day, time_zone=status.time_zone,
@@ -156,7 +160,7 @@ def for_lead(lead_id: Id, request: Request, session: SessionDep, principal: Curr
 
 @router.get("/sources/{kind}/{source_id}")
 def for_source(
-    kind: Annotated[str, Path(pattern="^(" + "|".join(KINDS) + ")$")], source_id: Id, request: Request, session: SessionDep, principal: CurrentUser
+    kind: Annotated[str, Path(pattern="^(" + "|".join(SOURCE_KINDS) + ")$")], source_id: Id, request: Request, session: SessionDep, principal: CurrentUser
 ) -> list[OutboxEntryRead]:
     """The mails of one rule, form or campaign (`kind`: rule, form_reply, bulk, scheduled)."""
     return [entry(request, row) for row in outbox.list_for_source(session, principal.organisation_id, kind, source_id)]

@@ -558,8 +558,10 @@ async function answer(card, partstat, where) {
   feedback(where, "busy", t("answering"));
   try {
     const r = await api("/api/v1/calendar/answer", { method: "POST", json: Object.assign({}, state.draft.message, { partstat, event_uid: card.uid }) });
-    // Only a reply that left through SMTP has told the organiser anything.
-    const text = r.reply_sent ? t("answered") : t("answered_not_sent");
+    // Only a reply that left through SMTP has told the organiser anything; a queued one
+    // (the mail server did not take it yet) is retried by the backend's outbox.
+    const status = r.reply ? r.reply.status : null;
+    const text = r.reply_sent ? t("answered") : status === "queued" ? t("answered_reply_queued") : status === "failed" ? t("answered_reply_failed", { reason: r.reply.reason_label || r.reply.reason || "" }) : t("answered_not_sent");
     await loadInvites();
     const fresh = [...$("invite-cards").querySelectorAll(".invite")].find((_el, i) => state.invites[i] && state.invites[i].uid === card.uid);
     feedback(fresh ? fresh.querySelector(".feedback") : where, r.reply_sent ? "ok" : "warn", text);
