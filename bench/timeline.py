@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.fernet import Fernet  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import insert, select, text  # noqa: E402
 
 from crm.domain.principal import Principal  # noqa: E402
 from crm.services import leads, mail_log, timeline  # noqa: E402
@@ -81,6 +81,12 @@ def bench_timeline(url: str, tmp: Path, label: str) -> None:
         s.execute(insert(TimelineEntry), rows(target, 10_000))
         for other in others:
             s.execute(insert(TimelineEntry), rows(other, 10_000))
+    if runtime.engine.dialect.name == "postgresql":
+        # As autovacuum would soon after such a load: without statistics the planner takes the
+        # table for tiny and sorts the lead's 10,000 entries (1.8 ms) instead of walking the
+        # keyset index backwards (0.05 ms).
+        with runtime.engine.begin() as conn:
+            conn.execute(text("ANALYZE timeline_entries"))
     with TestClient(create_app(runtime.settings, runtime)) as client:
         path = f"/api/v1/leads/{target}/timeline"
 
