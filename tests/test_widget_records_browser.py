@@ -61,9 +61,15 @@ def test_several_matches_none_chosen(browser, live_server, member, admin, imap_u
     page = open_widget(browser, live_server, member, f"folder=INBOX&uid={uid}")
     page.wait_for_selector(f"#rec-lead-{second}")
     # the stage in the reader's language, and its change in the record's history
-    expect(page.locator(f"#rec-lead-{second} dl")).to_contain_text("Contacted")
+    expect(page.locator(f"#rec-lead-{second} select.stage")).to_have_value("contacted")
+    expect(page.locator(f"#rec-lead-{second} select.stage option:checked")).to_have_text("Contacted")
     expect(page.locator(f"#rec-lead-{second} ol.timeline li.entry-status")).to_contain_text("open → contacted")
-    expect(page.locator(f"#rec-lead-{first} dl")).to_contain_text("Open")
+    expect(page.locator(f"#rec-lead-{first} select.stage")).to_have_value("open")
+    # set from the panel: stored, on the timeline, the card as it was (nothing ticked)
+    page.locator(f"#rec-lead-{first} select.stage").select_option("qualified")
+    expect(page.locator(f"#rec-lead-{first} .feedback")).to_have_text("Status set to Qualified")
+    expect(page.locator(f"#rec-lead-{first} ol.timeline li.entry-status")).to_contain_text("open → qualified")
+    assert httpx.get(f"{live_server}/api/v1/leads/{first}", headers=member.headers, timeout=30).json()["status"] == "qualified"
     assert page.is_visible("#records-choose")
     assert not page.locator(f"#rec-lead-{first} input[type=checkbox]").is_checked()
     assert not page.locator(f"#rec-lead-{second} input[type=checkbox]").is_checked()

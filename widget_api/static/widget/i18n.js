@@ -35,7 +35,7 @@ const I18N = {
     owner: "所有者", campaigns: "キャンペーン", recent: "最近の履歴", no_entries: "履歴はまだありません",
     entry_mail: "メール", entry_status: "ステータス", entry_campaign: "キャンペーン", entry_meeting: "会議", entry_automatic_mail: "自動メール", entry_form_submission: "Webフォーム送信",
     name: "名前", email_domain: "ドメイン", status_field: "状況",
-    lead_status_open: "未対応", lead_status_contacted: "連絡済み", lead_status_qualified: "見込みあり", lead_status_unqualified: "見込みなし", lead_status_converted: "変換済み",
+    lead_status_open: "未対応", lead_status_contacted: "連絡済み", lead_status_qualified: "見込みあり", lead_status_unqualified: "見込みなし", lead_status_converted: "変換済み", saving_stage: "ステータスを保存しています…", stage_saved: "ステータスを「{stage}」にしました",
   },
   en: {
     title: "CRM", language: "Language", settings: "Settings", connect: "Connect to the CRM", backend: "Backend URL", token: "API token",
@@ -71,6 +71,6 @@ const I18N = {
     owner: "Owner", campaigns: "Campaigns", recent: "Recent history", no_entries: "No history yet",
     entry_mail: "Mail", entry_status: "Status", entry_campaign: "Campaign", entry_meeting: "Meeting", entry_automatic_mail: "Automatic mail", entry_form_submission: "Web form submission",
     name: "Name", email_domain: "Domain", status_field: "Status",
-    lead_status_open: "Open", lead_status_contacted: "Contacted", lead_status_qualified: "Qualified", lead_status_unqualified: "Unqualified", lead_status_converted: "Converted",
+    lead_status_open: "Open", lead_status_contacted: "Contacted", lead_status_qualified: "Qualified", lead_status_unqualified: "Unqualified", lead_status_converted: "Converted", saving_stage: "Saving the status…", stage_saved: "Status set to {stage}",
   },
 };

@@ -370,7 +370,7 @@ function renderRecord(r, ticked) {
   card.append(pick);
   const dl = document.createElement("dl");
   for (const [k, v] of Object.entries(r.fields)) {
-    if (!v || ["first_name", "last_name"].includes(k)) continue;
+    if (!v || ["first_name", "last_name"].includes(k) || (k === "status" && hasStage(r))) continue;
     dl.append(Object.assign(document.createElement("dt"), { textContent: fieldText(k) }), Object.assign(document.createElement("dd"), { textContent: k === "status" && r.type === "lead" ? t(`lead_status_${v}`) : v }));
   }
   if (r.owner) dl.append(Object.assign(document.createElement("dt"), { textContent: t("owner") }), Object.assign(document.createElement("dd"), { textContent: r.owner.name || r.owner.email }));
@@ -384,14 +384,43 @@ function renderRecord(r, ticked) {
   list.className = "timeline";
   renderTimeline(list, r.timeline || []);
   card.append(list);
+  const status = Object.assign(document.createElement("p"), { className: "feedback" });
+  status.setAttribute("role", "status");
+  if (hasStage(r)) {
+    const label = Object.assign(document.createElement("label"), { className: "stage", textContent: `${t("status_field")} ` });
+    const select = Object.assign(document.createElement("select"), { className: "stage" });
+    for (const s of STAGES) select.append(Object.assign(document.createElement("option"), { value: s, textContent: t(`lead_status_${s}`), selected: s === r.fields.status }));
+    select.addEventListener("change", () => setStage(r, select.value, status));
+    label.append(select);
+    card.append(label);
+  }
   if (r.type !== "account" || !r.fields.website) {
     const fill = Object.assign(document.createElement("button"), { type: "button", className: "fill-empty", textContent: t("update_empty") });
-    const status = Object.assign(document.createElement("p"), { className: "feedback" });
-    status.setAttribute("role", "status");
     fill.addEventListener("click", () => fillEmpty(r, status));
-    card.append(fill, status);
+    card.append(fill);
   }
+  card.append(status);
   return card;
+}
+
+// The stages a rep sets (a converted lead's is the conversion's: shown, not offered).
+const STAGES = ["open", "contacted", "qualified", "unqualified"];
+
+function hasStage(r) {
+  return r.type === "lead" && STAGES.includes(r.fields.status);
+}
+
+async function setStage(record, stage, where) {
+  feedback(where, "busy", t("saving_stage"));
+  try {
+    // A 200 stored it (api() gives the HTTP status as `status`, so the answer's own is not read).
+    await api(`/api/v1/leads/${record.id}/status`, { method: "PUT", json: { status: stage } });
+    record.fields.status = stage;
+    record.timeline = (await api(`/api/v1/leads/${record.id}/timeline`, { query: { limit: 5 } })).entries;
+    renderRecords();
+    const fresh = document.querySelector(`#rec-${recordKey(record)} .feedback`);
+    feedback(fresh || where, "ok", t("stage_saved", { stage: t(`lead_status_${stage}`) }));
+  } catch (err) { failAt(where, err); }
 }
 
 function renderRecords() {
