@@ -6,11 +6,13 @@ reconnected once and the read retried; a second failure is reported as MailboxUn
 
 Reading a message costs two round trips whatever its size: BODYSTRUCTURE + header, then
 only the text and calendar parts (BODY.PEEK, so \\Seen is never set; attachments never).
+A message already read (the caller's OpenedCache) costs one FETCH of its UID alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import imaplib
 import ipaddress
@@ -19,7 +21,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -33,6 +35,7 @@ from crm.domain.errors import InvalidInput, MessageNotFound
 from crm.domain.ports import OpenedMessage
 from mail_adapter.addresses import checked_addresses, connect
 from mail_adapter.errors import CONNECTION_ERRORS, translate
+from mail_adapter.opened_cache import OpenedCache
 from mail_adapter.parsing import BodyPart, parse_fetched
 from mail_adapter.reading import read_parsed
 from mail_adapter.structure import MAX_TEXT_BYTES, is_calendar_part, wanted_parts
@@ -52,6 +55,14 @@ FIRST_PART_BYTES = 32 * 1024
 # through which the application counts round trips (widget_api.metrics) without this layer
 # knowing of it.
 RoundTripObserver = Callable[[str, float], None]
+# What a cached draft is checked with before it is served: the message's first byte. A
+# folder deleted and recreated while this connection had it selected is noticed only by a
+# command on the message (Dovecot answers a NOOP with an untagged NO and keeps the old
+# UIDVALIDITY; a FETCH ends the session, and the retry selects the new folder). A message
+# expunged by another session is still listed to this one until it is told: its UID and
+# size come from the index, its content is NIL ([EXPUNGEISSUED], RFC 5530), hence a byte of
+# content, not the UID alone.
+CHECK_ITEM = b"BODY.PEEK[]<0.1>"
 
 
 class SearchText(str):
@@ -180,6 +191,10 @@ class Mailbox:
         self._selected: tuple[str, bool, int] | None = None  # folder, readonly, uidvalidity
         self._listing: list[tuple[tuple[bytes, ...], str, str]] | None = None  # LIST, kept per connection
         self._lock = threading.RLock()
+        self._selects = 0  # SELECT/EXAMINE answers on this mailbox: tells whether one was just made
+        # Part of every cache key: the same CRM mailbox edited to another server or user
+        # never finds the first one's messages.
+        self._identity = settings.key()
         self.connects = 0  # how many logins this mailbox made (the pool test reads it)
 
     # -- connection -------------------------------------------------------------------
@@ -265,6 +280,7 @@ class Mailbox:
                 raise
             raise MessageNotFound(f"folder {folder!r} does not exist", code="folder_not_found") from None
         self._selected = (folder, readonly, int(info.get(b"UIDVALIDITY", 0)))  # type: ignore[call-overload]
+        self._selects += 1
         return info
 
     @property
@@ -281,8 +297,13 @@ class Mailbox:
     def check(self) -> list[str]:
         return self.run(lambda c: [name for _flags, _delim, name in c.list_folders()])
 
-    def open_message(self, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
-        return self.run(lambda c: self._open(c, ref, ctx))
+    def open_message(self, ref: MessageRef, ctx: ReadContext, cache: OpenedCache | None = None, scope: Hashable = None) -> OpenedMessage:
+        """With `cache`: a message already read under the same `scope` (the caller's mailbox
+        id), folder, UIDVALIDITY, UID and read context is served from it, without FETCH."""
+        return self.run(lambda c: self._open(c, ref, ctx, cache, scope))
+
+    def _cache_key(self, scope: Hashable, folder: str, uidvalidity: int, uid: int, ctx: ReadContext) -> Hashable:
+        return (scope, self._identity, folder, uidvalidity, uid, ctx)
 
     def resolve(self, c: IMAPClient, ref: MessageRef) -> tuple[str, int, int]:
         """(folder, UIDVALIDITY, UID) of the message `ref` names, its folder selected: by
@@ -297,8 +318,24 @@ class Mailbox:
             return self._locate(c, ref.message_id, ref.folder, ref.special_use)
         raise InvalidInput("give a uid or a message_id")
 
-    def _open(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
+    def _open(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext, cache: OpenedCache | None = None, scope: Hashable = None) -> OpenedMessage:
+        selects = self._selects
         folder, uidvalidity, uid = self.resolve(c, ref)
+        key = None
+        if cache is not None and cache.enabled and uidvalidity:  # a server without UIDVALIDITY (0) gets no cache
+            key = self._cache_key(scope, folder, uidvalidity, uid, ctx)
+            found = cache.get(key)
+            # Just found by SEARCH, or the folder just selected: the server vouched for this
+            # UIDVALIDITY and UID in this very call. Otherwise a selection kept from an earlier
+            # request is checked with the smallest FETCH (CHECK_ITEMS).
+            if found is not None and (ref.uid is None or self._selects != selects or _still_there(c, uid)):
+                return _served_from_cache(found, ref)
+        opened = self._fetch_and_read(c, ref, ctx, folder, uidvalidity, uid)
+        if key is not None and cache is not None:
+            cache.put(key, opened)
+        return opened
+
+    def _fetch_and_read(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext, folder: str, uidvalidity: int, uid: int) -> OpenedMessage:
         # Part 1 asked for with the structure, bounded: it is the body of a single-part mail
         # and the text of most multipart ones (a text with attachments, the plain half of an
         # alternative), so they need no second round trip; when it is not a wanted part, at
@@ -419,6 +456,16 @@ class Mailbox:
         if not uids:
             raise MessageNotFound(f"no message with Message-ID {_bracketed(message_id)}")
         return max(uids)
+
+
+def _still_there(c: IMAPClient, uid: int) -> bool:
+    return bool(c.fetch([uid], [CHECK_ITEM]).get(uid, {}).get(b"BODY[]<0>"))
+
+
+def _served_from_cache(opened: OpenedMessage, ref: MessageRef) -> OpenedMessage:
+    """A cached message as this request asked for it: nothing fetched from the server."""
+    real = MessageRef(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id or ref.message_id)
+    return dataclasses.replace(opened, ref=real, bytes_fetched=0)
 
 
 def _bracketed(message_id: str) -> str:

@@ -99,16 +99,22 @@ def _draft(request: Request, ref: MessageRefIn, credentials: Credentials, runtim
     # Short read-only sessions around the IMAP round trips: no database transaction (on
     # SQLite, a lock) is held while the mail server answers. The token check shares the
     # first one: a session per lookup cost a pool checkout, BEGIN and ROLLBACK each.
+    # The token, the account (scoped to the principal) and the lookups run on every
+    # request; only the message's content (parsed and extracted) may come from the cache,
+    # under the account's id, which the principal was just checked to own.
+    message = MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use)
     with runtime.read_sessions() as session:
         principal = principal_of(request, runtime, credentials, session)
         if ref.uid is None and not ref.message_id:
             raise InvalidInput("give uid (with folder) or message_id")
         account, ctx = mailboxes.account_and_context(session, principal, ref.mailbox_id)
-    mailbox = runtime.pool.get(runtime.settings_of(account))
-    opened = mailbox.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use), ctx)
-    key = MessageRefIn(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id, mailbox_id=ref.mailbox_id).key()
+    opened = runtime.pool.get(runtime.settings_of(account)).open_message(message, ctx, runtime.drafts, account.id)
     with runtime.read_sessions() as session:
-        return draft_out(request, session, principal, opened, key)
+        return draft_out(request, session, principal, opened, _key_of(opened, ref))
+
+
+def _key_of(opened: OpenedMessage, ref: MessageRefIn) -> str:
+    return MessageRefIn(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id, mailbox_id=ref.mailbox_id).key()
 
 
 @router.post(
