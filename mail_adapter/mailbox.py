@@ -192,6 +192,7 @@ class Mailbox:
         self._listing: list[tuple[tuple[bytes, ...], str, str]] | None = None  # LIST, kept per connection
         self._lock = threading.RLock()
         self._selects = 0  # SELECT/EXAMINE answers on this mailbox: tells whether one was just made
+        self._validities: dict[str, int] = {}  # folder → UIDVALIDITY its last SELECT on this connection said
         # Part of every cache key: the same CRM mailbox edited to another server or user
         # never finds the first one's messages.
         self._identity = settings.key()
@@ -230,6 +231,7 @@ class Mailbox:
         self._client = None
         self._selected = None
         self._listing = None
+        self._validities = {}
 
     def close(self) -> None:
         with self._lock:
@@ -281,6 +283,7 @@ class Mailbox:
             raise MessageNotFound(f"folder {folder!r} does not exist", code="folder_not_found") from None
         self._selected = (folder, readonly, int(info.get(b"UIDVALIDITY", 0)))  # type: ignore[call-overload]
         self._selects += 1
+        self._validities[folder] = self._selected[2]
         return info
 
     @property
@@ -301,6 +304,20 @@ class Mailbox:
         """With `cache`: a message already read under the same `scope` (the caller's mailbox
         id), folder, UIDVALIDITY, UID and read context is served from it, without FETCH."""
         return self.run(lambda c: self._open(c, ref, ctx, cache, scope))
+
+    def peek(self, ref: MessageRef, ctx: ReadContext, cache: OpenedCache, scope: Hashable = None) -> OpenedMessage | None:
+        """What `open_message` would serve from `cache`, if it is there, found without any
+        command and without waiting for the connection: a ref by folder + UID, the folder's
+        name and its UIDVALIDITY known from this connection's LIST and SELECTs. Only a
+        guess until `open_message` checked it (callers compare the two: `same_content`)."""
+        if ref.uid is None or not cache.enabled:
+            return None
+        folder = _known_name(ref.folder or "INBOX", self._listing)
+        uidvalidity = self._validities.get(folder) if folder is not None else None
+        if folder is None or not uidvalidity or ref.uidvalidity not in (None, uidvalidity):
+            return None
+        found = cache.get(self._cache_key(scope, folder, uidvalidity, ref.uid, ctx), count=False)
+        return None if found is None else _served_from_cache(found, ref)
 
     def _cache_key(self, scope: Hashable, folder: str, uidvalidity: int, uid: int, ctx: ReadContext) -> Hashable:
         return (scope, self._identity, folder, uidvalidity, uid, ctx)
@@ -402,13 +419,9 @@ class Mailbox:
         if name.upper() == "INBOX" or not name:
             return "INBOX"
         for fresh in (False, True):
-            listing = self.folders(c, fresh=fresh)
-            names = {n for _f, _d, n in listing}
-            if name in names:
-                return name
-            for candidate in _spellings(name, {d for _f, d, _n in listing} or {"/"}):
-                if candidate in names:
-                    return candidate
+            found = _known_name(name, self.folders(c, fresh=fresh))
+            if found is not None:
+                return found
         return name
 
     def _candidates(self, c: IMAPClient, hint: str, special_use: str | None) -> list[str]:
@@ -460,6 +473,29 @@ class Mailbox:
 
 def _still_there(c: IMAPClient, uid: int) -> bool:
     return bool(c.fetch([uid], [CHECK_ITEM]).get(uid, {}).get(b"BODY[]<0>"))
+
+
+def _known_name(name: str, listing: list[tuple[tuple[bytes, ...], str, str]] | None) -> str | None:
+    """The server's name for a client's folder name in `listing` (Mailbox.server_name); None
+    when it names none of them, or there is no listing."""
+    name = name.strip()
+    if name.upper() == "INBOX" or not name:
+        return "INBOX"
+    if listing is None:
+        return None
+    names = {n for _f, _d, n in listing}
+    if name in names:
+        return name
+    for candidate in _spellings(name, {d for _f, d, _n in listing} or {"/"}):
+        if candidate in names:
+            return candidate
+    return None
+
+
+def same_content(a: OpenedMessage, b: OpenedMessage) -> bool:
+    """True when both were served from one cache entry for the same ref: a draft built
+    from one is the draft of the other."""
+    return a.draft is b.draft and a.ref == b.ref and a.message_id == b.message_id
 
 
 def _served_from_cache(opened: OpenedMessage, ref: MessageRef) -> OpenedMessage:
@@ -551,6 +587,12 @@ class MailboxPool:
 
     def __len__(self) -> int:
         return len(self._boxes)
+
+    def existing(self, settings: MailboxSettings) -> Mailbox | None:
+        """The pooled mailbox of these settings if there is one: never creates one, never
+        closes one (a caller holding a database session must not wait for a LOGOUT)."""
+        with self._lock:
+            return self._boxes.get(settings.key())
 
     def close_all(self) -> None:
         with self._lock:

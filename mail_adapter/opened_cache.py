@@ -56,14 +56,16 @@ class OpenedCache:
     def enabled(self) -> bool:
         return self.max_bytes > 0 and self.max_entries > 0
 
-    def get(self, key: Hashable) -> OpenedMessage | None:
+    def get(self, key: Hashable, *, count: bool = True) -> OpenedMessage | None:
+        """count: False for a look that is not a read yet (Mailbox.peek): hits and misses
+        count what was served and what was read anew."""
         with self._lock:
             found = self._entries.get(key)
             if found is None:
-                self.misses += 1
+                self.misses += count
                 return None
             self._entries.move_to_end(key)
-            self.hits += 1
+            self.hits += count
             return found[0]
 
     def put(self, key: Hashable, opened: OpenedMessage) -> None:

@@ -190,3 +190,25 @@ class TestApi:
         connect_mailbox(client, other, imap_user)
         assert draft(client, other, folder="INBOX", uid=uid).status_code == 200
         assert runtime.drafts.hits == 0 and len(runtime.drafts) == 2
+
+    def test_a_reopen_takes_one_session_and_a_wrong_guess_is_looked_up_again(self, monkeypatch, client, runtime, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        import widget_api.routes.messages as messages
+
+        built: list[str | None] = []
+        draft_out = messages.draft_out
+        monkeypatch.setattr(messages, "draft_out", lambda request, session, principal, opened, key: built.append(opened.message_id) or draft_out(request, session, principal, opened, key))
+        with dovecot.imap(imap_user.name) as imap:
+            imap.create_folder("Cases")
+        uid = dovecot.append(imap_user.name, "Cases", business_mail(message_id="<old@example.co.jp>"))
+        connect_mailbox(client, member, imap_user)
+        assert draft(client, member, folder="Cases", uid=uid).json()["message"]["message_id"] == "<old@example.co.jp>"
+        assert draft(client, member, folder="Cases", uid=uid).json()["message"]["message_id"] == "<old@example.co.jp>"
+        assert built == ["<old@example.co.jp>"] * 2  # the reopen's lookups ran once, in its one session
+        built.clear()
+        with dovecot.imap(imap_user.name) as imap:  # the folder recreated: the same UID, another message
+            imap.delete_folder("Cases")
+            imap.create_folder("Cases")
+        assert dovecot.append(imap_user.name, "Cases", business_mail(message_id="<new@example.co.jp>")) == uid
+        answer = draft(client, member, folder="Cases", uid=uid).json()
+        assert answer["message"]["message_id"] == "<new@example.co.jp>"
+        assert built == ["<old@example.co.jp>", "<new@example.co.jp>"]  # the guess, then the message the server has

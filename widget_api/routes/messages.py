@@ -14,6 +14,7 @@ from crm.domain.errors import InvalidInput
 from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
 from crm.services import leads, mailboxes
+from mail_adapter.mailbox import same_content
 from mail_adapter.reading import looks_like_mail, read_raw
 from widget_api.deps import Credentials, CredentialsDep, Runtime, RuntimeDep, UploadUser, principal_of
 from widget_api.errors import language_of, responses
@@ -108,7 +109,16 @@ def _draft(request: Request, ref: MessageRefIn, credentials: Credentials, runtim
         if ref.uid is None and not ref.message_id:
             raise InvalidInput("give uid (with folder) or message_id")
         account, ctx = mailboxes.account_and_context(session, principal, ref.mailbox_id)
-    opened = runtime.pool.get(runtime.settings_of(account)).open_message(message, ctx, runtime.drafts, account.id)
+        settings = runtime.settings_of(account)
+        # A message opened before: its lookups in this session already, so a reopen takes
+        # one session, not two. Only a guess until the mail server confirmed the message
+        # below (no session is held meanwhile); if what it serves differs, looked up again.
+        pooled = runtime.pool.existing(settings)
+        guess = pooled.peek(message, ctx, runtime.drafts, account.id) if pooled is not None else None
+        early = draft_out(request, session, principal, guess, _key_of(guess, ref)) if guess is not None else None
+    opened = runtime.pool.get(settings).open_message(message, ctx, runtime.drafts, account.id)
+    if early is not None and guess is not None and same_content(guess, opened):
+        return early
     with runtime.read_sessions() as session:
         return draft_out(request, session, principal, opened, _key_of(opened, ref))
 
