@@ -91,7 +91,8 @@ class OpenedCache:
 
     @property
     def bytes_held(self) -> int:
-        return self._bytes
+        with self._lock:  # never the moment inside put() between adding and evicting
+            return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)

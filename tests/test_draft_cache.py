@@ -95,6 +95,31 @@ class TestBound:
         assert not off.enabled and off.get("x") is None and len(off) == 0
 
 
+    def test_the_bound_holds_under_threads(self) -> None:
+        import threading
+
+        one = size_of(opened(header_bytes=1000))
+        cache = OpenedCache(max_entries=50, max_bytes=20 * one)
+        errors: list[BaseException] = []
+
+        def work(n: int) -> None:
+            try:
+                for i in range(500):
+                    cache.put((n, i % 40), opened(header_bytes=1000))
+                    cache.get((n, (i * 7) % 40))
+                    assert cache.bytes_held <= cache.max_bytes
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(cache) == 20 and cache.bytes_held == 20 * one  # the count matches what is held
+
+
 class TestMailbox:
     def test_a_reopened_message_is_served_without_fetching_or_parsing_it_again(self, monkeypatch, box, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
         uid = dovecot.append(imap_user.name, "INBOX", business_mail(message_id="<c1@example.co.jp>"))
