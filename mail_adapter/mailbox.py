@@ -191,7 +191,6 @@ class Mailbox:
         self._selected: tuple[str, bool, int] | None = None  # folder, readonly, uidvalidity
         self._listing: list[tuple[tuple[bytes, ...], str, str]] | None = None  # LIST, kept per connection
         self._lock = threading.RLock()
-        self._selects = 0  # SELECT/EXAMINE answers on this mailbox: tells whether one was just made
         self._validities: dict[str, int] = {}  # folder → UIDVALIDITY its last SELECT on this connection said
         # Part of every cache key: the same CRM mailbox edited to another server or user
         # never finds the first one's messages.
@@ -282,7 +281,6 @@ class Mailbox:
                 raise
             raise MessageNotFound(f"folder {folder!r} does not exist", code="folder_not_found") from None
         self._selected = (folder, readonly, int(info.get(b"UIDVALIDITY", 0)))  # type: ignore[call-overload]
-        self._selects += 1
         self._validities[folder] = self._selected[2]
         return info
 
@@ -336,17 +334,18 @@ class Mailbox:
         raise InvalidInput("give a uid or a message_id")
 
     def _open(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext, cache: OpenedCache | None = None, scope: Hashable = None) -> OpenedMessage:
-        selects = self._selects
         folder, uidvalidity, uid = self.resolve(c, ref)
         key = None
         if cache is not None and cache.enabled and uidvalidity:  # a server without UIDVALIDITY (0) gets no cache
             key = self._cache_key(scope, folder, uidvalidity, uid, ctx)
             found = cache.get(key)
-            # Just found by SEARCH, or the folder just selected: the server vouched for this
-            # UIDVALIDITY and UID in this very call. Otherwise a selection kept from an earlier
-            # request is checked with the smallest FETCH (CHECK_ITEMS).
-            if found is not None and (ref.uid is None or self._selects != selects or _still_there(c, uid)):
+            # A UID just found by SEARCH is there; one the client named is checked with the
+            # smallest FETCH that reads the message (CHECK_ITEM), also after a SELECT: the
+            # folder's UIDVALIDITY says nothing of an expunged message.
+            if found is not None and (ref.uid is None or _still_there(c, uid)):
                 return _served_from_cache(found, ref)
+            if found is not None:
+                cache.discard(key)  # gone or moved on: read anew below (or MessageNotFound)
         opened = self._fetch_and_read(c, ref, ctx, folder, uidvalidity, uid)
         if key is not None and cache is not None:
             cache.put(key, opened)

@@ -84,6 +84,12 @@ class OpenedCache:
                 _key, (_opened, dropped) = self._entries.popitem(last=False)
                 self._bytes -= dropped
 
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -174,6 +174,7 @@ class TestMailbox:
             imap.expunge()
         with pytest.raises(MessageNotFound):
             box.open_message(MessageRef("INBOX", uid), CTX, cache, 1)
+        assert len(cache) == 0 and cache.bytes_held == 0  # the stale entry dropped
 
 
 def draft(client: TestClient, user, **params):  # type: ignore[no-untyped-def]
