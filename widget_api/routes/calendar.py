@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.domain.drafts import MessageRef
@@ -23,9 +23,10 @@ from mail_adapter.parsing import parse_addresses
 from widget_api.connection_tests import check_target
 from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id, MessageRefIn
 
-router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"], responses=responses(400, 404, 502))
+router = PrefixRouter(prefix="/api/v1/calendar", tags=["calendar"], responses=responses(400, 404, 502))
 
 
 class AnswerIn(MessageRefIn):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -19,9 +19,10 @@ from mail_adapter.reading import looks_like_mail, read_raw
 from widget_api.deps import Credentials, CredentialsDep, Runtime, RuntimeDep, UploadUser, principal_of
 from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import DraftAlternativeOut, DraftFieldOut, DraftOut, DraftPersonOut, LeadRead, MessageOut, MessageRefIn, WarningOut
 
-router = APIRouter(prefix="/api/v1/messages", tags=["messages"], responses=responses(400, 404, 413, 429, 502))
+router = PrefixRouter(prefix="/api/v1/messages", tags=["messages"], responses=responses(400, 404, 413, 429, 502))
 
 MAX_RAW_BYTES = 50 * 1024 * 1024
 
