@@ -55,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--naive-runs", type=int, default=5)
+    parser.add_argument("--blocks", action="store_true", help="each server's requests in one block, not alternating (a process woken for every other request runs colder)")
     parser.add_argument("--before", type=Path, help="another source tree (an older commit, unpacked): its server measured alongside, alternating")
     args = parser.parse_args()
 
@@ -94,9 +95,10 @@ def main() -> None:
                 # The server's CPU time per request: unlike the wall clock, it barely moves
                 # when other work shares the machine's cores.
                 cpu_before = {name: sum(process.cpu_times()[:2]) for name, (_c, _r, process) in servers.items()}
-                for _ in range(args.runs):
+                rounds, per_round = (1, args.runs) if args.blocks else (args.runs, 1)
+                for _ in range(rounds):
                     for name, (client, rep, _process) in servers.items():
-                        times[name] += timed(lambda c=client, r=rep, p=params: c.get("/api/v1/messages/draft", params=p, headers=r.headers).raise_for_status(), 1)
+                        times[name] += timed(lambda c=client, r=rep, p=params: c.get("/api/v1/messages/draft", params=p, headers=r.headers).raise_for_status(), per_round)
                 for name, (_c, _r, process) in servers.items():
                     cpu[name] = (sum(process.cpu_times()[:2]) - cpu_before[name]) * 1000 / args.runs
 
