@@ -6,7 +6,7 @@ reconnected once and the read retried; a second failure is reported as MailboxUn
 
 Reading a message costs two round trips whatever its size: BODYSTRUCTURE + header, then
 only the text and calendar parts (BODY.PEEK, so \\Seen is never set; attachments never).
-A message already read (the caller's OpenedCache) costs one FETCH of its UID alone.
+A message already read (the caller's OpenedCache) costs one FETCH of its first byte.
 """
 
 from __future__ import annotations
@@ -300,7 +300,8 @@ class Mailbox:
 
     def open_message(self, ref: MessageRef, ctx: ReadContext, cache: OpenedCache | None = None, scope: Hashable = None) -> OpenedMessage:
         """With `cache`: a message already read under the same `scope` (the caller's mailbox
-        id), folder, UIDVALIDITY, UID and read context is served from it, without FETCH."""
+        id), folder, UIDVALIDITY, UID and read context is served from it after a one-byte
+        FETCH (CHECK_ITEM), instead of the structure and parts FETCH and their parsing."""
         return self.run(lambda c: self._open(c, ref, ctx, cache, scope))
 
     def peek(self, ref: MessageRef, ctx: ReadContext, cache: OpenedCache, scope: Hashable = None) -> OpenedMessage | None:
