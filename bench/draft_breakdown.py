@@ -2,12 +2,14 @@
 connection), measured three ways in one run:
 
 1. through uvicorn (own process, keep-alive client): wall p50 and the server's CPU per
-   request, beside GET /health (the HTTP floor) and a rejected token (401);
+   request, cold (a server without the draft cache) and warm (the message reopened, from
+   the cache), beside GET /health (the HTTP floor) and a rejected token (401);
 2. the app driven in-process over ASGI (no uvicorn, no HTTP client): CPU per request of the
    whole process and of the event-loop thread (routing, dependencies, middlewares, the
-   response; the rest is the endpoint's one thread-pool call);
+   response; the rest is the endpoint's one thread-pool call), cold and warm;
 3. the endpoint's own work, phase by phase inside real calls (CPU time of the thread,
-   median): token check, accounts, IMAP, MIME parsing, extraction, lookups, JSON.
+   median), cold: token check, accounts, IMAP, MIME parsing, extraction, lookups, JSON;
+   then the endpoint's call whole, cold and warm.
 
     .venv/bin/python bench/draft_breakdown.py [--runs N]
 """
@@ -37,6 +39,7 @@ import mail_adapter.mailbox as mailbox_module  # noqa: E402
 from crm.domain.drafts import MessageRef  # noqa: E402
 from crm.services import mailboxes, organisations  # noqa: E402
 from crm.store.db import migrate  # noqa: E402
+from mail_adapter.opened_cache import OpenedCache  # noqa: E402
 from tests.factories import connect_mailbox, make_org, make_user  # noqa: E402
 from tests.mails import business_mail  # noqa: E402
 from tests.servers.api import api_process  # noqa: E402
@@ -44,7 +47,7 @@ from tests.servers.dovecot import Dovecot  # noqa: E402
 from widget_api.config import Settings  # noqa: E402
 from widget_api.deps import Credentials, principal_of  # noqa: E402
 from widget_api.main import create_app  # noqa: E402
-from widget_api.routes.messages import draft_out  # noqa: E402
+from widget_api.routes.messages import _draft_json, draft_out  # noqa: E402
 from widget_api.runtime import Runtime  # noqa: E402
 from widget_api.schemas import MessageRefIn  # noqa: E402
 
@@ -156,6 +159,18 @@ def phases(runtime: Runtime, token: str, uid: int, runs: int) -> dict[str, float
     return {name: imap if name.startswith("IMAP client") else p50[name] for name in order}
 
 
+def endpoint(runtime: Runtime, token: str, uid: int, runs: int) -> float:
+    """The endpoint's thread-pool call as the route makes it: CPU ms, median."""
+    ref, credentials, taken = MessageRefIn(folder="INBOX", uid=uid), Credentials(token), []
+    for i in range(20 + runs):
+        request = Request({"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b"", "state": {}})
+        start = time.thread_time()
+        _draft_json(request, ref, credentials, runtime)
+        if i >= 20:
+            taken.append((time.thread_time() - start) * 1000)
+    return statistics.median(taken)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=300)
@@ -165,15 +180,18 @@ def main() -> None:
     try:
         imap_user = dovecot.add_user()
         uid = dovecot.append(imap_user.name, "INBOX", business_mail(body=BODY))
-        with api_process(tmp, ["rep@bench.example"]) as (base, (rep,), server), httpx.Client(base_url=base) as client:
-            assert connect_mailbox(client, rep, imap_user).status_code == 201
-            process = psutil.Process(server.pid)
-            params = {"folder": "INBOX", "uid": uid}
-            http = {
-                "draft": through_uvicorn(client, process, "/api/v1/messages/draft", params, rep.headers, args.runs),
-                "GET /health (the HTTP floor)": through_uvicorn(client, process, "/api/v1/health", {}, {}, args.runs),
-                "rejected token (401)": through_uvicorn(client, process, "/api/v1/messages/draft", params, {"Authorization": "Bearer x"}, args.runs),
-            }
+        params = {"folder": "INBOX", "uid": uid}
+        http = {}
+        # Cold: the server without the draft cache, every draft a first open; warm: the same
+        # message opened again, from the cache.
+        for label, env in (("cold", {"MAILWIDGET_DRAFT_CACHE_MB": "0"}), ("warm", {})):
+            with api_process(Path(tempfile.mkdtemp()), ["rep@bench.example"], env=env) as (base, (rep,), server), httpx.Client(base_url=base) as client:
+                assert connect_mailbox(client, rep, imap_user).status_code == 201
+                process = psutil.Process(server.pid)
+                http[f"draft, {label}"] = through_uvicorn(client, process, "/api/v1/messages/draft", params, rep.headers, args.runs)
+                if label == "warm":
+                    http["GET /health (the HTTP floor)"] = through_uvicorn(client, process, "/api/v1/health", {}, {}, args.runs)
+                    http["rejected token (401)"] = through_uvicorn(client, process, "/api/v1/messages/draft", params, {"Authorization": "Bearer x"}, args.runs)
 
         url = f"sqlite:///{tmp / 'breakdown.db'}"
         migrate(url)
@@ -185,17 +203,24 @@ def main() -> None:
             mailboxes.save_account(
                 s, principal, runtime.secrets, host=imap_user.host, port=imap_user.port, security="plain", username=imap_user.name, secret=imap_user.password
             )
-        process_ms, loop_ms = in_process(runtime, user.token, uid, args.runs)
+        cache = runtime.drafts
+        runtime.drafts = OpenedCache(max_bytes=0)  # cold: no draft cache
+        asgi = {"cold": in_process(runtime, user.token, uid, args.runs)}
         steps = phases(runtime, user.token, uid, args.runs)
+        steps["the endpoint whole (_draft_json), cold"] = endpoint(runtime, user.token, uid, args.runs)
+        runtime.drafts = cache
+        asgi["warm"] = in_process(runtime, user.token, uid, args.runs)
+        steps["the endpoint whole (_draft_json), warm: from the draft cache"] = endpoint(runtime, user.token, uid, args.runs)
         runtime.close()
 
         print(f"{'through uvicorn':48} {'wall p50 ms':>11} {'server CPU ms':>13}")
         for name, (wall, cpu) in http.items():
             print(f"{name:48} {wall:11.2f} {cpu:13.2f}")
-        print(f"\n{'in-process over ASGI (CPU ms per draft)':60} {process_ms:7.2f}")
-        print(f"{'  event-loop thread: routing, dependencies, middlewares, response':60} {loop_ms:7.2f}")
-        print(f"{'  the rest: the one thread-pool call of the endpoint':60} {process_ms - loop_ms:7.2f}")
-        print("\nthe endpoint's work, step by step (CPU ms, p50 of each step)")
+        print(f"\n{'in-process over ASGI (CPU ms per draft)':60} {'cold':>7} {'warm':>7}")
+        print(f"{'  whole process':60} {asgi['cold'][0]:7.2f} {asgi['warm'][0]:7.2f}")
+        print(f"{'  event-loop thread: routing, dependencies, middlewares, response':60} {asgi['cold'][1]:7.2f} {asgi['warm'][1]:7.2f}")
+        print(f"{'  the rest: the one thread-pool call of the endpoint':60} {asgi['cold'][0] - asgi['cold'][1]:7.2f} {asgi['warm'][0] - asgi['warm'][1]:7.2f}")
+        print("\nthe endpoint's work, step by step, cold (CPU ms, p50 of each step)")
         for name, ms in steps.items():
             print(f"  {name:58} {ms:7.2f}")
         print(f"load average {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores")

@@ -3,13 +3,16 @@
     .venv/bin/python bench/draft_latency.py [--runs N]
 
 For a 5 KB message and one with a 20 MB attachment: p50 / p99 of GET /api/v1/messages/draft
-and the bytes fetched from IMAP; beside it, in the same run, the naive way (fetch the whole
-message, parse it, extract the draft).
+and the bytes fetched from IMAP, cold (a first open: a server without the draft cache) and
+warm (the message opened again: the cache on), requests to the two servers alternating;
+beside it, in the same run, the naive way (fetch the whole message, parse it, extract the
+draft).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -52,10 +55,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--naive-runs", type=int, default=5)
+    parser.add_argument("--blocks", action="store_true", help="each server's requests in one block, not alternating (a process woken for every other request runs colder)")
+    parser.add_argument("--before", type=Path, help="another source tree (an older commit, unpacked): its server measured alongside, alternating")
     args = parser.parse_args()
 
     dovecot = Dovecot().start()
-    tmp = Path(tempfile.mkdtemp())
     try:
         user = dovecot.add_user()
         small_raw = business_mail(body=BODY)
@@ -64,21 +68,39 @@ def main() -> None:
         sizes = {"5 KB": len(small_raw), "20 MB attachment": len(big_raw)}
 
         # The API as users meet it: uvicorn in its own process, a keep-alive HTTP client.
-        with api_process(tmp, ["rep@bench.example"]) as (base, (rep,), server), httpx.Client(base_url=base) as client:
-            assert connect_mailbox(client, rep, user).status_code == 201
-            server_process = psutil.Process(server.pid)
-            print(f"{'message':18} {'size':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7} {'fetched':>10} | {'naive p50 ms':>12} {'naive fetched':>13} {'speed-up':>9}")
+        # Two servers side by side, their requests alternating: "cold" without the draft
+        # cache (every request a first open: FETCH, parsing, extraction), "warm" with it
+        # (the same message opened again: served from the cache). Alternating, both see the
+        # same moments of this machine's varying speed.
+        with contextlib.ExitStack() as stack:
+            servers = {}
+            trees = [("cold", {"MAILWIDGET_DRAFT_CACHE_MB": "0"}, ROOT), ("warm", {}, ROOT)] + ([("before", {}, args.before.resolve())] if args.before else [])
+            for name, env, root in trees:
+                base, (rep,), server = stack.enter_context(api_process(Path(tempfile.mkdtemp()), ["rep@bench.example"], env=env, root=root))
+                client = stack.enter_context(httpx.Client(base_url=base))
+                assert connect_mailbox(client, rep, user).status_code == 201
+                servers[name] = (client, rep, psutil.Process(server.pid))
+            print(
+                f"{'message':18} {'size':>9} | {'cold p50':>8} {'p99':>6} {'CPU':>5} {'fetched':>8} | {'warm p50':>8} {'p99':>6} {'CPU':>5} {'fetched':>7} | {'naive p50':>9} {'naive/cold':>10}"
+            )
             results = {}
             for label, uid in uids.items():
                 params = {"folder": "INBOX", "uid": uid}
-                for _ in range(20):  # warm: connection, folder selected, caches
-                    client.get("/api/v1/messages/draft", params=params, headers=rep.headers)
-                fetched = client.get("/api/v1/messages/draft", params=params, headers=rep.headers).json()["bytes_fetched"]
+                fetched, times, cpu = {}, {}, {}
+                for name, (client, rep, _process) in servers.items():
+                    for _ in range(20):  # warm: connection, folder selected, caches
+                        client.get("/api/v1/messages/draft", params=params, headers=rep.headers)
+                    fetched[name] = client.get("/api/v1/messages/draft", params=params, headers=rep.headers).json()["bytes_fetched"]
+                    times[name] = []
                 # The server's CPU time per request: unlike the wall clock, it barely moves
                 # when other work shares the machine's cores.
-                cpu_before = sum(server_process.cpu_times()[:2])
-                api = timed(lambda p=params: client.get("/api/v1/messages/draft", params=p, headers=rep.headers).raise_for_status(), args.runs)
-                cpu_ms = (sum(server_process.cpu_times()[:2]) - cpu_before) * 1000 / args.runs
+                cpu_before = {name: sum(process.cpu_times()[:2]) for name, (_c, _r, process) in servers.items()}
+                rounds, per_round = (1, args.runs) if args.blocks else (args.runs, 1)
+                for _ in range(rounds):
+                    for name, (client, rep, _process) in servers.items():
+                        times[name] += timed(lambda c=client, r=rep, p=params: c.get("/api/v1/messages/draft", params=p, headers=r.headers).raise_for_status(), per_round)
+                for name, (_c, _r, process) in servers.items():
+                    cpu[name] = (sum(process.cpu_times()[:2]) - cpu_before[name]) * 1000 / args.runs
 
                 with dovecot.imap(user.name) as imap:
                     imap.select_folder("INBOX", readonly=True)
@@ -88,10 +110,18 @@ def main() -> None:
                         extract_lead(parse_message(raw), ReadContext())
 
                     naive_times = timed(naive, args.naive_runs)
-                p50, p99, n50 = percentile(api, 0.5), percentile(api, 0.99), statistics.median(naive_times)
+                n50 = statistics.median(naive_times)
+                p50 = {name: percentile(t, 0.5) for name, t in times.items()}
+                p99 = {name: percentile(t, 0.99) for name, t in times.items()}
                 results[label] = p50
-                print(f"{label:18} {sizes[label] / 1024:8.0f}K {p50:8.2f} {p99:8.2f} {cpu_ms:7.2f} {fetched:10d} | {n50:12.1f} {sizes[label]:13d} {n50 / p50:8.0f}x")
-            print(f"20 MB message / 5 KB message (p50): {results['20 MB attachment'] / results['5 KB']:.2f}x; load average {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores")
+                print(
+                    f"{label:18} {sizes[label] / 1024:8.0f}K | {p50['cold']:8.2f} {p99['cold']:6.2f} {cpu['cold']:5.2f} {fetched['cold']:8d} | "
+                    f"{p50['warm']:8.2f} {p99['warm']:6.2f} {cpu['warm']:5.2f} {fetched['warm']:7d} | {n50:9.2f} {n50 / p50['cold']:9.1f}x"
+                    + (f" | before p50 {p50['before']:.2f} p99 {p99['before']:.2f} CPU {cpu['before']:.2f}" if "before" in p50 else "")
+                )
+            ratio = {name: results["20 MB attachment"][name] / results["5 KB"][name] for name in ("cold", "warm")}
+            print(f"20 MB message / 5 KB message (p50): cold {ratio['cold']:.2f}x, warm {ratio['warm']:.2f}x; load average {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores")
+            print("(ms; CPU = the server's CPU per request; fetched = bytes from IMAP for one draft; warm = the same message reopened, from the draft cache)")
     finally:
         dovecot.stop()
 

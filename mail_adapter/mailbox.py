@@ -6,11 +6,13 @@ reconnected once and the read retried; a second failure is reported as MailboxUn
 
 Reading a message costs two round trips whatever its size: BODYSTRUCTURE + header, then
 only the text and calendar parts (BODY.PEEK, so \\Seen is never set; attachments never).
+A message already read (the caller's OpenedCache) costs one FETCH of its first byte.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import imaplib
 import ipaddress
@@ -19,7 +21,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -33,6 +35,7 @@ from crm.domain.errors import InvalidInput, MessageNotFound
 from crm.domain.ports import OpenedMessage
 from mail_adapter.addresses import checked_addresses, connect
 from mail_adapter.errors import CONNECTION_ERRORS, translate
+from mail_adapter.opened_cache import OpenedCache
 from mail_adapter.parsing import BodyPart, parse_fetched
 from mail_adapter.reading import read_parsed
 from mail_adapter.structure import MAX_TEXT_BYTES, is_calendar_part, wanted_parts
@@ -52,6 +55,14 @@ FIRST_PART_BYTES = 32 * 1024
 # through which the application counts round trips (widget_api.metrics) without this layer
 # knowing of it.
 RoundTripObserver = Callable[[str, float], None]
+# What a cached draft is checked with before it is served: the message's first byte. A
+# folder deleted and recreated while this connection had it selected is noticed only by a
+# command on the message (Dovecot answers a NOOP with an untagged NO and keeps the old
+# UIDVALIDITY; a FETCH ends the session, and the retry selects the new folder). A message
+# expunged by another session is still listed to this one until it is told: its UID and
+# size come from the index, its content is NIL ([EXPUNGEISSUED], RFC 5530), hence a byte of
+# content, not the UID alone.
+CHECK_ITEM = b"BODY.PEEK[]<0.1>"
 
 
 class SearchText(str):
@@ -180,6 +191,10 @@ class Mailbox:
         self._selected: tuple[str, bool, int] | None = None  # folder, readonly, uidvalidity
         self._listing: list[tuple[tuple[bytes, ...], str, str]] | None = None  # LIST, kept per connection
         self._lock = threading.RLock()
+        self._validities: dict[str, int] = {}  # folder → UIDVALIDITY its last SELECT on this connection said
+        # Part of every cache key: the same CRM mailbox edited to another server or user
+        # never finds the first one's messages.
+        self._identity = settings.key()
         self.connects = 0  # how many logins this mailbox made (the pool test reads it)
 
     # -- connection -------------------------------------------------------------------
@@ -215,6 +230,7 @@ class Mailbox:
         self._client = None
         self._selected = None
         self._listing = None
+        self._validities = {}
 
     def close(self) -> None:
         with self._lock:
@@ -265,6 +281,7 @@ class Mailbox:
                 raise
             raise MessageNotFound(f"folder {folder!r} does not exist", code="folder_not_found") from None
         self._selected = (folder, readonly, int(info.get(b"UIDVALIDITY", 0)))  # type: ignore[call-overload]
+        self._validities[folder] = self._selected[2]
         return info
 
     @property
@@ -281,8 +298,28 @@ class Mailbox:
     def check(self) -> list[str]:
         return self.run(lambda c: [name for _flags, _delim, name in c.list_folders()])
 
-    def open_message(self, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
-        return self.run(lambda c: self._open(c, ref, ctx))
+    def open_message(self, ref: MessageRef, ctx: ReadContext, cache: OpenedCache | None = None, scope: Hashable = None) -> OpenedMessage:
+        """With `cache`: a message already read under the same `scope` (the caller's mailbox
+        id), folder, UIDVALIDITY, UID and read context is served from it after a one-byte
+        FETCH (CHECK_ITEM), instead of the structure and parts FETCH and their parsing."""
+        return self.run(lambda c: self._open(c, ref, ctx, cache, scope))
+
+    def peek(self, ref: MessageRef, ctx: ReadContext, cache: OpenedCache, scope: Hashable = None) -> OpenedMessage | None:
+        """What `open_message` would serve from `cache`, if it is there, found without any
+        command and without waiting for the connection: a ref by folder + UID, the folder's
+        name and its UIDVALIDITY known from this connection's LIST and SELECTs. Only a
+        guess until `open_message` checked it (callers compare the two: `same_content`)."""
+        if ref.uid is None or not cache.enabled:
+            return None
+        folder = _known_name(ref.folder or "INBOX", self._listing)
+        uidvalidity = self._validities.get(folder) if folder is not None else None
+        if folder is None or not uidvalidity or ref.uidvalidity not in (None, uidvalidity):
+            return None
+        found = cache.get(self._cache_key(scope, folder, uidvalidity, ref.uid, ctx), count=False)
+        return None if found is None else _served_from_cache(found, ref)
+
+    def _cache_key(self, scope: Hashable, folder: str, uidvalidity: int, uid: int, ctx: ReadContext) -> Hashable:
+        return (scope, self._identity, folder, uidvalidity, uid, ctx)
 
     def resolve(self, c: IMAPClient, ref: MessageRef) -> tuple[str, int, int]:
         """(folder, UIDVALIDITY, UID) of the message `ref` names, its folder selected: by
@@ -297,8 +334,25 @@ class Mailbox:
             return self._locate(c, ref.message_id, ref.folder, ref.special_use)
         raise InvalidInput("give a uid or a message_id")
 
-    def _open(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext) -> OpenedMessage:
+    def _open(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext, cache: OpenedCache | None = None, scope: Hashable = None) -> OpenedMessage:
         folder, uidvalidity, uid = self.resolve(c, ref)
+        key = None
+        if cache is not None and cache.enabled and uidvalidity:  # a server without UIDVALIDITY (0) gets no cache
+            key = self._cache_key(scope, folder, uidvalidity, uid, ctx)
+            found = cache.get(key)
+            # A UID just found by SEARCH is there; one the client named is checked with the
+            # smallest FETCH that reads the message (CHECK_ITEM), also after a SELECT: the
+            # folder's UIDVALIDITY says nothing of an expunged message.
+            if found is not None and (ref.uid is None or _still_there(c, uid)):
+                return _served_from_cache(found, ref)
+            if found is not None:
+                cache.discard(key)  # gone or moved on: read anew below (or MessageNotFound)
+        opened = self._fetch_and_read(c, ref, ctx, folder, uidvalidity, uid)
+        if key is not None and cache is not None:
+            cache.put(key, opened)
+        return opened
+
+    def _fetch_and_read(self, c: IMAPClient, ref: MessageRef, ctx: ReadContext, folder: str, uidvalidity: int, uid: int) -> OpenedMessage:
         # Part 1 asked for with the structure, bounded: it is the body of a single-part mail
         # and the text of most multipart ones (a text with attachments, the plain half of an
         # alternative), so they need no second round trip; when it is not a wanted part, at
@@ -364,13 +418,9 @@ class Mailbox:
         if name.upper() == "INBOX" or not name:
             return "INBOX"
         for fresh in (False, True):
-            listing = self.folders(c, fresh=fresh)
-            names = {n for _f, _d, n in listing}
-            if name in names:
-                return name
-            for candidate in _spellings(name, {d for _f, d, _n in listing} or {"/"}):
-                if candidate in names:
-                    return candidate
+            found = _known_name(name, self.folders(c, fresh=fresh))
+            if found is not None:
+                return found
         return name
 
     def _candidates(self, c: IMAPClient, hint: str, special_use: str | None) -> list[str]:
@@ -418,6 +468,39 @@ class Mailbox:
         if not uids:
             raise MessageNotFound(f"no message with Message-ID {_bracketed(message_id)}")
         return max(uids)
+
+
+def _still_there(c: IMAPClient, uid: int) -> bool:
+    return bool(c.fetch([uid], [CHECK_ITEM]).get(uid, {}).get(b"BODY[]<0>"))
+
+
+def _known_name(name: str, listing: list[tuple[tuple[bytes, ...], str, str]] | None) -> str | None:
+    """The server's name for a client's folder name in `listing` (Mailbox.server_name); None
+    when it names none of them, or there is no listing."""
+    name = name.strip()
+    if name.upper() == "INBOX" or not name:
+        return "INBOX"
+    if listing is None:
+        return None
+    names = {n for _f, _d, n in listing}
+    if name in names:
+        return name
+    for candidate in _spellings(name, {d for _f, d, _n in listing} or {"/"}):
+        if candidate in names:
+            return candidate
+    return None
+
+
+def same_content(a: OpenedMessage, b: OpenedMessage) -> bool:
+    """True when both were served from one cache entry for the same ref: a draft built
+    from one is the draft of the other."""
+    return a.draft is b.draft and a.ref == b.ref and a.message_id == b.message_id
+
+
+def _served_from_cache(opened: OpenedMessage, ref: MessageRef) -> OpenedMessage:
+    """A cached message as this request asked for it: nothing fetched from the server."""
+    real = MessageRef(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id or ref.message_id)
+    return dataclasses.replace(opened, ref=real, bytes_fetched=0)
 
 
 def _bracketed(message_id: str) -> str:
@@ -510,6 +593,12 @@ class MailboxPool:
 
     def __len__(self) -> int:
         return len(self._boxes)
+
+    def existing(self, settings: MailboxSettings) -> Mailbox | None:
+        """The pooled mailbox of these settings if there is one: never creates one, never
+        closes one (a caller holding a database session must not wait for a LOGOUT)."""
+        with self._lock:
+            return self._boxes.get(settings.key())
 
     def close_all(self) -> None:
         with self._lock:

@@ -124,6 +124,10 @@ class ParsedMessage:
 def decode_header_value(raw: str) -> str:
     """RFC 2047 words and raw 8-bit bytes to one clean line of text."""
     raw = raw[:MAX_HEADER_CHARS]
+    if raw.isascii() and raw.isprintable() and "=?" not in raw:
+        # Most values: no encoded word, no 8-bit byte, no fold or control character (all
+        # unprintable), so decoding and cleaning would give the value back, stripped.
+        return raw.strip()
     try:
         chunks = decode_header(raw)
     except Exception:  # noqa: BLE001 - the stdlib raises several types on garbage

@@ -32,6 +32,8 @@ _DISCLAIMER = re.compile(
     r"この電子メール|機密情報|※?本メールの|【?注意】?[:：]?|\*?\s*本電子メール)",
     re.I,
 )
+# _FOOTER or _DISCLAIMER, as one pattern (their alternatives under the shared `^\s*`).
+_EITHER = re.compile(rf"^\s*(?:{_FOOTER.pattern[4:]}|{_DISCLAIMER.pattern[4:]})", re.I)
 _CONTACTISH = re.compile(
     r"(tel|phone|mobile|cell|direct|office|fax|携帯|電話|〒|https?://|www\.|@|株式会社|有限会社|合同会社|\(株\)|㈱|inc\b|llc\b|ltd|gmbh|k\.k\.|corp|"
     rf"{JA_BUSINESS_ENDINGS}|"
@@ -93,7 +95,8 @@ def _attachment_line(line: str) -> bool:
 def _cut_footer_and_disclaimer(lines: list[str]) -> list[str]:
     lines = [ln for ln in lines if not _attachment_line(ln)]
     for i, line in enumerate(lines):
-        if _FOOTER.match(line) or (_DISCLAIMER.match(line) and i > 0):
+        # _EITHER matches where one of the two does: one pattern on most lines, not two.
+        if _EITHER.match(line) and (_FOOTER.match(line) or (_DISCLAIMER.match(line) and i > 0)):
             return lines[:i]
     return lines
 
@@ -153,7 +156,7 @@ def signature_lines(text: str, name: str = "", *, whole_body: bool = True) -> tu
     lines = own.splitlines()
     if len(lines) > 2 * _READ_LINES:  # a pasted newsletter: the signature is near one end
         lines = lines[:_READ_LINES] + [""] + lines[-_READ_LINES:]
-    lines = [unicodedata.normalize("NFC", ln.rstrip()) for ln in lines]
+    lines = [ln.rstrip() for ln in lines] if own.isascii() else [unicodedata.normalize("NFC", ln.rstrip()) for ln in lines]  # ASCII is its own NFC form
     lines = _cut_footer_and_disclaimer(lines)
     while lines and not lines[-1].strip():
         lines.pop()

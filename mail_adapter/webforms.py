@@ -38,7 +38,9 @@ def _field(label: str) -> str | None:
 def form_fields(text: str) -> dict[str, str]:
     """Field → value of every recognised `label: value` (or label line, value line) pair."""
     found: dict[str, str] = {}
-    lines = [unicodedata.normalize("NFKC", ln).strip() for ln in text.splitlines()[:MAX_LINES]]
+    head = text.splitlines()[:MAX_LINES]
+    # ASCII is its own NFKC form: only other text is normalised, line by line.
+    lines = [ln.strip() for ln in head] if text.isascii() else [unicodedata.normalize("NFKC", ln).strip() for ln in head]
     for i, line in enumerate(lines):
         # Only a line with a separator, or a short line (a label above its value), can be a label.
         if len(line) > 20 and not _SEPARATOR.search(line, 0, 24):

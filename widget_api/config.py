@@ -67,6 +67,9 @@ class Settings:
     queue_heartbeat: float = 10.0
     # Seconds a stopping worker (SIGTERM) waits for its running jobs before it exits.
     queue_shutdown_seconds: float = 30.0
+    # Megabytes of drafts already read kept per process (mail_adapter.opened_cache): a
+    # message opened again skips its FETCH, parsing and extraction. 0 turns it off.
+    draft_cache_mb: float = 64.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -84,7 +87,8 @@ class Settings:
         MAILWIDGET_IDLE_MAX_CONNECTIONS (0: no IMAP IDLE, polling only),
         MAILWIDGET_SQLITE_BUSY_TIMEOUT (seconds), MAILWIDGET_JOB_QUEUE (default 1 on PostgreSQL;
         0: in-process loops as on SQLite), MAILWIDGET_QUEUE_CONCURRENCY,
-        MAILWIDGET_QUEUE_HEARTBEAT (seconds), MAILWIDGET_QUEUE_SHUTDOWN_SECONDS."""
+        MAILWIDGET_QUEUE_HEARTBEAT (seconds), MAILWIDGET_QUEUE_SHUTDOWN_SECONDS,
+        MAILWIDGET_DRAFT_CACHE_MB (drafts kept per process; 0: none)."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("MAILWIDGET_DATA_DIR", str(DEFAULT_DATA_DIR)))
         url = env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'mailwidget.db').resolve()}"
@@ -116,6 +120,7 @@ class Settings:
             queue_concurrency=max(1, int(env.get("MAILWIDGET_QUEUE_CONCURRENCY", "4"))),
             queue_heartbeat=max(0.5, float(env.get("MAILWIDGET_QUEUE_HEARTBEAT", "10"))),
             queue_shutdown_seconds=float(env.get("MAILWIDGET_QUEUE_SHUTDOWN_SECONDS", "30")),
+            draft_cache_mb=max(0.0, float(env.get("MAILWIDGET_DRAFT_CACHE_MB", "64"))),
         )
 
 

@@ -17,6 +17,7 @@ from crm.services.secrets import SecretBox
 from crm.store.db import make_engine, make_session_factory
 from crm.store.models import MailboxAccount
 from mail_adapter.mailbox import Mailbox, MailboxPool, MailboxSettings
+from mail_adapter.opened_cache import OpenedCache
 from widget_api import metrics
 from widget_api.config import Settings
 from widget_api.connection_tests import ConnectionTests
@@ -34,6 +35,8 @@ class Runtime:
     connection_tests: ConnectionTests = field(init=False)
     rate_limits: RateLimits = field(init=False)
     import_worker: ImportWorker = field(init=False)
+    # Drafts already read, by mailbox id, folder, UIDVALIDITY, UID and read context.
+    drafts: OpenedCache = field(init=False)
     _read_sessions: tuple[Engine, sessionmaker[Session]] | None = field(init=False, default=None, repr=False)
     # Stored secret (its ciphertext) → the settings built from it: a Fernet decrypt per
     # request is a third of a millisecond for nothing. Keyed by the ciphertext, an account
@@ -43,6 +46,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.connection_tests = ConnectionTests(self.settings.connection_tests_per_org, allow_private=self.settings.allow_private_hosts)
         self.rate_limits = RateLimits(self.settings.rate_limits)
+        self.drafts = OpenedCache(max_bytes=int(self.settings.draft_cache_mb * 2**20))
         self.import_worker = ImportWorker(self, self.settings.import_workers, lease=self.settings.import_lease, in_subprocess=self.settings.import_in_subprocess)
 
     @classmethod

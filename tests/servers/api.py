@@ -22,10 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def api_process(tmp: Path, emails: list[str], *, database_url: str | None = None, workers: int = 1) -> Iterator[tuple[str, list[UserRef], subprocess.Popen[bytes]]]:
+def api_process(
+    tmp: Path, emails: list[str], *, database_url: str | None = None, workers: int = 1, env: dict[str, str] | None = None, root: Path = ROOT
+) -> Iterator[tuple[str, list[UserRef], subprocess.Popen[bytes]]]:
     """(base URL, the users of `emails`, the server process). Mail servers on loopback are
     allowed: the benchmarks' Dovecot listens on 127.0.0.1. The database is a fresh SQLite
-    file unless `database_url` names one; `workers` > 1: that many uvicorn processes."""
+    file unless `database_url` names one; `workers` > 1: that many uvicorn processes; `env`:
+    more of the server's environment (MAILWIDGET_DRAFT_CACHE_MB=0, say); `root`: the source
+    tree the server runs (another checkout: a benchmark's "before")."""
     url = database_url or f"sqlite:///{tmp / 'bench.db'}"
     migrate(url)
     key = Fernet.generate_key().decode()
@@ -34,11 +38,11 @@ def api_process(tmp: Path, emails: list[str], *, database_url: str | None = None
     users = [make_user(runtime, org, email) for email in emails]
     runtime.close()
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "MAILWIDGET_SECRET_KEY": key, "MAILWIDGET_DATA_DIR": str(tmp), "MAILWIDGET_ALLOW_PRIVATE_HOSTS": "1"}
+    server_env = {**os.environ, "DATABASE_URL": url, "MAILWIDGET_SECRET_KEY": key, "MAILWIDGET_DATA_DIR": str(tmp), "MAILWIDGET_ALLOW_PRIVATE_HOSTS": "1", **(env or {})}
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "widget_api.main:create_app", "--port", str(port), "--log-level", "warning", "--no-access-log",
          *(["--workers", str(workers)] if workers > 1 else [])],
-        env=env, cwd=ROOT,
+        env={**server_env, "PYTHONPATH": str(root)}, cwd=root,
     )
     try:
         wait_for_port(port, what="uvicorn")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request, status
+from fastapi import Form, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,9 +18,10 @@ from widget_api import pages
 from widget_api.deps import CurrentUser, ReadSessionDep, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.pages import SignedInDep, escape, hidden, t
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id
 
-router = APIRouter(include_in_schema=True, tags=["account"])
+router = PrefixRouter(include_in_schema=True, tags=["account"])
 STYLESHEET = Path(__file__).resolve().parents[1] / "static" / "pages" / "pages.css"
 
 

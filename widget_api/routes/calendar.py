@@ -7,7 +7,7 @@ from email import policy
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.domain.drafts import MessageRef
@@ -26,9 +26,10 @@ from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.outbox_sender import send_one
 from widget_api.routes.outbox import OutboxEntryRead, entry
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id, MessageRefIn
 
-router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"], responses=responses(400, 404, 502))
+router = PrefixRouter(prefix="/api/v1/calendar", tags=["calendar"], responses=responses(400, 404, 502))
 
 
 class AnswerIn(MessageRefIn):

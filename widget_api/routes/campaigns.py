@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import campaigns
 from widget_api.deps import CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id, Offset
 
-router = APIRouter(tags=["campaigns"], responses=responses(400, 404, 409))
+router = PrefixRouter(tags=["campaigns"], responses=responses(400, 404, 409))
 BASE = "/api/v1/campaigns"
 
 

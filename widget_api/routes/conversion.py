@@ -3,15 +3,15 @@ organisation's rules for what makes an account "the same company" (admin)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import conversion
 from widget_api.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id
 
-router = APIRouter(prefix="/api/v1", tags=["conversion"], responses=responses(400, 403, 404, 409))
+router = PrefixRouter(prefix="/api/v1", tags=["conversion"], responses=responses(400, 403, 404, 409))
 
 
 class ConvertIn(BaseModel):

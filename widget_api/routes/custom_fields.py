@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, status
+from fastapi import status
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.services import custom_fields
 from widget_api.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id
 
-router = APIRouter(prefix="/api/v1", tags=["custom fields"], responses=responses(400, 403, 404, 409))
+router = PrefixRouter(prefix="/api/v1", tags=["custom fields"], responses=responses(400, 403, 404, 409))
 
 
 class FieldIn(BaseModel):

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
@@ -17,8 +17,9 @@ from crm.store.db import READ_ONLY
 from widget_api import heartbeats, metrics
 from widget_api.deps import Runtime, RuntimeDep
 from widget_api.errors import RETRY_AFTER, body, responses
+from widget_api.routing import PrefixRouter
 
-router = APIRouter(tags=["health"], responses=responses(503, authenticated=False))
+router = PrefixRouter(tags=["health"], responses=responses(503, authenticated=False))
 
 DB_TIMEOUT = 2.0  # seconds: a readiness probe must answer before the balancer gives up on it
 QUEUE_STALE_SECONDS = 120.0  # a due job waiting this long with no live worker: not ready

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
+from fastapi import File, Form, Request, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -22,10 +22,11 @@ from widget_api.deps import CurrentUser, ImportUser, ReadSessionDep, RuntimeDep
 from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
 from widget_api.import_worker import upload_path
+from widget_api.routing import PrefixRouter
 from widget_api.runtime import Runtime
 from widget_api.schemas import Id
 
-router = APIRouter(prefix="/api/v1/imports", tags=["imports"], responses=responses(400, 404, 413, 429))
+router = PrefixRouter(prefix="/api/v1/imports", tags=["imports"], responses=responses(400, 404, 413, 429))
 MAX_BYTES = 100 * 1024 * 1024
 COPY_CHUNK = 1 << 20
 

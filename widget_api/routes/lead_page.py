@@ -11,7 +11,7 @@ from typing import Annotated
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,9 +24,10 @@ from widget_api import pages
 from widget_api.deps import SessionDep
 from widget_api.i18n import translate
 from widget_api.pages import SignedInDep, escape, hidden, t
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id, LeadUpdate
 
-router = APIRouter(include_in_schema=False)
+router = PrefixRouter(include_in_schema=False)
 # A name written in Chinese characters, kana or hangul puts the family name first (山田 太郎);
 # one in Latin letters the given name (Taro Yamada), whatever the reader's language.
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]")

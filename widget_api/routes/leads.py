@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from crm.services import custom_fields, leads, rules
 from widget_api.deps import CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id, LeadCreate, LeadPage, LeadRead, LeadSaved, LeadStatusIn, LeadUpdate, Offset
 
-router = APIRouter(prefix="/api/v1/leads", tags=["leads"], responses=responses(400, 404, 409))
+router = PrefixRouter(prefix="/api/v1/leads", tags=["leads"], responses=responses(400, 404, 409))
 
 FIELDS_ONLY = {"message", "update_existing_id", "custom"}
 

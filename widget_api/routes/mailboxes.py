@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from crm.services import mailboxes
 from widget_api.deps import CurrentUser, MailboxTestUser, ReadSessionDep, RuntimeDep, SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id, MailboxIn, MailboxRead
 
-router = APIRouter(prefix="/api/v1/mailboxes", tags=["mailboxes"], responses=responses(400, 404, 429, 502))
+router = PrefixRouter(prefix="/api/v1/mailboxes", tags=["mailboxes"], responses=responses(400, 404, 429, 502))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.domain.search import MAX_QUERY
 from crm.services import matching
 from widget_api.deps import CurrentUser, SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id, LeadFields, Offset
 
-router = APIRouter(prefix="/api/v1", tags=["matching"], responses=responses(400, 404, 409))
+router = PrefixRouter(prefix="/api/v1", tags=["matching"], responses=responses(400, 404, 409))
 
 SINGULAR = {"leads": "lead", "contacts": "contact", "accounts": "account"}
 

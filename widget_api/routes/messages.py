@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -14,13 +14,15 @@ from crm.domain.errors import InvalidInput
 from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
 from crm.services import leads, mailboxes
+from mail_adapter.mailbox import same_content
 from mail_adapter.reading import looks_like_mail, read_raw
 from widget_api.deps import Credentials, CredentialsDep, Runtime, RuntimeDep, UploadUser, principal_of
 from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import DraftAlternativeOut, DraftFieldOut, DraftOut, DraftPersonOut, LeadRead, MessageOut, MessageRefIn, WarningOut
 
-router = APIRouter(prefix="/api/v1/messages", tags=["messages"], responses=responses(400, 404, 413, 429, 502))
+router = PrefixRouter(prefix="/api/v1/messages", tags=["messages"], responses=responses(400, 404, 413, 429, 502))
 
 MAX_RAW_BYTES = 50 * 1024 * 1024
 
@@ -99,16 +101,31 @@ def _draft(request: Request, ref: MessageRefIn, credentials: Credentials, runtim
     # Short read-only sessions around the IMAP round trips: no database transaction (on
     # SQLite, a lock) is held while the mail server answers. The token check shares the
     # first one: a session per lookup cost a pool checkout, BEGIN and ROLLBACK each.
+    # The token, the account (scoped to the principal) and the lookups run on every
+    # request; only the message's content (parsed and extracted) may come from the cache,
+    # under the account's id, which the principal was just checked to own.
+    message = MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use)
     with runtime.read_sessions() as session:
         principal = principal_of(request, runtime, credentials, session)
         if ref.uid is None and not ref.message_id:
             raise InvalidInput("give uid (with folder) or message_id")
         account, ctx = mailboxes.account_and_context(session, principal, ref.mailbox_id)
-    mailbox = runtime.pool.get(runtime.settings_of(account))
-    opened = mailbox.open_message(MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use), ctx)
-    key = MessageRefIn(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id, mailbox_id=ref.mailbox_id).key()
+        settings = runtime.settings_of(account)
+        # A message opened before: its lookups in this session already, so a reopen takes
+        # one session, not two. Only a guess until the mail server confirmed the message
+        # below (no session is held meanwhile); if what it serves differs, looked up again.
+        pooled = runtime.pool.existing(settings)
+        guess = pooled.peek(message, ctx, runtime.drafts, account.id) if pooled is not None else None
+        early = draft_out(request, session, principal, guess, _key_of(guess, ref)) if guess is not None else None
+    opened = runtime.pool.get(settings).open_message(message, ctx, runtime.drafts, account.id)
+    if early is not None and guess is not None and same_content(guess, opened):
+        return early
     with runtime.read_sessions() as session:
-        return draft_out(request, session, principal, opened, key)
+        return draft_out(request, session, principal, opened, _key_of(opened, ref))
+
+
+def _key_of(opened: OpenedMessage, ref: MessageRefIn) -> str:
+    return MessageRefIn(folder=opened.ref.folder, uid=opened.ref.uid, uidvalidity=opened.ref.uidvalidity, message_id=opened.message_id, mailbox_id=ref.mailbox_id).key()
 
 
 @router.post(

@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from widget_api.deps import AdminUser, RuntimeDep
 from widget_api.errors import responses
 from widget_api.metrics import REGISTRY
 from widget_api.routes.health import queue_check
+from widget_api.routing import PrefixRouter
 
-router = APIRouter(tags=["operations"], responses=responses(403))
+router = PrefixRouter(tags=["operations"], responses=responses(403))
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}})

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.domain.errors import InvalidInput, NotFound
@@ -27,11 +27,12 @@ from widget_api.connection_tests import check_target
 from widget_api.deps import AdminUser, CurrentUser, RuntimeDep, SessionDep
 from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id
 
 # A rep's invitation replies are theirs: listed by GET /api/v1/calendar/replies, not here.
 SOURCE_KINDS = tuple(k for k in KINDS if k not in UNCOUNTED_KINDS)
-router = APIRouter(prefix="/api/v1/outbox", tags=["outbox"], responses=responses(400, 403, 404))
+router = PrefixRouter(prefix="/api/v1/outbox", tags=["outbox"], responses=responses(400, 403, 404))
 
 
 class SmtpSettingsIn(BaseModel):

@@ -7,16 +7,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, status
+from fastapi import status
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.domain.filters import Filter
 from crm.services import rules
 from widget_api.deps import AdminUser, CurrentUser, SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id
 
-router = APIRouter(prefix="/api/v1/rules", tags=["automatic mail"], responses=responses(400, 403, 404, 409))
+router = PrefixRouter(prefix="/api/v1/rules", tags=["automatic mail"], responses=responses(400, 403, 404, 409))
 
 Source = Literal["widget", "web_form", "csv_import", "api"]
 

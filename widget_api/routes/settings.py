@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.domain.drafts import LEAD_FIELDS
 from crm.services import leads, web_forms
 from widget_api.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import UniqueFieldIn
 
-router = APIRouter(prefix="/api/v1/settings", tags=["settings"], responses=responses(400, 403, 409))
+router = PrefixRouter(prefix="/api/v1/settings", tags=["settings"], responses=responses(400, 403, 409))
 
 
 @router.get("/unique-fields")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm.domain.drafts import MessageRef
@@ -14,9 +14,10 @@ from mail_adapter.junk import JunkFolder
 from widget_api.deps import CurrentUser, ReadSessionDep, RuntimeDep, SessionDep
 from widget_api.errors import language_of, responses
 from widget_api.explain import explain
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id, MessageRefIn
 
-router = APIRouter(prefix="/api/v1/spam", tags=["spam"], responses=responses(400, 403, 404, 409, 502))
+router = PrefixRouter(prefix="/api/v1/spam", tags=["spam"], responses=responses(400, 403, 404, 409, 502))
 
 
 class WhitelistIn(BaseModel):

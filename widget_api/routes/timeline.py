@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,9 +16,10 @@ from crm.services import mail_log, timeline
 from widget_api.deps import CurrentUser, ReadSessionDep, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.mail_log_scan import log_message, scan_mailbox
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id, MessageRefIn
 
-router = APIRouter(prefix="/api/v1", tags=["timeline"], responses=responses(400, 403, 404, 502))
+router = PrefixRouter(prefix="/api/v1", tags=["timeline"], responses=responses(400, 403, 404, 502))
 
 RecordPath = Literal["leads", "contacts", "accounts"]
 PersonPath = Literal["leads", "contacts"]

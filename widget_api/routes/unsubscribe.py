@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import Form, Path, Request
 from fastapi.responses import HTMLResponse
 
 from crm.domain.errors import InvalidInput, NotFound
@@ -20,8 +20,9 @@ from crm.services import outbox
 from widget_api import pages
 from widget_api.deps import SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 
-router = APIRouter(tags=["unsubscribe"], responses=responses(400, 404, 422, 503, authenticated=False))
+router = PrefixRouter(tags=["unsubscribe"], responses=responses(400, 404, 422, 503, authenticated=False))
 
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 ONE_CLICK = "One-Click"

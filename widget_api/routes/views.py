@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crm.domain.filters import Filter, SortKey
 from crm.services import views
 from widget_api.deps import CurrentUser, ReadSessionDep, SessionDep
 from widget_api.errors import responses
+from widget_api.routing import PrefixRouter
 from widget_api.schemas import Id, LeadRead, Offset
 
-router = APIRouter(prefix="/api/v1/views", tags=["views"], responses=responses(400, 404))
+router = PrefixRouter(prefix="/api/v1/views", tags=["views"], responses=responses(400, 404))
 
 
 class ViewIn(BaseModel):

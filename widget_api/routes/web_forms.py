@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import Path, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,10 +30,11 @@ from crm.store.automation import WebForm
 from widget_api.deps import AdminUser, CurrentUser, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.i18n import pick_language, translate
+from widget_api.routing import PrefixRouter
 from widget_api.runtime import Runtime
 from widget_api.schemas import Id
 
-router = APIRouter(tags=["web forms"])
+router = PrefixRouter(tags=["web forms"])
 API = "/api/v1/forms"
 MAX_BODY = 16 * 1024  # a form of 30 short fields fits many times over
 MAX_PARAMS = 60

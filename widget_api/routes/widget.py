@@ -7,13 +7,13 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
 from crm.domain.errors import NotFound
 from widget_api.deps import CurrentUser, RuntimeDep
+from widget_api.routing import PrefixRouter
 
-router = APIRouter(include_in_schema=False)
+router = PrefixRouter(include_in_schema=False)
 
 STATIC = Path(__file__).resolve().parents[1] / "static" / "widget"
 CSP = (
