@@ -1,7 +1,7 @@
 """The lead's own page on the backend, where the widget's "Open the lead" goes (unless the
-admin names the CRM's page with MAILWIDGET_LEAD_URL): its fields, editable, the messages it
-was captured from, its campaigns and the latest entries of its timeline (paged: "older"). Signed in by the session cookie; every post carries the
-session's CSRF token."""
+admin names the CRM's page with MAILWIDGET_LEAD_URL): its fields, editable, its stage, the
+messages it was captured from, its campaigns and the latest entries of its timeline (paged:
+"older"). Signed in by the session cookie; every post carries the session's CSRF token."""
 
 from __future__ import annotations
 
