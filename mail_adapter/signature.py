@@ -21,19 +21,19 @@ _SIGNOFF = re.compile(
     r"|^.{0,30}(よろしくお願い|宜しくお願い|よろしくおねがい|お願い申し上げます|以上、?よろしく|敬具|草々|取り急ぎ.{0,10}(まで|ご連絡)|今後とも).{0,30}$",
     re.I,
 )
-_FOOTER = re.compile(
-    r"^\s*(sent from my|get outlook for|sent from (mail|yahoo|outlook)|iphoneから送信|androidから送信|ipadから送信|my iphoneから送信|送信元:\s*iphone|"
-    r"sent via|このメールは.{0,20}から送信)",
-    re.I,
+_FOOTER_TEXT = (
+    r"(sent from my|get outlook for|sent from (mail|yahoo|outlook)|iphoneから送信|androidから送信|ipadから送信|my iphoneから送信|送信元:\s*iphone|"
+    r"sent via|このメールは.{0,20}から送信)"
 )
-_DISCLAIMER = re.compile(
-    r"^\s*(\W{0,3})(confidential|confidentiality|disclaimer|this (e-?mail|message|communication)( and any)?|the information (contained|in this)|"
+_DISCLAIMER_TEXT = (
+    r"(\W{0,3})(confidential|confidentiality|disclaimer|this (e-?mail|message|communication)( and any)?|the information (contained|in this)|"
     r"if you (have )?received this|notice:|privileged|本メール(は|に|の内容)|このメール(は|に).{0,30}(機密|秘密|誤って|宛先)|"
-    r"この電子メール|機密情報|※?本メールの|【?注意】?[:：]?|\*?\s*本電子メール)",
-    re.I,
+    r"この電子メール|機密情報|※?本メールの|【?注意】?[:：]?|\*?\s*本電子メール)"
 )
-# _FOOTER or _DISCLAIMER, as one pattern (their alternatives under the shared `^\s*`).
-_EITHER = re.compile(rf"^\s*(?:{_FOOTER.pattern[4:]}|{_DISCLAIMER.pattern[4:]})", re.I)
+_FOOTER = re.compile(rf"^\s*{_FOOTER_TEXT}", re.I)
+_DISCLAIMER = re.compile(rf"^\s*{_DISCLAIMER_TEXT}", re.I)
+# Either of the two, as one pattern: most lines are turned away by it alone.
+_EITHER = re.compile(rf"^\s*(?:{_FOOTER_TEXT}|{_DISCLAIMER_TEXT})", re.I)
 _CONTACTISH = re.compile(
     r"(tel|phone|mobile|cell|direct|office|fax|携帯|電話|〒|https?://|www\.|@|株式会社|有限会社|合同会社|\(株\)|㈱|inc\b|llc\b|ltd|gmbh|k\.k\.|corp|"
     rf"{JA_BUSINESS_ENDINGS}|"

@@ -249,7 +249,11 @@ def set_status(session: Session, principal: Principal, lead_id: int, status: str
     lead is the contact's now and keeps its stage (Conflict)."""
     if status not in LEAD_STATUSES:
         raise InvalidInput(f"a lead's status is one of {', '.join(LEAD_STATUSES)}", code="unknown_lead_status")
-    lead = get_lead(session, principal, lead_id)
+    # Locked (PostgreSQL; SQLite's writer already is alone): two changes at once each
+    # record the stage the other left, never both "open → …".
+    lead = session.get(Lead, lead_id, with_for_update=True, populate_existing=True)
+    if lead is None or lead.organisation_id != principal.organisation_id:
+        raise NotFound(f"no lead {lead_id}")
     if lead.status == CONVERTED:
         raise Conflict("the lead is already converted", existing_id=lead.id, field="status", code="already_converted")
     if lead.status == status:

@@ -22,7 +22,7 @@ from mail_adapter.junk_diagnosis import diagnose_headers
 from mail_adapter.mailbox import is_loopback
 from mail_adapter.parsing import parse_addresses
 from widget_api.connection_tests import check_target
-from widget_api.deps import CurrentUser, RuntimeDep, SessionDep
+from widget_api.deps import CurrentUser, ReadSessionDep, RuntimeDep, SessionDep
 from widget_api.errors import responses
 from widget_api.outbox_sender import send_one
 from widget_api.routes.outbox import OutboxEntryRead, entry
@@ -31,6 +31,7 @@ from widget_api.schemas import Id, MessageRefIn
 
 router = PrefixRouter(prefix="/api/v1/calendar", tags=["calendar"], responses=responses(400, 404, 502))
 
+REPLY_TRY_SECONDS = 10.0  # the SMTP timeout of the reply's first try, inside the answer request
 
 class AnswerIn(MessageRefIn):
     partstat: Literal["ACCEPTED", "TENTATIVE", "DECLINED"]
@@ -136,14 +137,16 @@ def answer(body: AnswerIn, request: Request, session: SessionDep, principal: Cur
             reply = None
         else:
             session.commit()
-            send_one(runtime.sessions, runtime.secrets, row.id, allow_private=runtime.settings.allow_private_hosts)
+            # One short try while the rep waits; a server slower than REPLY_TRY_SECONDS leaves
+            # the reply to the senders' passes (their 30 s timeout), it never holds the panel.
+            send_one(runtime.sessions, runtime.secrets, row.id, timeout=REPLY_TRY_SECONDS, allow_private=runtime.settings.allow_private_hosts)
             session.refresh(row)
             reply = entry(request, row)
     return {"events": events, "reply_ics": ics.decode("utf-8"), "reply_sent": reply is not None and reply.status == "sent", "reply": reply}
 
 
 @router.get("/replies")
-def replies(request: Request, session: SessionDep, principal: CurrentUser, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[OutboxEntryRead]:
+def replies(request: Request, session: ReadSessionDep, principal: CurrentUser, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[OutboxEntryRead]:
     """The user's own invitation replies, newest first, with their outbox status: a reply
     the mail server did not take yet is "queued" with its next attempt, retried by the
     outbox's senders; a refused one "failed" with the server's reason."""

@@ -140,8 +140,9 @@ async function api(path, { method = "GET", query = null, json = undefined, body 
     throw { type: await whyUnreachable() };
   }
   const data = response.status === 204 ? {} : await response.json().catch(() => ({ type: "bad_response", detail: `HTTP ${response.status}` }));
-  if (!response.ok) throw Object.assign({ status: response.status }, data);
-  data.status = response.status;
+  // An error carries its HTTP status as `status`; an answer keeps its own fields (a lead's
+  // `status` is its stage).
+  if (!response.ok) throw Object.assign({}, data, { status: response.status });
   return data;
 }
 
@@ -413,13 +414,12 @@ function hasStage(r) {
 async function setStage(record, stage, where) {
   feedback(where, "busy", t("saving_stage"));
   try {
-    // A 200 stored it (api() gives the HTTP status as `status`, so the answer's own is not read).
-    await api(`/api/v1/leads/${record.id}/status`, { method: "PUT", json: { status: stage } });
-    record.fields.status = stage;
+    const lead = await api(`/api/v1/leads/${record.id}/status`, { method: "PUT", json: { status: stage } });
+    record.fields.status = lead.status;
     record.timeline = (await api(`/api/v1/leads/${record.id}/timeline`, { query: { limit: 5 } })).entries;
     renderRecords();
     const fresh = document.querySelector(`#rec-${recordKey(record)} .feedback`);
-    feedback(fresh || where, "ok", t("stage_saved", { stage: t(`lead_status_${stage}`) }));
+    feedback(fresh || where, "ok", t("stage_saved", { stage: t(`lead_status_${lead.status}`) }));
   } catch (err) { failAt(where, err); }
 }
 
