@@ -7,6 +7,11 @@ and the bytes fetched from IMAP, cold (a first open: a server without the draft 
 warm (the message opened again: the cache on), requests to the two servers alternating;
 beside it, in the same run, the naive way (fetch the whole message, parse it, extract the
 draft).
+
+The INBOX holds --inbox older messages (5,000) besides, and the 5 KB mail is also asked
+for the way the Thunderbird widget asks (folder + Message-ID, no UID): newest (the mail
+just received) and 2,000 messages back; their naive way finds the message with one SEARCH
+of the folder first, as a client without UIDs must.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--naive-runs", type=int, default=5)
+    parser.add_argument("--inbox", type=int, default=5000, help="older messages in the INBOX besides the measured ones")
     parser.add_argument("--blocks", action="store_true", help="each server's requests in one block, not alternating (a process woken for every other request runs colder)")
     parser.add_argument("--before", type=Path, help="another source tree (an older commit, unpacked): its server measured alongside, alternating")
     args = parser.parse_args()
@@ -62,10 +68,23 @@ def main() -> None:
     dovecot = Dovecot().start()
     try:
         user = dovecot.add_user()
-        small_raw = business_mail(body=BODY)
+        small_raw = business_mail(body=BODY, message_id="<new@bench.example>")
+        old_raw = business_mail(body=BODY, message_id="<old@bench.example>")
         big_raw = business_mail(body=BODY, attachment_bytes=20 * 2**20)
-        uids = {"5 KB": dovecot.append(user.name, "INBOX", small_raw), "20 MB attachment": dovecot.append(user.name, "INBOX", big_raw)}
-        sizes = {"5 KB": len(small_raw), "20 MB attachment": len(big_raw)}
+        back = min(2000, args.inbox)
+        with dovecot.imap(user.name) as imap:
+            older = [business_mail(body=f"Message {i}.\n" * 40) for i in range(args.inbox)]
+            older.insert(len(older) - back, old_raw)
+            for i in range(0, len(older), 500):
+                imap.multiappend("INBOX", older[i : i + 500])
+        small_uid = dovecot.append(user.name, "INBOX", small_raw)
+        cases: dict[str, dict[str, str | int]] = {
+            "5 KB": {"folder": "INBOX", "uid": small_uid},
+            "20 MB attachment": {"folder": "INBOX", "uid": dovecot.append(user.name, "INBOX", big_raw)},
+            "5 KB, by Message-ID": {"folder": "INBOX", "message_id": "<new@bench.example>"},
+            f"idem, {back} back": {"folder": "INBOX", "message_id": "<old@bench.example>"},
+        }
+        sizes = {"5 KB": len(small_raw), "20 MB attachment": len(big_raw), "5 KB, by Message-ID": len(small_raw), f"idem, {back} back": len(old_raw)}
 
         # The API as users meet it: uvicorn in its own process, a keep-alive HTTP client.
         # Two servers side by side, their requests alternating: "cold" without the draft
@@ -81,11 +100,10 @@ def main() -> None:
                 assert connect_mailbox(client, rep, user).status_code == 201
                 servers[name] = (client, rep, psutil.Process(server.pid))
             print(
-                f"{'message':18} {'size':>9} | {'cold p50':>8} {'p99':>6} {'CPU':>5} {'fetched':>8} | {'warm p50':>8} {'p99':>6} {'CPU':>5} {'fetched':>7} | {'naive p50':>9} {'naive/cold':>10}"
+                f"{'message':24} {'size':>9} | {'cold p50':>8} {'p99':>6} {'CPU':>5} {'fetched':>8} | {'warm p50':>8} {'p99':>6} {'CPU':>5} {'fetched':>7} | {'naive p50':>9} {'naive/cold':>10}"
             )
             results = {}
-            for label, uid in uids.items():
-                params = {"folder": "INBOX", "uid": uid}
+            for label, params in cases.items():
                 fetched, times, cpu = {}, {}, {}
                 for name, (client, rep, _process) in servers.items():
                     for _ in range(20):  # warm: connection, folder selected, caches
@@ -105,7 +123,8 @@ def main() -> None:
                 with dovecot.imap(user.name) as imap:
                     imap.select_folder("INBOX", readonly=True)
 
-                    def naive(u: int = uid) -> None:
+                    def naive(p: dict[str, str | int] = params) -> None:
+                        u = int(p["uid"]) if "uid" in p else max(imap.search(["HEADER", "Message-ID", str(p["message_id"])]))
                         raw = imap.fetch([u], ["BODY.PEEK[]"])[u][b"BODY[]"]
                         extract_lead(parse_message(raw), ReadContext())
 
@@ -115,7 +134,7 @@ def main() -> None:
                 p99 = {name: percentile(t, 0.99) for name, t in times.items()}
                 results[label] = p50
                 print(
-                    f"{label:18} {sizes[label] / 1024:8.0f}K | {p50['cold']:8.2f} {p99['cold']:6.2f} {cpu['cold']:5.2f} {fetched['cold']:8d} | "
+                    f"{label:24} {sizes[label] / 1024:8.0f}K | {p50['cold']:8.2f} {p99['cold']:6.2f} {cpu['cold']:5.2f} {fetched['cold']:8d} | "
                     f"{p50['warm']:8.2f} {p99['warm']:6.2f} {cpu['warm']:5.2f} {fetched['warm']:7d} | {n50:9.2f} {n50 / p50['cold']:9.1f}x"
                     + (f" | before p50 {p50['before']:.2f} p99 {p99['before']:.2f} CPU {cpu['before']:.2f}" if "before" in p50 else "")
                 )

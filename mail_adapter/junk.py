@@ -250,7 +250,7 @@ class JunkFolder:
         def op(c: IMAPClient) -> list[tuple[str, str]]:
             folder = ref.folder or self._junk(c, None)
             self.mailbox.select(c, folder)
-            uid = ref.uid if ref.uid is not None else (Mailbox.find_by_message_id(c, ref.message_id) if ref.message_id else None)
+            uid = ref.uid if ref.uid is not None else (self.mailbox.find_by_message_id(c, ref.message_id) if ref.message_id else None)
             data = c.fetch([uid], [b"BODY.PEEK[HEADER]"]) if uid else {}
             if not uid or uid not in data:
                 raise MessageNotFound("no such message")

@@ -8,6 +8,12 @@ scope (the CRM mailbox id, checked for the principal before any lookup, and the
 connection's identity) and the read context (the organisation's domains, region, trusted
 authserv-ids, the reader's address): the extraction's result depends on it.
 
+Beside the drafts, where a Message-ID was last found (folder, UIDVALIDITY, UID) for a
+scope and the folder the client named: the Thunderbird widget names messages by
+Message-ID, and finding one is a SEARCH that reads every header of a large folder. A
+location is a hint: the mailbox confirms the UID is still there (and the folder's
+UIDVALIDITY the same) before it serves anything, and looks again if not.
+
 What it never holds: anything checked per request (the token, the organisation's scoping,
 the captured lead, the duplicates), which the callers look up afresh every time.
 
@@ -24,6 +30,8 @@ from collections.abc import Hashable
 
 from crm.domain.ports import OpenedMessage
 
+# Where a message is: (folder, UIDVALIDITY, UID).
+Location = tuple[str, int, int]
 # What an entry costs beyond the strings and bytes counted: the draft's field objects,
 # the dataclasses, the key (a rough, fixed share: the bound is on the order of magnitude).
 ENTRY_OVERHEAD = 4096
@@ -48,6 +56,7 @@ class OpenedCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[Hashable, tuple[OpenedMessage, int]] = OrderedDict()
         self._bytes = 0
+        self._locations: OrderedDict[Hashable, Location] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -90,9 +99,31 @@ class OpenedCache:
             if old is not None:
                 self._bytes -= old[1]
 
+    def location(self, key: Hashable) -> Location | None:
+        with self._lock:
+            found = self._locations.get(key)
+            if found is not None:
+                self._locations.move_to_end(key)
+            return found
+
+    def remember_location(self, key: Hashable, where: Location) -> None:
+        """Bounded by the same count as the drafts (a location is a few dozen bytes)."""
+        if not self.enabled:
+            return
+        with self._lock:
+            self._locations[key] = where
+            self._locations.move_to_end(key)
+            while len(self._locations) > self.max_entries:
+                self._locations.popitem(last=False)
+
+    def forget_location(self, key: Hashable) -> None:
+        with self._lock:
+            self._locations.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._locations.clear()
             self._bytes = 0
 
     @property

@@ -177,6 +177,115 @@ class TestMailbox:
         assert len(cache) == 0 and cache.bytes_held == 0  # the stale entry dropped
 
 
+class Searches:
+    """The criteria of every SEARCH the mailbox sends."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sent: list[list[str]] = []
+        search = mailbox_module.search
+
+        def watched(client: Any, criteria: Any) -> Any:
+            self.sent.append([str(c) for c in criteria])
+            return search(client, criteria)
+
+        monkeypatch.setattr(mailbox_module, "search", watched)
+
+    def take(self) -> list[list[str]]:
+        out, self.sent = self.sent, []
+        return out
+
+
+def fill(dovecot, user, folder: str, mids: list[str]) -> list[int]:  # type: ignore[no-untyped-def]
+    """Messages with these Message-IDs appended to `folder` in one command; their UIDs."""
+    with dovecot.imap(user.name) as imap:
+        imap.multiappend(folder, [business_mail(message_id=m, subject=m) for m in mids])
+        imap.select_folder(folder, readonly=True)
+        return sorted(imap.search(["ALL"]))[-len(mids) :]
+
+
+class TestByMessageId:
+    """The Thunderbird widget names a message by its Message-ID: finding it is a SEARCH that
+    reads every header of the folder, so the newest messages are searched first, and where a
+    Message-ID was found is remembered (and confirmed) for its next open."""
+
+    def test_the_newest_are_searched_first_and_the_others_only_when_none_matches(self, monkeypatch, box, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(mailbox_module, "NEWEST_FIRST", 2)
+        # The oldest and the newest message share a Message-ID: the newest copy is the one.
+        uids = fill(dovecot, imap_user, "INBOX", ["<twin@x.example>"] + [f"<m{i}@x.example>" for i in range(38)] + ["<twin@x.example>"])
+        searches = Searches(monkeypatch)
+        assert box.open_message(MessageRef("INBOX", message_id="<m37@x.example>"), CTX).ref.uid == uids[38]
+        assert [s[0] for s in searches.take()] == ["39:*"]  # 40 messages: the newest 2 only
+        assert box.open_message(MessageRef("INBOX", message_id="<m30@x.example>"), CTX).ref.uid == uids[31]
+        assert [s[0] for s in searches.take()] == ["39:*", "23:38"]  # then the 16 before them
+        assert box.open_message(MessageRef("INBOX", message_id="<m0@x.example>"), CTX).ref.uid == uids[1]
+        assert [s[0] for s in searches.take()] == ["39:*", "23:38", "1:22"]  # each message searched once
+        assert box.open_message(MessageRef("INBOX", message_id="<twin@x.example>"), CTX).ref.uid == uids[-1]
+        assert len(searches.take()) == 1
+        # Mail arrived after the folder was selected: the set "9:*" reaches it.
+        late = dovecot.append(imap_user.name, "INBOX", business_mail(message_id="<late@x.example>"))
+        assert box.open_message(MessageRef("INBOX", message_id="<late@x.example>"), CTX).ref.uid == late
+        with pytest.raises(MessageNotFound):
+            box.open_message(MessageRef("INBOX", message_id="<nowhere@x.example>"), CTX)
+
+    def test_a_message_id_opened_before_is_served_with_no_search(self, monkeypatch, box, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        uids = fill(dovecot, imap_user, "INBOX", ["<a@x.example>", "<b@x.example>"])
+        spy, searches, cache = Spy(monkeypatch, box), Searches(monkeypatch), OpenedCache()
+        ref = MessageRef("INBOX", message_id="<a@x.example>")
+        first = box.open_message(ref, CTX, cache, 1)
+        assert len(searches.take()) == 1 and spy.take()[1] == 1
+        assert box.peek(ref, CTX, cache, 1) is not None  # the route's early lookups can use it
+        again = box.open_message(ref, CTX, cache, 1)
+        assert searches.take() == [] and spy.take() == ([[b"BODY.PEEK[]<0.1>"]], 0)
+        assert again.ref.uid == first.ref.uid == uids[0] and again.draft == first.draft
+        # Another scope, another folder named or another special use: looked for anew.
+        for other in (MessageRef("Sent", message_id="<a@x.example>"), MessageRef("INBOX", message_id="<a@x.example>", special_use="junk")):
+            assert box.peek(other, CTX, cache, 1) is None
+        box.open_message(ref, CTX, cache, 2)
+        assert len(searches.take()) == 1
+        # A cache turned off remembers nothing.
+        off = OpenedCache(max_bytes=0)
+        box.open_message(ref, CTX, off, 1)
+        box.open_message(ref, CTX, off, 1)
+        assert len(searches.take()) == 2
+
+    def test_a_message_moved_away_is_found_where_it_went(self, monkeypatch, box, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        with dovecot.imap(imap_user.name) as imap:
+            imap.create_folder("Archive")
+        (uid,) = fill(dovecot, imap_user, "INBOX", ["<moved@x.example>"])
+        cache, ref = OpenedCache(), MessageRef("INBOX", message_id="<moved@x.example>")
+        assert box.open_message(ref, CTX, cache, 1).ref.folder == "INBOX"
+        with dovecot.imap(imap_user.name) as imap:  # behind the pooled connection's back
+            imap.select_folder("INBOX")
+            imap.copy([uid], "Archive")
+            imap.delete_messages([uid])
+            imap.expunge()
+        searches = Searches(monkeypatch)
+        moved = box.open_message(ref, CTX, cache, 1)
+        assert moved.ref.folder == "Archive" and moved.message_id == "<moved@x.example>" and searches.take()
+        assert box.open_message(ref, CTX, cache, 1).ref.folder == "Archive" and searches.take() == []  # remembered there now
+        with dovecot.imap(imap_user.name) as imap:
+            imap.select_folder("Archive")
+            imap.delete_messages(imap.search(["ALL"]))
+            imap.expunge()
+        with pytest.raises(MessageNotFound):
+            box.open_message(ref, CTX, cache, 1)
+        assert cache.location(box._location_key(1, ref)) is None and len(cache) == 0
+
+    def test_a_recreated_folder_never_serves_another_message_under_a_remembered_uid(self, monkeypatch, box, dovecot, imap_user) -> None:  # type: ignore[no-untyped-def]
+        with dovecot.imap(imap_user.name) as imap:
+            imap.create_folder("Cases")
+        (uid,) = fill(dovecot, imap_user, "Cases", ["<first@x.example>"])
+        cache, ref = OpenedCache(), MessageRef("Cases", message_id="<first@x.example>")
+        box.open_message(ref, CTX, cache, 1)
+        with dovecot.imap(imap_user.name) as imap:
+            imap.delete_folder("Cases")
+            imap.create_folder("Cases")
+        assert fill(dovecot, imap_user, "Cases", ["<second@x.example>"]) == [uid]  # the same UID, another message
+        fill(dovecot, imap_user, "INBOX", ["<first@x.example>"])  # the first one now lives in the inbox
+        found = box.open_message(ref, CTX, cache, 1)
+        assert found.message_id == "<first@x.example>" and found.ref.folder == "INBOX" and found.subject == "<first@x.example>"
+
+
 def draft(client: TestClient, user, **params):  # type: ignore[no-untyped-def]
     return client.get("/api/v1/messages/draft", params=params, headers=user.headers)
 
@@ -238,3 +347,19 @@ class TestApi:
         answer = draft(client, member, folder="Cases", uid=uid).json()
         assert answer["message"]["message_id"] == "<new@example.co.jp>"
         assert built == ["<old@example.co.jp>", "<new@example.co.jp>"]  # the guess, then the message the server has
+
+    def test_the_widget_reopening_by_message_id_takes_one_session_and_no_search(self, monkeypatch, client, runtime, member, imap_user, dovecot) -> None:  # type: ignore[no-untyped-def]
+        import widget_api.routes.messages as messages
+
+        built: list[str | None] = []
+        draft_out = messages.draft_out
+        monkeypatch.setattr(messages, "draft_out", lambda request, session, principal, opened, key: built.append(opened.message_id) or draft_out(request, session, principal, opened, key))
+        fill(dovecot, imap_user, "INBOX", ["<tb@x.example>"])
+        connect_mailbox(client, member, imap_user)
+        searches = Searches(monkeypatch)
+        asked = {"folder": "INBOX", "message_id": "<tb@x.example>"}  # what the Thunderbird widget sends
+        first = draft(client, member, **asked).json()
+        again = draft(client, member, **asked).json()
+        assert again["bytes_fetched"] == 0 and first["bytes_fetched"] > 0
+        assert {**again, "bytes_fetched": 0} == {**first, "bytes_fetched": 0} and first["message"]["message_id"] == "<tb@x.example>"
+        assert len(searches.take()) == 1 and runtime.drafts.hits == 1 and built == ["<tb@x.example>"] * 2
