@@ -99,7 +99,7 @@ class Deployment:
                 p.kill()
 
 
-async def user_loop(base: str, user: UserRef, uid: int, stop_at: float, warm_until: float, out: list[tuple[str, float, int, bool]], seq: itertools.count) -> None:  # type: ignore[type-arg]
+async def user_loop(base: str, user: UserRef, message_id: str, stop_at: float, warm_until: float, out: list[tuple[str, float, int, bool]], seq: itertools.count) -> None:  # type: ignore[type-arg]
     ops = [name for name, weight in MIX for _ in range(weight)]
     rng = random.Random(user.id)
     async with httpx.AsyncClient(base_url=base, headers=user.headers, timeout=30) as client:
@@ -107,7 +107,8 @@ async def user_loop(base: str, user: UserRef, uid: int, stop_at: float, warm_unt
             op = rng.choice(ops)
             start = time.perf_counter()
             if op == "draft":
-                r = await client.get("/api/v1/messages/draft", params={"folder": "INBOX", "uid": uid})
+                # As the Thunderbird widget asks: by folder and Message-ID (it knows no UID).
+                r = await client.get("/api/v1/messages/draft", params={"folder": "INBOX", "message_id": message_id})
             elif op == "save":
                 n = next(seq)
                 r = await client.post("/api/v1/leads", json={"last_name": "Yamada", "company": f"Load {n}", "email": f"buyer{n}@load{user.id}.example"})
@@ -118,12 +119,12 @@ async def user_loop(base: str, user: UserRef, uid: int, stop_at: float, warm_unt
             out.append((op, (time.perf_counter() - start) * 1000, r.status_code, now >= warm_until))
 
 
-async def run_load(base: str, users: list[tuple[UserRef, int]], seconds: float, warm: float) -> tuple[list[tuple[str, float, int, bool]], float]:
+async def run_load(base: str, users: list[tuple[UserRef, str]], seconds: float, warm: float) -> tuple[list[tuple[str, float, int, bool]], float]:
     """(op, ms, status, after the warm-up) of every request, and the seconds measured."""
     out: list[tuple[str, float, int, bool]] = []
     start = time.perf_counter()
     seq = itertools.count(int(time.time() * 1000))
-    await asyncio.gather(*(user_loop(base, u, uid, start + warm + seconds, start + warm, out, seq) for u, uid in users))
+    await asyncio.gather(*(user_loop(base, u, mid, start + warm + seconds, start + warm, out, seq) for u, mid in users))
     return out, seconds
 
 
@@ -151,18 +152,19 @@ def main() -> None:
             users = []
             for i in range(args.users):
                 imap_user = dovecot.add_user()
-                uid = dovecot.append(imap_user.name, "INBOX", business_mail(body=BODY))
-                users.append((make_user(runtime, org, f"rep{i}@load.example"), uid, imap_user))
+                mid = f"<load{i}@load.example>"
+                dovecot.append(imap_user.name, "INBOX", business_mail(body=BODY, message_id=mid))
+                users.append((make_user(runtime, org, f"rep{i}@load.example"), mid, imap_user))
             runtime.close()
             deployment = Deployment(url, key, tmp, processes, args.scan_workers, args.scan_interval)
             try:
                 with httpx.Client(base_url=deployment.base) as c:
-                    for user, _uid, imap_user in users:  # the widget's first step: connect the mailbox
+                    for user, _mid, imap_user in users:  # the widget's first step: connect the mailbox
                         body = {"host": imap_user.host, "port": imap_user.port, "security": "plain", "username": imap_user.name, "password": imap_user.password}
                         r = c.post("/api/v1/mailboxes", json=body, headers=user.headers)
                         assert r.status_code == 201, r.text
                 cpu_before, (api_before, workers_before) = psutil.cpu_times(), deployment.cpu_seconds()
-                everything, seconds = asyncio.run(run_load(deployment.base, [(u, uid) for u, uid, _ in users], args.seconds, args.warm))
+                everything, seconds = asyncio.run(run_load(deployment.base, [(u, mid) for u, mid, _ in users], args.seconds, args.warm))
                 cpu_after, (api_after, workers_after) = psutil.cpu_times(), deployment.cpu_seconds()
             finally:
                 deployment.stop()
