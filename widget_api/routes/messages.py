@@ -3,22 +3,23 @@ the raw message the widget uploads when the backend has no IMAP access to that a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from crm.domain.drafts import CONFIDENT, LEAD_FIELDS, LeadDraft, MessageRef
-from crm.domain.errors import InvalidInput
+from crm.domain.errors import InvalidInput, PermissionDenied
 from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
 from crm.services import leads, mailboxes
 from mail_adapter.mailbox import same_content
 from mail_adapter.reading import looks_like_mail, read_raw
-from widget_api.deps import Credentials, CredentialsDep, Runtime, RuntimeDep, UploadUser, principal_of
+from widget_api.deps import Credentials, CredentialsDep, Runtime, RuntimeDep, UploadUser, get_credentials, get_runtime, principal_of
 from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
+from widget_api.quick_route import QuickRoute, query_model
 from widget_api.routing import PrefixRouter
 from widget_api.schemas import DraftAlternativeOut, DraftFieldOut, DraftOut, DraftPersonOut, LeadRead, MessageOut, MessageRefIn, WarningOut
 
@@ -83,7 +84,6 @@ def json_of(out: DraftOut) -> Response:
     return Response(out.model_dump_json(), media_type="application/json")
 
 
-@router.get("/draft", response_model=DraftOut)
 async def draft(request: Request, ref: Annotated[MessageRefIn, Query()], credentials: CredentialsDep, runtime: RuntimeDep) -> Response:
     # The widget asks for this on every message the user opens: all of its blocking work
     # (token lookup, database, IMAP, the JSON encoding) in ONE thread-pool call. As a sync
@@ -91,6 +91,28 @@ async def draft(request: Request, ref: Annotated[MessageRefIn, Query()], credent
     # validation), and each hop waits for a thread to be scheduled: most of the request on a
     # busy machine.
     return await run_in_threadpool(_draft_json, request, ref, credentials, runtime)
+
+
+async def _draft_arguments(request: Request) -> dict[str, Any] | None:
+    """`draft`'s arguments read without FastAPI's dependency solving (widget_api.quick_route),
+    or None when the request is not an ordinary one: FastAPI's handler then answers it."""
+    query = request.query_params
+    ref = query_model(MessageRefIn, query)
+    if ref is None:
+        return None
+    try:
+        credentials = await get_credentials(request.headers.get("authorization"), query.get("lang"))
+    except PermissionDenied:
+        return None  # the 401, from FastAPI's handler
+    return {"request": request, "ref": ref, "credentials": credentials, "runtime": await get_runtime(request)}
+
+
+class _DraftRoute(QuickRoute):
+    reader = staticmethod(_draft_arguments)
+
+
+# As `@router.get("/draft", response_model=DraftOut)` declares it (the OpenAPI document is the same).
+router.add_api_route("/draft", draft, methods=["GET"], response_model=DraftOut, route_class_override=_DraftRoute)
 
 
 def _draft_json(request: Request, ref: MessageRefIn, credentials: Credentials, runtime: Runtime) -> Response:
