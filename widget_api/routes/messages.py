@@ -16,7 +16,7 @@ from crm.domain.principal import Principal
 from crm.services import leads, mailboxes
 from mail_adapter.mailbox import same_content
 from mail_adapter.reading import looks_like_mail, read_raw
-from widget_api.deps import Credentials, CredentialsDep, Runtime, RuntimeDep, UploadUser, get_credentials, get_runtime, principal_of
+from widget_api.deps import Credentials, CredentialsDep, Runtime, RuntimeDep, UploadUser, get_credentials, get_runtime, speaking
 from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
 from widget_api.quick_route import QuickRoute, query_model
@@ -128,10 +128,12 @@ def _draft(request: Request, ref: MessageRefIn, credentials: Credentials, runtim
     # under the account's id, which the principal was just checked to own.
     message = MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use)
     with runtime.read_sessions() as session:
-        principal = principal_of(request, runtime, credentials, session)
+        # The token check and the accounts in one statement (the same checks, in the same order).
+        principal, accounts = mailboxes.authenticate_with_accounts(session, credentials.token)
+        speaking(request, credentials, principal)
         if ref.uid is None and not ref.message_id:
             raise InvalidInput("give uid (with folder) or message_id")
-        account, ctx = mailboxes.account_and_context(session, principal, ref.mailbox_id)
+        account, ctx = mailboxes.pick_account(principal, accounts, ref.mailbox_id)
         settings = runtime.settings_of(account)
         # A message opened before: its lookups in this session already, so a reopen takes
         # one session, not two. Only a guess until the mail server confirmed the message
