@@ -5,9 +5,11 @@ on every call."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import event, update
 
@@ -15,6 +17,9 @@ from crm.domain.errors import DomainError
 from crm.services import mailboxes, organisations
 from crm.store.models import User
 from tests.factories import UserRef, make_org, make_user
+from tests.servers.postgres import PostgresCluster, pg_bin
+from widget_api.config import Settings
+from widget_api.main import create_app
 from widget_api.runtime import Runtime
 
 
@@ -122,3 +127,48 @@ def test_the_draft_sends_one_statement_for_both_and_keeps_its_errors(runtime: Ru
     assert (r.status_code, r.json()["type"]) == (403, "widget_disabled")
     r = client.get("/api/v1/messages/draft", headers=user.headers)  # the 400 comes before the 404, as before
     assert r.status_code == 400
+
+
+@pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL is not installed")
+def test_the_drafts_token_check_after_a_postgres_restart_retries_on_a_fresh_connection(tmp_path: Path) -> None:
+    """The draft reads on a plain connection: the first draft after a restart that cut its
+    pooled connection is answered (here the user's 404 "no mailbox"), neither a 503 nor a
+    401 that would sign the widget out."""
+    from crm.store.db import migrate
+
+    with PostgresCluster() as pg:
+        url = pg.create_database("draft_restart")
+        migrate(url)
+        runtime = Runtime.build(Settings(database_url=url, secret_keys=[Fernet.generate_key().decode()], data_dir=tmp_path))
+        try:
+            user = make_user(runtime, make_org(runtime, "A"), "rep@a.example")
+            with TestClient(create_app(runtime.settings, runtime), raise_server_exceptions=False) as client:
+                before = client.get("/api/v1/messages/draft?uid=5", headers=user.headers)  # the pool now holds a connection
+                pg.halt()
+                pg.resume()
+                after = client.get("/api/v1/messages/draft?uid=5", headers=user.headers)
+        finally:
+            runtime.close()
+    assert (before.status_code, before.json()["type"]) == (404, "no_mailbox")
+    assert (after.status_code, after.json()["type"]) == (404, "no_mailbox"), after.text
+
+
+def test_the_read_connection_refuses_writes_and_reads_the_captured_lead_as_a_session_does(runtime: Runtime) -> None:
+    from crm.services import leads
+    from crm.store.db import ReadOnlySession
+    from widget_api.schemas import LeadRead
+
+    user = make_user(runtime, make_org(runtime, "A"), "rep@a.example")
+    with runtime.sessions.begin() as s:
+        principal = organisations.authenticate(s, user.token)
+        leads.create_lead(s, principal, {"last_name": "Yamada", "email": "taro@customer.example"}, message_key="mid:m1@x")
+    with runtime.read_connection() as conn, pytest.raises(ReadOnlySession):
+        conn.execute(update(User).where(User.id == user.id).values(name="x"))
+    with runtime.read_sessions() as s, runtime.read_connection() as conn:
+        for key in ("mid:m1@x", "mid:other@x", ""):
+            on_session, on_connection = leads.captured_lead(s, principal, key), leads.captured_lead(conn, principal, key)
+            assert (on_session is None) == (on_connection is None) == (key != "mid:m1@x")
+            if on_session is not None and on_connection is not None:
+                assert LeadRead.model_validate(on_connection) == LeadRead.model_validate(on_session)
+                assert LeadRead.model_validate(on_connection).last_name == "Yamada"
+            assert leads.existing_records(conn, principal, "Taro@customer.example") == leads.existing_records(s, principal, "taro@customer.example") != []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, select
+from sqlalchemy import Connection, Row, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from crm.domain.drafts import ReadContext
@@ -113,10 +113,10 @@ _PRINCIPAL_AND_ACCOUNTS = (
 )
 
 
-def authenticate_with_accounts(session: Session, token: str) -> tuple[Principal, list[Row[Any]]]:
+def authenticate_with_accounts(db: Session | Connection, token: str) -> tuple[Principal, list[Row[Any]]]:
     """organisations.authenticate (the same checks and errors, looked up afresh) and the
     principal's account rows for `pick_account`, in one statement."""
-    rows = organisations.read_token(session, _PRINCIPAL_AND_ACCOUNTS, token)
+    rows = organisations.read_token(db, _PRINCIPAL_AND_ACCOUNTS, token)
     principal = organisations.principal_of_row(rows[0] if rows else None)
     return principal, [row for row in rows if row.id is not None]
 

@@ -11,14 +11,14 @@ import secrets
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import Connection, Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from crm.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email
 from crm.store.base import utcnow
-from crm.store.db import once_more_if_disconnected
+from crm.store.db import connection_of, once_more_if_disconnected
 from crm.store.models import ApiToken, FieldSetting, Organisation, User
 
 TOKEN_PREFIX = "mw_"
@@ -112,13 +112,13 @@ def principal_statement(*more: Any) -> Select[Any]:
 _PRINCIPAL_OF_TOKEN = principal_statement()
 
 
-def read_token(session: Session, statement: Select[Any], token: str) -> list[Row[Any]]:
+def read_token(db: Session | Connection, statement: Select[Any], token: str) -> list[Row[Any]]:
     """The rows of a `principal_statement` for the token: none when it is unknown or revoked.
 
     A database error here is the API's 503, never "invalid token" (a 401 signs the widget
     out). On the session's connection (its transaction): plain columns need none of the
     ORM's execution layer, which was half of this statement's CPU."""
-    return once_more_if_disconnected(session, lambda: session.connection().execute(statement, {"token_hash": _hash(token)}).all())
+    return once_more_if_disconnected(db, lambda: connection_of(db).execute(statement, {"token_hash": _hash(token)}).all())
 
 
 def principal_of_row(row: Row[Any] | None) -> Principal:

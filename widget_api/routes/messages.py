@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from crm.domain.drafts import CONFIDENT, LEAD_FIELDS, LeadDraft, MessageRef
@@ -44,10 +45,10 @@ def _person_out(draft: LeadDraft, lang: str) -> DraftPersonOut | None:
     return DraftPersonOut(role=p.role, name=p.name, email=p.email, evidence=evidence, line=p.line)  # type: ignore[arg-type]
 
 
-def draft_out(request: Request, session: Session, principal: Principal, opened: OpenedMessage, key: str) -> DraftOut:
+def draft_out(request: Request, db: Session | Connection, principal: Principal, opened: OpenedMessage, key: str) -> DraftOut:
     lang = language_of(request)
     draft = opened.draft
-    captured = leads.captured_lead(session, principal, key)
+    captured = leads.captured_lead(db, principal, key)
     ref = opened.ref
     # Duplicates are looked up for the person the draft is about (the forwarded original's
     # address, not the colleague who forwarded it).
@@ -58,7 +59,7 @@ def draft_out(request: Request, session: Session, principal: Principal, opened: 
             lead=_fields_out(alt),
             values=alt.values(),
             warnings=[WarningOut(code=w, message=translate(w, lang)) for w in alt.warnings],
-            existing=leads.existing_records(session, principal, alt.value("email")),
+            existing=leads.existing_records(db, principal, alt.value("email")),
         )
         for alt in draft.alternatives
         if alt.person is not None
@@ -68,7 +69,7 @@ def draft_out(request: Request, session: Session, principal: Principal, opened: 
         lead=_fields_out(draft),
         values=draft.values(),
         warnings=[WarningOut(code=w, message=translate(w, lang)) for w in draft.warnings],
-        existing=leads.existing_records(session, principal, email),
+        existing=leads.existing_records(db, principal, email),
         captured=LeadRead.model_validate(captured) if captured else None,
         bytes_fetched=opened.bytes_fetched,
         person=_person_out(draft, lang),
@@ -120,32 +121,34 @@ def _draft_json(request: Request, ref: MessageRefIn, credentials: Credentials, r
 
 
 def _draft(request: Request, ref: MessageRefIn, credentials: Credentials, runtime: Runtime) -> DraftOut:
-    # Short read-only sessions around the IMAP round trips: no database transaction (on
+    # Short read-only transactions around the IMAP round trips: no database transaction (on
     # SQLite, a lock) is held while the mail server answers. The token check shares the
-    # first one: a session per lookup cost a pool checkout, BEGIN and ROLLBACK each.
+    # first one: one per lookup cost a pool checkout, BEGIN and ROLLBACK each. Plain
+    # read-only connections, not sessions: nothing here needs the ORM's unit of work, and a
+    # Session's bookkeeping cost more CPU than a statement.
     # The token, the account (scoped to the principal) and the lookups run on every
     # request; only the message's content (parsed and extracted) may come from the cache,
     # under the account's id, which the principal was just checked to own.
     message = MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use)
-    with runtime.read_sessions() as session:
+    with runtime.read_connection() as db:
         # The token check and the accounts in one statement (the same checks, in the same order).
-        principal, accounts = mailboxes.authenticate_with_accounts(session, credentials.token)
+        principal, accounts = mailboxes.authenticate_with_accounts(db, credentials.token)
         speaking(request, credentials, principal)
         if ref.uid is None and not ref.message_id:
             raise InvalidInput("give uid (with folder) or message_id")
         account, ctx = mailboxes.pick_account(principal, accounts, ref.mailbox_id)
         settings = runtime.settings_of(account)
-        # A message opened before: its lookups in this session already, so a reopen takes
-        # one session, not two. Only a guess until the mail server confirmed the message
-        # below (no session is held meanwhile); if what it serves differs, looked up again.
+        # A message opened before: its lookups in this transaction already, so a reopen takes
+        # one transaction, not two. Only a guess until the mail server confirmed the message
+        # below (no transaction is held meanwhile); if what it serves differs, looked up again.
         pooled = runtime.pool.existing(settings)
         guess = pooled.peek(message, ctx, runtime.drafts, account.id) if pooled is not None else None
-        early = draft_out(request, session, principal, guess, _key_of(guess, ref)) if guess is not None else None
+        early = draft_out(request, db, principal, guess, _key_of(guess, ref)) if guess is not None else None
     opened = runtime.pool.get(settings).open_message(message, ctx, runtime.drafts, account.id)
     if early is not None and guess is not None and same_content(guess, opened):
         return early
-    with runtime.read_sessions() as session:
-        return draft_out(request, session, principal, opened, _key_of(opened, ref))
+    with runtime.read_connection() as db:
+        return draft_out(request, db, principal, opened, _key_of(opened, ref))
 
 
 def _key_of(opened: OpenedMessage, ref: MessageRefIn) -> str:
