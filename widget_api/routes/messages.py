@@ -48,11 +48,11 @@ def _person_out(draft: LeadDraft, lang: str) -> DraftPersonOut | None:
 def draft_out(request: Request, db: Session | Connection, principal: Principal, opened: OpenedMessage, key: str) -> DraftOut:
     lang = language_of(request)
     draft = opened.draft
-    captured = leads.captured_lead(db, principal, key)
     ref = opened.ref
     # Duplicates are looked up for the person the draft is about (the forwarded original's
     # address, not the colleague who forwarded it).
     email = draft.value("email") or opened.sender
+    captured, existing = leads.captured_and_existing(db, principal, key, email)
     alternatives = [
         DraftAlternativeOut(
             person=_person_out(alt, lang),  # type: ignore[arg-type]
@@ -69,7 +69,7 @@ def draft_out(request: Request, db: Session | Connection, principal: Principal, 
         lead=_fields_out(draft),
         values=draft.values(),
         warnings=[WarningOut(code=w, message=translate(w, lang)) for w in draft.warnings],
-        existing=leads.existing_records(db, principal, email),
+        existing=existing,
         captured=LeadRead.model_validate(captured) if captured else None,
         bytes_fetched=opened.bytes_fetched,
         person=_person_out(draft, lang),

@@ -1,7 +1,8 @@
-"""crm.services.mailboxes.authenticate_with_accounts: the draft's token check and account
-lookup in one statement answer exactly as organisations.authenticate followed by
-account_and_context (principal, account, read context, and every error), looked up afresh
-on every call."""
+"""The draft's reads in fewer statements, on a plain read-only connection, answer exactly as
+the separate lookups did, afresh on every call:
+- mailboxes.authenticate_with_accounts = organisations.authenticate, then account_and_context
+  (principal, account, read context, and every error);
+- leads.captured_and_existing = leads.captured_lead, then existing_records."""
 
 from __future__ import annotations
 
@@ -172,3 +173,40 @@ def test_the_read_connection_refuses_writes_and_reads_the_captured_lead_as_a_ses
                 assert LeadRead.model_validate(on_connection) == LeadRead.model_validate(on_session)
                 assert LeadRead.model_validate(on_connection).last_name == "Yamada"
             assert leads.existing_records(conn, principal, "Taro@customer.example") == leads.existing_records(s, principal, "taro@customer.example") != []
+
+
+def test_the_capture_and_the_records_in_one_statement_are_the_two_lookups(runtime: Runtime) -> None:
+    from crm.domain.principal import Principal
+    from crm.services import leads
+    from crm.store.models import Contact, Lead
+    from widget_api.schemas import LeadRead
+
+    org, other = make_org(runtime, "A"), make_org(runtime, "B")
+    user = make_user(runtime, org, "rep@a.example")
+    principal = Principal(user.id, org.id, user.email)
+    with runtime.sessions.begin() as s:
+        captured = leads.create_lead(s, principal, {"last_name": "Yamada", "email": "taro@customer.example", "company": "Example KK"}, message_key="mid:m1@x")
+        leads.create_lead(s, Principal(user.id, other.id, user.email), {"last_name": "Other", "email": "taro@customer.example"}, message_key="mid:m2@x")
+        s.add_all(
+            [
+                Contact(organisation_id=org.id, first_name="T.", last_name="Yamada", email="taro@customer.example", email_norm="taro@customer.example"),
+                Contact(organisation_id=org.id, first_name="H.", email="hana@customer.example", email_norm="hana@customer.example"),
+                Contact(organisation_id=other.id, first_name="Not", email="taro@customer.example", email_norm="taro@customer.example"),
+            ]
+        )
+        captured_id = captured.id
+    seen = set()
+    with runtime.read_sessions() as session, runtime.read_connection() as conn:
+        for db in (session, conn):
+            for key in ("mid:m1@x", "mid:m2@x", "mid:none@x", "", None):
+                for email in (" TARO@customer.example", "hana@customer.example", "nobody@customer.example", "", None):
+                    lead, records = leads.captured_and_existing(db, principal, key, email)
+                    alone, alone_records = leads.captured_lead(db, principal, key), leads.existing_records(db, principal, email)
+                    assert (lead is None) == (alone is None), (key, email)
+                    if lead is not None and alone is not None:
+                        assert LeadRead.model_validate(lead) == LeadRead.model_validate(alone)
+                        assert lead.id == captured_id and isinstance(lead, Lead)
+                    assert sorted(records, key=repr) == sorted(alone_records, key=repr), (key, email)
+                    seen.add((lead is not None, tuple(r["kind"] for r in records)))
+    # Met: a capture with a lead and a contact, one without, a contact alone, nothing.
+    assert {(True, ("lead", "contact")), (False, ("lead", "contact")), (True, ("contact",)), (False, ("contact",)), (True, ()), (False, ())} <= seen
