@@ -9,7 +9,6 @@ import re
 from contextlib import AsyncExitStack
 from typing import Any
 
-import fastapi.routing
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.dependencies.utils import solve_dependencies
@@ -154,13 +153,12 @@ class Solving:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        solve = fastapi.routing.solve_dependencies
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
-            return await solve(*args, **kwargs)
+            return await solve_dependencies(*args, **kwargs)
 
-        monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+        monkeypatch.setattr("fastapi.routing.solve_dependencies", counted)
 
 
 def test_an_ordinary_request_skips_the_solving_an_override_does_not(runtime: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,12 +11,12 @@ the token check, the account lookup and the two record lookups together.
 Why nothing changes:
 - The route is an APIRoute declared as before: its dependant, hence the OpenAPI document,
   and FastAPI's own handler are built exactly as for any route.
-- The reader returns the endpoint's arguments, or None when it is not certain they are what
+- The route's `read` returns the endpoint's arguments, or None when it is not certain they are what
   FastAPI would pass (a value that does not validate, a missing token): FastAPI's handler
   then answers the request, errors included, as it always did.
 - FastAPI's handler also takes every request when its dependencies were overridden (tests),
   when OpenTelemetry records the request (its spans and data come from that handler), and
-  always when the route was included with dependencies of a router or the app (the reader
+  always when the route was included with dependencies of a router or the app (`read`
   knows the route's own only).
 - The endpoint must be async and return a Response: FastAPI's handler then only passes that
   response on (its background is None: no BackgroundTasks parameter), so there is nothing
@@ -25,10 +25,10 @@ Why nothing changes:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from functools import cache
 from types import NoneType, UnionType
-from typing import Annotated, Any, ClassVar, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import fastapi.routing
 from fastapi.routing import APIRoute
@@ -41,15 +41,16 @@ from starlette.responses import Response
 # Off: every request goes through FastAPI's handler (the equivalence tests flip it).
 ENABLED = True
 
-QuickReader = Callable[[Request], Awaitable[dict[str, Any] | None]]
 M = TypeVar("M", bound=BaseModel)
 SCALARS = (str, int, float, bool, NoneType)
 
 
 class QuickRoute(APIRoute):
-    """Subclass it with `reader` set, and add the endpoint with `route_class_override`."""
+    """Subclass it with its own `read`, and add the endpoint with `route_class_override`."""
 
-    reader: ClassVar[QuickReader]
+    async def read(self, request: Request) -> dict[str, Any] | None:
+        """The endpoint's arguments, or None: FastAPI's handler answers the request."""
+        return None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         slow = super().get_route_handler()
@@ -58,12 +59,12 @@ class QuickRoute(APIRoute):
         # `dependencies=`) are solved by FastAPI's handler, never skipped.
         if route is None or route.dependant is None or len(route.dependant.dependencies) != len(self.dependant.dependencies):
             return slow
-        call, provider, reader = route.dependant.call, route.dependency_overrides_provider, type(self).reader
+        call, provider, read = route.dependant.call, route.dependency_overrides_provider, self.read
 
         async def handler(request: Request) -> Response:
             if not ENABLED or getattr(provider, "dependency_overrides", None) or get_telemetry_data() is not None:
                 return await slow(request)
-            values = await reader(request)
+            values = await read(request)
             if values is None:
                 return await slow(request)
             response = await call(**values)

@@ -96,7 +96,7 @@ def account_and_context(session: Session, principal: Principal, mailbox_id: int 
     port, security, username, auth, secret_encrypted) and the read context, in one query
     instead of three (the accounts listed once for both, the organisation's settings joined
     to them)."""
-    rows = session.connection().execute(_ACCOUNTS_WITH_ORG, {"org": principal.organisation_id, "user": principal.user_id}).all()
+    rows: Sequence[Any] = session.connection().execute(_ACCOUNTS_WITH_ORG, {"org": principal.organisation_id, "user": principal.user_id}).all()
     return pick_account(principal, rows, mailbox_id)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -112,7 +113,7 @@ def principal_statement(*more: Any) -> Select[Any]:
 _PRINCIPAL_OF_TOKEN = principal_statement()
 
 
-def read_token(db: Session | Connection, statement: Select[Any], token: str) -> list[Row[Any]]:
+def read_token(db: Session | Connection, statement: Select[Any], token: str) -> Sequence[Row[Any]]:
     """The rows of a `principal_statement` for the token: none when it is unknown or revoked.
 
     A database error here is the API's 503, never "invalid token" (a 401 signs the widget

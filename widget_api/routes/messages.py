@@ -109,7 +109,8 @@ async def _draft_arguments(request: Request) -> dict[str, Any] | None:
 
 
 class _DraftRoute(QuickRoute):
-    reader = staticmethod(_draft_arguments)
+    async def read(self, request: Request) -> dict[str, Any] | None:
+        return await _draft_arguments(request)
 
 
 # As `@router.get("/draft", response_model=DraftOut)` declares it (the OpenAPI document is the same).
