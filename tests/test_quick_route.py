@@ -190,3 +190,21 @@ def test_an_include_with_dependencies_of_its_own_is_solved_by_fastapi(runtime: R
     with TestClient(app, raise_server_exceptions=False) as client:
         client.get("/api/v1/messages/draft?uid=5", headers=user.headers)
     assert seen == ["/api/v1/messages/draft"]
+
+
+def test_a_sync_endpoint_is_left_to_fastapi() -> None:
+    read: list[str] = []
+
+    class Route(quick_route.QuickRoute):
+        async def read(self, request: Request) -> dict[str, Any] | None:
+            read.append(request.url.path)
+            return {"n": 1}
+
+    def endpoint(n: int = 0) -> dict[str, int]:
+        return {"n": n}
+
+    app = FastAPI()
+    app.router.add_api_route("/n", endpoint, methods=["GET"], route_class_override=Route)
+    with TestClient(app) as client:
+        assert client.get("/n?n=5").json() == {"n": 5}
+    assert read == []

@@ -25,6 +25,7 @@ Why nothing changes:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Coroutine
 from functools import cache
 from types import NoneType, UnionType
@@ -60,6 +61,8 @@ class QuickRoute(APIRoute):
         if route is None or route.dependant is None or len(route.dependant.dependencies) != len(self.dependant.dependencies):
             return slow
         call, provider, read = route.dependant.call, route.dependency_overrides_provider, self.read
+        if not inspect.iscoroutinefunction(call):
+            return slow  # FastAPI runs a sync endpoint in the thread pool: only its handler does
 
         async def handler(request: Request) -> Response:
             if not ENABLED or getattr(provider, "dependency_overrides", None) or get_telemetry_data() is not None:
