@@ -99,6 +99,11 @@ def principal_of(request: Request, runtime: Runtime, credentials: Credentials, s
             principal = organisations.authenticate(own, credentials.token)
     else:
         principal = organisations.authenticate(session, credentials.token)
+    return speaking(request, credentials, principal)
+
+
+def speaking(request: Request, credentials: Credentials, principal: Principal) -> Principal:
+    """The principal, its request's answers now in the language asked for (else the user's)."""
     request.state.language = pick_language(credentials.lang or principal.language, None)
     return principal
 

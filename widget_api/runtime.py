@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Row
+from sqlalchemy import Connection, Engine, Row
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm.domain.principal import Principal
 from crm.services import mailboxes
 from crm.services.secrets import SecretBox
-from crm.store.db import make_engine, make_session_factory
+from crm.store.db import make_engine, make_session_factory, read_only_engine
 from crm.store.models import MailboxAccount
 from mail_adapter.mailbox import Mailbox, MailboxPool, MailboxSettings
 from mail_adapter.opened_cache import OpenedCache
@@ -37,7 +37,7 @@ class Runtime:
     import_worker: ImportWorker = field(init=False)
     # Drafts already read, by mailbox id, folder, UIDVALIDITY, UID and read context.
     drafts: OpenedCache = field(init=False)
-    _read_sessions: tuple[Engine, sessionmaker[Session]] | None = field(init=False, default=None, repr=False)
+    _read_sessions: tuple[Engine, sessionmaker[Session], Engine] | None = field(init=False, default=None, repr=False)
     # Stored secret (its ciphertext) → the settings built from it: a Fernet decrypt per
     # request is a third of a millisecond for nothing. Keyed by the ciphertext, an account
     # whose password changed can never get the old one.
@@ -59,9 +59,18 @@ class Runtime:
         """Sessions for reading only: on SQLite they never wait behind a writer (an import
         batch, a save); a write through one is refused (crm.store.db). Built for the current
         engine (tests swap it after build)."""
+        return self._read_only()[1]
+
+    def read_connection(self) -> Connection:
+        """A plain connection for reading only, as a read session's (deferred BEGIN on
+        SQLite, writes refused): for reads on every request that need no ORM (the draft's
+        token check and lookups, crm.store.db.connection_of). Closing it rolls back."""
+        return self._read_only()[2].connect()
+
+    def _read_only(self) -> tuple[Engine, sessionmaker[Session], Engine]:
         if self._read_sessions is None or self._read_sessions[0] is not self.engine:
-            self._read_sessions = (self.engine, make_session_factory(self.engine, read_only=True))
-        return self._read_sessions[1]
+            self._read_sessions = (self.engine, make_session_factory(self.engine, read_only=True), read_only_engine(self.engine))
+        return self._read_sessions
 
     def close(self) -> None:
         self.import_worker.stop()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Integer, bindparam, cast, func, literal, null, select, union_all
+from sqlalchemy import Connection, Integer, Row, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from crm.domain.leads import CONVERTED, LEAD_STATUSES, checked_values
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email, normalise_unique_value
 from crm.services import timeline
+from crm.store.db import connection_of
 from crm.store.models import Contact, FieldSetting, Lead, LeadUniqueKey, MessageCapture
 
 DEFAULT_UNIQUE = frozenset({"email"})
@@ -115,17 +117,43 @@ _CONTACTS_OF_EMAIL = (
     .subquery()
 )
 _RECORDS_OF_EMAIL = union_all(select(_LEADS_OF_EMAIL), select(_CONTACTS_OF_EMAIL)).order_by("ord")
+# The draft's two lookups in one statement: the message's capture (its lead's id, every
+# other column empty; at most one, the key is unique in the organisation) after the records.
+_CAPTURE_ROW = (
+    select(
+        literal(2).label("ord"),
+        MessageCapture.lead_id.label("id"),
+        *(cast(null(), getattr(Lead, n).type).label(n) for n in LEAD_FIELDS),
+        cast(null(), Lead.status.type).label("status"),
+        cast(null(), Integer).label("account_id"),
+    )
+    .where(MessageCapture.organisation_id == bindparam("org"), MessageCapture.message_key == bindparam("key"))
+    .subquery()
+)
+_CAPTURE_AND_RECORDS = union_all(select(_LEADS_OF_EMAIL), select(_CONTACTS_OF_EMAIL), select(_CAPTURE_ROW)).order_by("ord")
 
 
-def captured_lead(session: Session, principal: Principal, message_key: str | None) -> Lead | None:
+def captured_lead(db: Session | Connection, principal: Principal, message_key: str | None) -> Lead | None:
+    """The lead captured from the message, on a session or a plain (read-only) connection."""
     if not message_key:
         return None
     # Plain columns, on the session's connection: no ORM execution layer (see authenticate).
     # Flushed first, as the ORM's autoflush would: a capture added in this session is seen
-    # (nothing is sent when nothing is pending).
-    session.flush()
-    lead_id = session.connection().scalar(_CAPTURED, {"org": principal.organisation_id, "key": message_key})
-    return session.get(Lead, lead_id) if lead_id else None
+    # (nothing is sent when nothing is pending). A plain connection has nothing pending.
+    if isinstance(db, Session):
+        db.flush()
+    lead_id = connection_of(db).scalar(_CAPTURED, {"org": principal.organisation_id, "key": message_key})
+    return _lead_of(db, lead_id) if lead_id else None
+
+
+def _lead_of(db: Session | Connection, lead_id: int) -> Lead | None:
+    if isinstance(db, Session):
+        return db.get(Lead, lead_id)
+    # The ORM's lead as a session loads it, through a session on that connection (in its
+    # transaction: the same snapshot as the capture); closing it leaves the connection's
+    # transaction alone, and the lead keeps its loaded columns.
+    with Session(bind=db) as own:
+        return own.get(Lead, lead_id)
 
 
 def _link_capture(session: Session, principal: Principal, lead: Lead, message_key: str | None) -> None:
@@ -273,18 +301,31 @@ def list_leads(session: Session, principal: Principal, *, limit: int = 50, offse
     return list(rows), total
 
 
-def existing_records(session: Session, principal: Principal, email: str | None) -> list[dict[str, object]]:
+def existing_records(db: Session | Connection, principal: Principal, email: str | None) -> list[dict[str, object]]:
     """Leads and contacts of the organisation with the sender's normalised address."""
     norm = normalise_email(email) if email else None
     if not norm:
         return []
-    found: list[dict[str, object]] = []
-    for row in session.connection().execute(_RECORDS_OF_EMAIL, {"org": principal.organisation_id, "norm": norm}):
-        if row.ord == 0:  # as lead_summary() shows a lead
-            found.append({"kind": "lead", "id": row.id, **{name: getattr(row, name) for name in LEAD_FIELDS}, "status": row.status})
-        else:
-            found.append({"kind": "contact", "id": row.id, **{name: getattr(row, name) for name in _CONTACT_COLUMNS}, "account_id": row.account_id})
-    return found
+    return [_record_of(row) for row in connection_of(db).execute(_RECORDS_OF_EMAIL, {"org": principal.organisation_id, "norm": norm})]
+
+
+def captured_and_existing(db: Session | Connection, principal: Principal, message_key: str | None, email: str | None) -> tuple[Lead | None, list[dict[str, object]]]:
+    """captured_lead and existing_records (the same answers), in one round trip when both
+    are asked: the draft needs both for every message opened."""
+    norm = normalise_email(email) if email else None
+    if not message_key or not norm:
+        return captured_lead(db, principal, message_key), existing_records(db, principal, email)
+    if isinstance(db, Session):
+        db.flush()  # as captured_lead: a capture added in this session is seen
+    rows = connection_of(db).execute(_CAPTURE_AND_RECORDS, {"org": principal.organisation_id, "norm": norm, "key": message_key}).all()
+    lead_id = rows[-1].id if rows and rows[-1].ord == 2 else None
+    return _lead_of(db, lead_id) if lead_id else None, [_record_of(row) for row in rows if row.ord != 2]
+
+
+def _record_of(row: Row[Any]) -> dict[str, object]:
+    if row.ord == 0:  # as lead_summary() shows a lead
+        return {"kind": "lead", "id": row.id, **{name: getattr(row, name) for name in LEAD_FIELDS}, "status": row.status}
+    return {"kind": "contact", "id": row.id, **{name: getattr(row, name) for name in _CONTACT_COLUMNS}, "account_id": row.account_id}
 
 
 def set_unique(session: Session, principal: Principal, field: str, unique: bool) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Connection, Row, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from crm.domain.drafts import ReadContext
 from crm.domain.errors import NotFound
 from crm.domain.principal import Principal
 from crm.domain.rules import email_domain, is_free_mail
+from crm.services import organisations
 from crm.services.secrets import SecretBox
-from crm.store.models import MailboxAccount, Organisation
+from crm.store.models import MailboxAccount, Organisation, User
 
 
 def get_account(session: Session, principal: Principal, mailbox_id: int | None = None) -> MailboxAccount:
@@ -93,8 +95,36 @@ def account_and_context(session: Session, principal: Principal, mailbox_id: int 
     """The account to connect to (a row with MailboxAccount's connection columns: host,
     port, security, username, auth, secret_encrypted) and the read context, in one query
     instead of three (the accounts listed once for both, the organisation's settings joined
-    to them): the draft asks for them on every message the user opens."""
-    rows = session.connection().execute(_ACCOUNTS_WITH_ORG, {"org": principal.organisation_id, "user": principal.user_id}).all()
+    to them)."""
+    rows: Sequence[Any] = session.connection().execute(_ACCOUNTS_WITH_ORG, {"org": principal.organisation_id, "user": principal.user_id}).all()
+    return pick_account(principal, rows, mailbox_id)
+
+
+# The token's principal with the user's accounts (outer-joined: a user without one still has
+# a row, the principal's) and the organisation's reading settings: the draft's token check
+# and account lookup in one round trip instead of two, on every message the user opens. The
+# accounts are scoped as in _ACCOUNTS_WITH_ORG: the token's user, in the user's organisation.
+_PRINCIPAL_AND_ACCOUNTS = (
+    organisations.principal_statement(
+        _A.id, _A.host, _A.port, _A.security, _A.username, _A.auth, _A.secret_encrypted, _A.trusted_authserv_ids, Organisation.mail_domains, Organisation.default_region
+    )
+    .outerjoin(_A, and_(_A.organisation_id == User.organisation_id, _A.user_id == User.id))
+    .order_by(_A.id)
+)
+
+
+def authenticate_with_accounts(db: Session | Connection, token: str) -> tuple[Principal, list[Row[Any]]]:
+    """organisations.authenticate (the same checks and errors, looked up afresh) and the
+    principal's account rows for `pick_account`, in one statement."""
+    rows = organisations.read_token(db, _PRINCIPAL_AND_ACCOUNTS, token)
+    principal = organisations.principal_of_row(rows[0] if rows else None)
+    return principal, [row for row in rows if row.id is not None]
+
+
+def pick_account(principal: Principal, rows: Sequence[Row[Any]], mailbox_id: int | None = None) -> tuple[Row[Any], ReadContext]:
+    """The account (its id `mailbox_id`, else the first) and the read context from the
+    principal's account rows (account_and_context, authenticate_with_accounts): NotFound
+    when there is none."""
     account = next((a for a in rows if mailbox_id is None or a.id == mailbox_id), None)
     if account is None:
         raise NotFound("no mailbox is connected" if mailbox_id is None else f"no mailbox {mailbox_id}", code="no_mailbox" if mailbox_id is None else None)

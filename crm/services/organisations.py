@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from crm.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from crm.domain.principal import Principal
 from crm.domain.rules import normalise_email
 from crm.store.base import utcnow
-from crm.store.db import once_more_if_disconnected
+from crm.store.db import connection_of, once_more_if_disconnected
 from crm.store.models import ApiToken, FieldSetting, Organisation, User
 
 TOKEN_PREFIX = "mw_"
@@ -94,12 +96,40 @@ def revoke_tokens(session: Session, user_id: int) -> int:
 # Built once: constructing the statement and its cache key took a third of the lookup's CPU
 # (py-spy: `ColumnOperators.__eq__`, `select`, `_generate_cache_key`); a statement object
 # memoizes its cache key, so this one is only bound and run.
-_PRINCIPAL_OF_TOKEN = (
-    select(ApiToken.id, ApiToken.scope, User.id, User.organisation_id, User.email, User.role, User.language, User.widget_enabled, Organisation.time_zone)
-    .join(User, ApiToken.user_id == User.id)
-    .join(Organisation, User.organisation_id == Organisation.id)
-    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
-)
+def principal_statement(*more: Any) -> Select[Any]:
+    """The token's principal (token, user and organisation joined, plain columns) and `more`
+    columns: the draft joins its mailbox accounts on (crm.services.mailboxes)."""
+    return (
+        select(
+            ApiToken.id.label("token_id"), ApiToken.scope, User.id.label("user_id"), User.organisation_id, User.email, User.role, User.language,
+            User.widget_enabled, Organisation.time_zone, *more,
+        )  # fmt: skip
+        .join(User, ApiToken.user_id == User.id)
+        .join(Organisation, User.organisation_id == Organisation.id)
+        .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+    )
+
+
+_PRINCIPAL_OF_TOKEN = principal_statement()
+
+
+def read_token(db: Session | Connection, statement: Select[Any], token: str) -> Sequence[Row[Any]]:
+    """The rows of a `principal_statement` for the token: none when it is unknown or revoked.
+
+    A database error here is the API's 503, never "invalid token" (a 401 signs the widget
+    out). On the session's connection (its transaction): plain columns need none of the
+    ORM's execution layer, which was half of this statement's CPU."""
+    return once_more_if_disconnected(db, lambda: connection_of(db).execute(statement, {"token_hash": _hash(token)}).all())
+
+
+def principal_of_row(row: Row[Any] | None) -> Principal:
+    """The principal of a `principal_statement` row; PermissionDenied for no row (a bad token)
+    or a user whose widget is turned off."""
+    if row is None:
+        raise PermissionDenied("invalid or revoked token", code="invalid_token")
+    if not row.widget_enabled:
+        raise PermissionDenied("the widget is disabled for this user", code="widget_disabled")
+    return Principal(row.user_id, row.organisation_id, row.email, row.role, row.language, row.time_zone, row.scope, row.token_id)
 
 
 def authenticate(session: Session, token: str) -> Principal:
@@ -108,16 +138,8 @@ def authenticate(session: Session, token: str) -> Principal:
     One round trip (token, user and organisation joined, plain columns): it runs on every
     request, and three ORM loads of the same rows cost more than the request's own work. No
     cache: a revoked token fails on its very next request, whichever process answers it."""
-    # A database error here is the API's 503, never "invalid token" (a 401 signs the widget out).
-    # On the session's connection (its transaction): plain columns need none of the ORM's
-    # execution layer, which was half of this statement's CPU.
-    row = once_more_if_disconnected(session, lambda: session.connection().execute(_PRINCIPAL_OF_TOKEN, {"token_hash": _hash(token)}).first())
-    if row is None:
-        raise PermissionDenied("invalid or revoked token", code="invalid_token")
-    token_id, scope, user_id, org_id, email, role, language, widget_enabled, time_zone = row
-    if not widget_enabled:
-        raise PermissionDenied("the widget is disabled for this user", code="widget_disabled")
-    return Principal(user_id, org_id, email, role, language, time_zone, scope, token_id)
+    rows = read_token(session, _PRINCIPAL_OF_TOKEN, token)
+    return principal_of_row(rows[0] if rows else None)
 
 
 def list_tokens(session: Session, principal: Principal, *, whole_organisation: bool = False) -> list[ApiToken]:

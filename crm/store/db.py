@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Engine, Text, any_, bindparam, cast, create_engine, event
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Connection, Engine, Text, any_, bindparam, cast, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -88,7 +88,7 @@ def make_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
     return engine
 
 
-def once_more_if_disconnected(session: Session, read: Callable[[], T]) -> T:
+def once_more_if_disconnected(session: Session | Connection, read: Callable[[], T]) -> T:
     """`read()`, and once more if the server had cut its pooled connection (a PostgreSQL
     restart since): SQLAlchemy invalidated the pool on that error, so the second try runs on
     a fresh connection. For idempotent reads only, at the start of a transaction (the
@@ -109,7 +109,21 @@ class ReadOnlySession(RuntimeError):
 def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
     """Sessions on `engine`; read-only ones never wait for a writer on SQLite (their
     transactions begin deferred) and refuse to write."""
-    return sessionmaker(engine.execution_options(**{READ_ONLY: True}) if read_only else engine, expire_on_commit=False)
+    return sessionmaker(read_only_engine(engine) if read_only else engine, expire_on_commit=False)
+
+
+def read_only_engine(engine: Engine) -> Engine:
+    """`engine` for reading only: its connections are those of read-only sessions (deferred
+    BEGIN on SQLite, every write refused)."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def connection_of(db: Session | Connection) -> Connection:
+    """The connection a read runs on: a session's (its transaction), or the connection itself.
+    Reads that run on every request take a plain read-only connection (Runtime.read_connection):
+    a Session's own bookkeeping (its transaction object, its close) costs them more CPU than
+    a statement."""
+    return db.connection() if isinstance(db, Session) else db
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]

@@ -3,22 +3,24 @@ the raw message the widget uploads when the backend has no IMAP access to that a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from crm.domain.drafts import CONFIDENT, LEAD_FIELDS, LeadDraft, MessageRef
-from crm.domain.errors import InvalidInput
+from crm.domain.errors import InvalidInput, PermissionDenied
 from crm.domain.ports import OpenedMessage
 from crm.domain.principal import Principal
 from crm.services import leads, mailboxes
 from mail_adapter.mailbox import same_content
 from mail_adapter.reading import looks_like_mail, read_raw
-from widget_api.deps import Credentials, CredentialsDep, Runtime, RuntimeDep, UploadUser, principal_of
+from widget_api.deps import Credentials, CredentialsDep, Runtime, RuntimeDep, UploadUser, get_credentials, get_runtime, speaking
 from widget_api.errors import language_of, responses
 from widget_api.i18n import translate
+from widget_api.quick_route import QuickRoute, query_model
 from widget_api.routing import PrefixRouter
 from widget_api.schemas import DraftAlternativeOut, DraftFieldOut, DraftOut, DraftPersonOut, LeadRead, MessageOut, MessageRefIn, WarningOut
 
@@ -43,21 +45,21 @@ def _person_out(draft: LeadDraft, lang: str) -> DraftPersonOut | None:
     return DraftPersonOut(role=p.role, name=p.name, email=p.email, evidence=evidence, line=p.line)  # type: ignore[arg-type]
 
 
-def draft_out(request: Request, session: Session, principal: Principal, opened: OpenedMessage, key: str) -> DraftOut:
+def draft_out(request: Request, db: Session | Connection, principal: Principal, opened: OpenedMessage, key: str) -> DraftOut:
     lang = language_of(request)
     draft = opened.draft
-    captured = leads.captured_lead(session, principal, key)
     ref = opened.ref
     # Duplicates are looked up for the person the draft is about (the forwarded original's
     # address, not the colleague who forwarded it).
     email = draft.value("email") or opened.sender
+    captured, existing = leads.captured_and_existing(db, principal, key, email)
     alternatives = [
         DraftAlternativeOut(
             person=_person_out(alt, lang),  # type: ignore[arg-type]
             lead=_fields_out(alt),
             values=alt.values(),
             warnings=[WarningOut(code=w, message=translate(w, lang)) for w in alt.warnings],
-            existing=leads.existing_records(session, principal, alt.value("email")),
+            existing=leads.existing_records(db, principal, alt.value("email")),
         )
         for alt in draft.alternatives
         if alt.person is not None
@@ -67,7 +69,7 @@ def draft_out(request: Request, session: Session, principal: Principal, opened: 
         lead=_fields_out(draft),
         values=draft.values(),
         warnings=[WarningOut(code=w, message=translate(w, lang)) for w in draft.warnings],
-        existing=leads.existing_records(session, principal, email),
+        existing=existing,
         captured=LeadRead.model_validate(captured) if captured else None,
         bytes_fetched=opened.bytes_fetched,
         person=_person_out(draft, lang),
@@ -83,7 +85,6 @@ def json_of(out: DraftOut) -> Response:
     return Response(out.model_dump_json(), media_type="application/json")
 
 
-@router.get("/draft", response_model=DraftOut)
 async def draft(request: Request, ref: Annotated[MessageRefIn, Query()], credentials: CredentialsDep, runtime: RuntimeDep) -> Response:
     # The widget asks for this on every message the user opens: all of its blocking work
     # (token lookup, database, IMAP, the JSON encoding) in ONE thread-pool call. As a sync
@@ -93,35 +94,62 @@ async def draft(request: Request, ref: Annotated[MessageRefIn, Query()], credent
     return await run_in_threadpool(_draft_json, request, ref, credentials, runtime)
 
 
+async def _draft_arguments(request: Request) -> dict[str, Any] | None:
+    """`draft`'s arguments read without FastAPI's dependency solving (widget_api.quick_route),
+    or None when the request is not an ordinary one: FastAPI's handler then answers it."""
+    query = request.query_params
+    ref = query_model(MessageRefIn, query)
+    if ref is None:
+        return None
+    try:
+        credentials = await get_credentials(request.headers.get("authorization"), query.get("lang"))
+    except PermissionDenied:
+        return None  # the 401, from FastAPI's handler
+    return {"request": request, "ref": ref, "credentials": credentials, "runtime": await get_runtime(request)}
+
+
+class _DraftRoute(QuickRoute):
+    async def read(self, request: Request) -> dict[str, Any] | None:
+        return await _draft_arguments(request)
+
+
+# As `@router.get("/draft", response_model=DraftOut)` declares it (the OpenAPI document is the same).
+router.add_api_route("/draft", draft, methods=["GET"], response_model=DraftOut, route_class_override=_DraftRoute)
+
+
 def _draft_json(request: Request, ref: MessageRefIn, credentials: Credentials, runtime: Runtime) -> Response:
     return json_of(_draft(request, ref, credentials, runtime))
 
 
 def _draft(request: Request, ref: MessageRefIn, credentials: Credentials, runtime: Runtime) -> DraftOut:
-    # Short read-only sessions around the IMAP round trips: no database transaction (on
+    # Short read-only transactions around the IMAP round trips: no database transaction (on
     # SQLite, a lock) is held while the mail server answers. The token check shares the
-    # first one: a session per lookup cost a pool checkout, BEGIN and ROLLBACK each.
+    # first one: one per lookup cost a pool checkout, BEGIN and ROLLBACK each. Plain
+    # read-only connections, not sessions: nothing here needs the ORM's unit of work, and a
+    # Session's bookkeeping cost more CPU than a statement.
     # The token, the account (scoped to the principal) and the lookups run on every
     # request; only the message's content (parsed and extracted) may come from the cache,
     # under the account's id, which the principal was just checked to own.
     message = MessageRef(ref.folder, ref.uid, ref.uidvalidity, ref.message_id, ref.special_use)
-    with runtime.read_sessions() as session:
-        principal = principal_of(request, runtime, credentials, session)
+    with runtime.read_connection() as db:
+        # The token check and the accounts in one statement (the same checks, in the same order).
+        principal, accounts = mailboxes.authenticate_with_accounts(db, credentials.token)
+        speaking(request, credentials, principal)
         if ref.uid is None and not ref.message_id:
             raise InvalidInput("give uid (with folder) or message_id")
-        account, ctx = mailboxes.account_and_context(session, principal, ref.mailbox_id)
+        account, ctx = mailboxes.pick_account(principal, accounts, ref.mailbox_id)
         settings = runtime.settings_of(account)
-        # A message opened before: its lookups in this session already, so a reopen takes
-        # one session, not two. Only a guess until the mail server confirmed the message
-        # below (no session is held meanwhile); if what it serves differs, looked up again.
+        # A message opened before: its lookups in this transaction already, so a reopen takes
+        # one transaction, not two. Only a guess until the mail server confirmed the message
+        # below (no transaction is held meanwhile); if what it serves differs, looked up again.
         pooled = runtime.pool.existing(settings)
         guess = pooled.peek(message, ctx, runtime.drafts, account.id) if pooled is not None else None
-        early = draft_out(request, session, principal, guess, _key_of(guess, ref)) if guess is not None else None
+        early = draft_out(request, db, principal, guess, _key_of(guess, ref)) if guess is not None else None
     opened = runtime.pool.get(settings).open_message(message, ctx, runtime.drafts, account.id)
     if early is not None and guess is not None and same_content(guess, opened):
         return early
-    with runtime.read_sessions() as session:
-        return draft_out(request, session, principal, opened, _key_of(opened, ref))
+    with runtime.read_connection() as db:
+        return draft_out(request, db, principal, opened, _key_of(opened, ref))
 
 
 def _key_of(opened: OpenedMessage, ref: MessageRefIn) -> str:
