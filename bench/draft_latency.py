@@ -8,21 +8,26 @@ warm (the message opened again: the cache on), requests to the two servers alter
 beside it, in the same run, the naive way (fetch the whole message, parse it, extract the
 draft).
 
-The INBOX holds --inbox older messages (5,000) besides, and the 5 KB mail is also asked
-for the way the Thunderbird widget asks (folder + Message-ID, no UID): newest (the mail
-just received) and 2,000 messages back; their naive way finds the message with one SEARCH
-of the folder first, as a client without UIDs must.
+The INBOX holds --inbox older messages (5,000, one every 15 minutes) besides, and the 5 KB
+mail is also asked for the way the Thunderbird widget asks (folder + Message-ID, no UID):
+newest (the mail just received) and 2,000 messages back; their naive way finds the
+message with one SEARCH of the folder first, as a client without UIDs must.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
+import json
 import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -56,10 +61,42 @@ def timed(fn, runs: int) -> list[float]:  # type: ignore[no-untyped-def]
     return out
 
 
+class Answer:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status_code, self.body = status, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise RuntimeError(f"HTTP {self.status_code}: {self.body[:200]!r}")
+
+
+class PlainClient:
+    """A keep-alive HTTP/1.1 client on the standard library's http.client (`--client
+    stdlib`): tens of µs of the client's own CPU per request, where httpx spends ~0.3–0.5 ms
+    (the run prints both on GET /health), so the figure is the server's as a native client
+    (Thunderbird's) sees it."""
+
+    def __init__(self, base: str) -> None:
+        url = urlsplit(base)
+        self.connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port)
+
+    def get(self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Answer:
+        self.connection.request("GET", path + ("?" + urlencode(params) if params else ""), headers=headers or {})
+        response = self.connection.getresponse()
+        return Answer(response.status, response.read())
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=300)
-    parser.add_argument("--naive-runs", type=int, default=5)
+    parser.add_argument("--naive-runs", type=int, default=5, help="of the 20 MB mail; the small ones get 20× as many")
+    parser.add_argument("--client", choices=("httpx", "stdlib"), default="httpx", help="the HTTP client that measures (stdlib: http.client, a lean one)")
     parser.add_argument("--inbox", type=int, default=5000, help="older messages in the INBOX besides the measured ones")
     parser.add_argument("--blocks", action="store_true", help="each server's requests in one block, not alternating (a process woken for every other request runs colder)")
     parser.add_argument("--before", type=Path, help="another source tree (an older commit, unpacked): its server measured alongside, alternating")
@@ -72,9 +109,13 @@ def main() -> None:
         old_raw = business_mail(body=BODY, message_id="<old@bench.example>")
         big_raw = business_mail(body=BODY, attachment_bytes=20 * 2**20)
         back = min(2000, args.inbox)
+        # The older mail arrived one every 15 minutes up to now (INTERNALDATE), as in a busy
+        # inbox: 5,000 messages are 52 days, the one 2,000 back arrived 21 days ago.
+        now, every = datetime.now(UTC), timedelta(minutes=15)
+        old_at = now - every * back - timedelta(minutes=7)
         with dovecot.imap(user.name) as imap:
-            older = [business_mail(body=f"Message {i}.\n" * 40) for i in range(args.inbox)]
-            older.insert(len(older) - back, old_raw)
+            older = [{"msg": business_mail(body=f"Message {i}.\n" * 40), "date": now - every * (args.inbox - i)} for i in range(args.inbox)]
+            older.insert(len(older) - back, {"msg": old_raw, "date": old_at})
             for i in range(0, len(older), 500):
                 imap.multiappend("INBOX", older[i : i + 500])
         small_uid = dovecot.append(user.name, "INBOX", small_raw)
@@ -84,7 +125,7 @@ def main() -> None:
             "5 KB, by Message-ID": {"folder": "INBOX", "message_id": "<new@bench.example>"},
             f"idem, {back} back": {"folder": "INBOX", "message_id": "<old@bench.example>"},
         }
-        sizes = {"5 KB": len(small_raw), "20 MB attachment": len(big_raw), "5 KB, by Message-ID": len(small_raw), f"idem, {back} back": len(old_raw)}
+        sizes = {label: len(big_raw if label.startswith("20 MB") else small_raw) for label in cases}
 
         # The API as users meet it: uvicorn in its own process, a keep-alive HTTP client.
         # Two servers side by side, their requests alternating: "cold" without the draft
@@ -96,9 +137,14 @@ def main() -> None:
             trees = [("cold", {"MAILWIDGET_DRAFT_CACHE_MB": "0"}, ROOT), ("warm", {}, ROOT)] + ([("before", {}, args.before.resolve())] if args.before else [])
             for name, env, root in trees:
                 base, (rep,), server = stack.enter_context(api_process(Path(tempfile.mkdtemp()), ["rep@bench.example"], env=env, root=root))
-                client = stack.enter_context(httpx.Client(base_url=base))
-                assert connect_mailbox(client, rep, user).status_code == 201
+                setup = stack.enter_context(httpx.Client(base_url=base))
+                assert connect_mailbox(setup, rep, user).status_code == 201
+                client: Any = setup if args.client == "httpx" else stack.enter_context(contextlib.closing(PlainClient(base)))
                 servers[name] = (client, rep, psutil.Process(server.pid))
+                if name == "cold":  # what the measuring client itself costs: both on the floor
+                    lean = stack.enter_context(contextlib.closing(PlainClient(base)))
+                    floor = {kind: percentile(timed(lambda c=c: c.get("/health"), 300), 0.5) for kind, c in (("httpx", setup), ("stdlib", lean))}
+            print(f"client: {args.client}; GET /health p50 through httpx {floor['httpx']:.2f} ms, through http.client {floor['stdlib']:.2f} ms")
             print(
                 f"{'message':24} {'size':>9} | {'cold p50':>8} {'p99':>6} {'CPU':>5} {'fetched':>8} | {'warm p50':>8} {'p99':>6} {'CPU':>5} {'fetched':>7} | {'naive p50':>9} {'naive/cold':>10}"
             )
@@ -128,7 +174,7 @@ def main() -> None:
                         raw = imap.fetch([u], ["BODY.PEEK[]"])[u][b"BODY[]"]
                         extract_lead(parse_message(raw), ReadContext())
 
-                    naive_times = timed(naive, args.naive_runs)
+                    naive_times = timed(naive, args.naive_runs * (1 if sizes[label] > 2**20 else 20))
                 n50 = statistics.median(naive_times)
                 p50 = {name: percentile(t, 0.5) for name, t in times.items()}
                 p99 = {name: percentile(t, 0.99) for name, t in times.items()}
