@@ -67,6 +67,20 @@ class TestReady:
         assert response.json()["checks"]["database"]["error"] == "timeout"
 
 
+class TestProbePaths:
+    def test_health_and_ready_also_answer_at_the_root_without_a_token(self, client: TestClient, no_loops: None, monkeypatch: pytest.MonkeyPatch) -> None:
+        heartbeats.beat("rescue-worker", 60)
+        assert client.get("/health").json() == client.get("/api/v1/health").json() == {"status": "ok"}
+        ready = client.get("/ready")
+        assert ready.status_code == 200 and ready.json()["checks"]["database"]["ok"] is True
+        stale = heartbeats.Beat(time.monotonic() - heartbeats.Beat(0, 1).max_age - 1, 1)
+        monkeypatch.setitem(heartbeats._beats, "rescue-worker", stale)
+        not_ready = client.get("/ready")  # the same check, not a copy that always says ok
+        assert not_ready.status_code == 503 and not_ready.json()["type"] == "not_ready"
+        paths = client.get("/openapi.json").json()["paths"]
+        assert "/api/v1/ready" in paths and "/ready" not in paths and "/health" not in paths
+
+
 class TestWorkerLoop:
     def test_the_loop_beats_after_a_pass_and_keeps_going_when_one_fails(self, runtime, no_loops: None, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
         from widget_api.cli import spam

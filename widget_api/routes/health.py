@@ -1,5 +1,7 @@
-"""Liveness (`/health`) and readiness (`/ready`): the only endpoints without a token, so
-they say nothing but ok or not and which check failed (no URL, no error text)."""
+"""Liveness (`/api/v1/health`) and readiness (`/api/v1/ready`): the only endpoints without a
+token, so they say nothing but ok or not and which check failed (no URL, no error text).
+Also at `/health` and `/ready`, the paths probes (a load balancer, Kubernetes) are set up
+with by default; those two are left out of the OpenAPI document, which lists each once."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ DB_TIMEOUT = 2.0  # seconds: a readiness probe must answer before the balancer g
 QUEUE_STALE_SECONDS = 120.0  # a due job waiting this long with no live worker: not ready
 
 
+@router.get("/health", include_in_schema=False)
 @router.get("/api/v1/health")
 async def health() -> dict[str, str]:
     """Liveness: the process answers. No database: a database outage is not a reason to
@@ -32,6 +35,7 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.get("/ready", include_in_schema=False)
 @router.get("/api/v1/ready")
 def ready(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """Ready to take traffic: the database answers SELECT 1 within DB_TIMEOUT, every
