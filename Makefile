@@ -29,7 +29,7 @@ serve: $(APP_STAMP)
 ## make serve-scaled: API_PROCESSES (2) API processes on one port and SCAN_WORKERS (2) scan
 ## workers on the PostgreSQL database of DATABASE_URL (README: "Several processes")
 serve-scaled: $(APP_STAMP)
-	BIN=$(BIN) sh scripts/serve-scaled.sh
+	$(BIN)/python scripts/serve_scaled.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
