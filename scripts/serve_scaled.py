@@ -8,7 +8,8 @@
 - SIGTERM or Ctrl-C: every process gets SIGTERM (workers finish their running jobs, uvicorn
   its requests), then SIGKILL after STOP_SECONDS (90) for any still running.
 
-Standard library only; run by the project's interpreter (`.venv/bin/python`).
+Its own lines go to stderr like the processes' ones: JSON log lines under
+MAILWIDGET_LOG_FORMAT=json. Run by the project's interpreter (`.venv/bin/python`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+
+from widget_api import logs
 
 BACKOFF_MAX = 30.0
 HEALTHY_AFTER = 60.0  # a process that ran this long starts again after 1 s whatever came before
@@ -56,7 +59,7 @@ class Supervised:
 
 
 def say(line: str) -> None:
-    print(f"serve-scaled: {line}", file=sys.stderr, flush=True)
+    logs.say(f"serve-scaled: {line}", "mailwidget.serve-scaled")
 
 
 def main() -> int:
@@ -65,6 +68,8 @@ def main() -> int:
         say("set DATABASE_URL=postgresql+psycopg://user:password@host/db (several processes on SQLite take turns for every write)")
         return 2
     env = os.environ
+    if env.get("MAILWIDGET_LOG_FORMAT") == "json":
+        logs.configure("json")
     api, workers = int(env.get("API_PROCESSES", "2")), int(env.get("SCAN_WORKERS", "2"))
     host, port, interval = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000"), env.get("SCAN_INTERVAL", "300")
     stop_seconds = float(env.get("STOP_SECONDS", "90"))

@@ -1,11 +1,13 @@
 """`make serve-scaled` (scripts/serve_scaled.py) as an operator runs it: on PostgreSQL, the
 API and the workers up behind one port; a worker killed with SIGKILL is started again (and an
-API process, by uvicorn's manager); SIGTERM stops every process it started. SQLite is refused with one line and exit 2.
+API process, by uvicorn's manager); SIGTERM stops every process it started; under MAILWIDGET_LOG_FORMAT=json every line on stderr is a
+JSON object. SQLite is refused with one line and exit 2.
 
 These tests need PostgreSQL (the `postgres_cluster` fixture skips without its binaries)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -68,7 +70,7 @@ def test_sqlite_is_refused_in_one_line(tmp_path: Path) -> None:
 def test_a_killed_worker_is_started_again_and_sigterm_stops_everything(postgres_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     env = {**os.environ, "DATABASE_URL": postgres_cluster.create_database(), "MAILWIDGET_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT),
-           "API_PROCESSES": "2", "SCAN_WORKERS": "2", "PORT": str(port), "STOP_SECONDS": "30"}  # fmt: skip
+           "API_PROCESSES": "2", "SCAN_WORKERS": "2", "PORT": str(port), "STOP_SECONDS": "30", "MAILWIDGET_LOG_FORMAT": "json"}  # fmt: skip
     env.pop("MAILWIDGET_SECRET_KEY", None)
     env.pop("MAILWIDGET_SECRET_KEY_FILE", None)
     started = subprocess.Popen([sys.executable, str(SCRIPT)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -88,7 +90,7 @@ def test_a_killed_worker_is_started_again_and_sigterm_stops_everything(postgres_
         victim.wait(10)
         again = until("the killed worker started again", lambda: len(workers_of(supervisor)) == 2 and workers_of(supervisor), timeout=30)
         assert isinstance(again, list) and victim.pid not in {p.pid for p in again} and first[1].pid in {p.pid for p in again}
-        assert any(f"(pid {victim.pid}) exited with -9; starting it again" in line for line in log), log
+        assert until("the restart logged", lambda: any(f"(pid {victim.pid}) exited with -9; starting it again" in line for line in log), timeout=5)
         # An API process killed: uvicorn's own manager starts another, the port keeps answering.
         apis = until("two API processes", lambda: len(api_processes(supervisor)) == 2 and api_processes(supervisor))
         assert isinstance(apis, list)
@@ -100,7 +102,13 @@ def test_a_killed_worker_is_started_again_and_sigterm_stops_everything(postgres_
         started.send_signal(signal.SIGTERM)
         assert started.wait(60) == 0
         assert not [pid for pid in everything if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        reader.join(10)
         assert not any("starting it again" in line for line in log[-3:])  # stopping is not dying: nothing restarted
+        # One JSON object per line, from the supervisor and from every process it started.
+        not_json = [line for line in log if not line.startswith("{")]
+        assert not not_json, not_json
+        lines = [json.loads(line) for line in log]
+        assert {"mailwidget.serve-scaled", "mailwidget.worker", "uvicorn.error"} <= {line["logger"] for line in lines}
     finally:
         if started.poll() is None:
             started.kill()

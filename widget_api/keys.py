@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 
 from crm.services.secrets import SecretBox
 from widget_api.config import Settings
+from widget_api.logs import say
 
 
 def ensure_secret_key(settings: Settings) -> Settings:
@@ -21,5 +21,5 @@ def ensure_secret_key(settings: Settings) -> Settings:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(SecretBox.new_key())
-        print(f"created encryption key file {path} (set MAILWIDGET_SECRET_KEY_FILE to keep using it)", file=sys.stderr)
+        say(f"created encryption key file {path} (set MAILWIDGET_SECRET_KEY_FILE to keep using it)")
     return dataclasses.replace(settings, secret_keys=[path.read_text().strip()])

@@ -48,3 +48,12 @@ def configure(fmt: str, stream: TextIO | None = None, level: int = logging.INFO)
     root.addHandler(handler)
     root.setLevel(level)
     return handler
+
+
+def say(line: str, logger: str = "mailwidget") -> None:
+    """A line for whoever runs the process, on stderr: a JSON log line once `configure("json")`
+    ran (a log pipeline reads every line), else the line as it is."""
+    if any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers):
+        logging.getLogger(logger).info(line)
+    else:
+        print(line, file=sys.stderr, flush=True)

@@ -34,7 +34,6 @@ import asyncio
 import concurrent.futures
 import logging
 import math
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,7 @@ from sqlalchemy.engine import make_url
 
 from crm.store.base import utcnow
 from widget_api import metrics, tasks
+from widget_api.logs import say
 
 if TYPE_CHECKING:
     from procrastinate.job_context import JobContext
@@ -415,7 +415,7 @@ class QueueWorker:
                 await asyncio.wait({running}, timeout=0.2)
                 if not announced and worker.worker_id is not None:
                     announced = True  # the id its jobs carry in procrastinate_jobs.worker_id
-                    print(f"{self.name}: registered as queue worker {worker.worker_id}", file=sys.stderr, flush=True)
+                    say(f"{self.name}: registered as queue worker {worker.worker_id}", "mailwidget.worker")
             if not running.done():
                 worker.stop()  # no new job; the running ones finish (up to the grace period)
                 if not await self._drain(worker, running):

@@ -9,7 +9,12 @@ from widget_api.runtime import Runtime
 
 
 def cli_runtime() -> Runtime:
-    settings = ensure_secret_key(Settings.from_env())
+    settings = Settings.from_env()
+    if settings.log_format == "json":  # before anything is said (the key file just below)
+        from widget_api.logs import configure
+
+        configure("json")
+    settings = ensure_secret_key(settings)
     if settings.database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.database_url)

@@ -52,12 +52,8 @@ def run(args: argparse.Namespace) -> int:
         # protect nothing. Served to others, private targets stay refused unless the admin
         # sets MAILWIDGET_ALLOW_PRIVATE_HOSTS.
         os.environ.setdefault("MAILWIDGET_ALLOW_PRIVATE_HOSTS", "1")
-    runtime = cli_runtime()
+    runtime = cli_runtime()  # JSON logs from here on under MAILWIDGET_LOG_FORMAT=json
     json_logs = runtime.settings.log_format == "json"
-    if json_logs:
-        from widget_api.logs import configure
-
-        configure("json")
     with runtime.sessions.begin() as session:
         token = organisations.bootstrap(session, org_name=args.org, admin_email=args.admin, time_zone=args.time_zone)
     if token:

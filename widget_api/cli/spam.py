@@ -14,6 +14,7 @@ from crm.domain.errors import DomainError
 from crm.store.db import refresh_statistics
 from widget_api import heartbeats, metrics
 from widget_api.cli._runtime import cli_runtime
+from widget_api.logs import say
 from widget_api.mailbox_scan import accounts, scan_mailbox
 from widget_api.runtime import Runtime
 
@@ -90,11 +91,7 @@ def run_worker(args: argparse.Namespace) -> int:
     """On PostgreSQL, a worker of the job queue (widget_api.queue) beside the IMAP IDLE
     watch; on SQLite, the in-process loops. SIGTERM or Ctrl-C: the running jobs finish (at
     most MAILWIDGET_QUEUE_SHUTDOWN_SECONDS), no new one starts, exit 0."""
-    runtime = cli_runtime()
-    if runtime.settings.log_format == "json":
-        from widget_api.logs import configure
-
-        configure("json")
+    runtime = cli_runtime()  # JSON logs from here on under MAILWIDGET_LOG_FORMAT=json
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -103,7 +100,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from widget_api.cli.outbox import start_loop
 
     sender = start_loop(runtime, args.send_interval, stop)  # automatic mail, beside the scans
-    print(f"worker: scanning every {args.interval:g} s, running import jobs and the outbox; stop with Ctrl-C", file=sys.stderr)
+    say(f"worker: scanning every {args.interval:g} s, running import jobs and the outbox; stop with Ctrl-C", "mailwidget.worker")
     runtime.import_worker.start()
     from widget_api import idle_watch
 
@@ -123,7 +120,7 @@ def _queue_worker(runtime: Runtime, args: argparse.Namespace, stop: threading.Ev
     from widget_api import idle_watch, queue
 
     worker = queue.QueueWorker(runtime, stop, scan_interval=args.interval, send_interval=args.send_interval)
-    print(f"worker: job queue on PostgreSQL, mailbox scans every {args.interval:g} s, {worker.concurrency} jobs at once; stop with Ctrl-C", file=sys.stderr, flush=True)
+    say(f"worker: job queue on PostgreSQL, mailbox scans every {args.interval:g} s, {worker.concurrency} jobs at once; stop with Ctrl-C", "mailwidget.worker")
     # IDLE defers a scan job when a server reports new mail (whichever worker takes it).
     idle = idle_watch.start(runtime, stop, on_change=lambda account_id, _principal: queue.defer_scan(runtime.settings, account_id, "idle"))
     try:
@@ -139,5 +136,5 @@ def _queue_worker(runtime: Runtime, args: argparse.Namespace, stop: threading.Ev
         if idle is not None:
             idle.join(timeout=30)
         runtime.close()
-    print("worker: stopped", file=sys.stderr, flush=True)
+    say("worker: stopped", "mailwidget.worker")
     return 0
