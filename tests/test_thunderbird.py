@@ -320,3 +320,29 @@ def test_8_log_this_mail_from_the_panel(world) -> None:  # type: ignore[no-untyp
     tb.wait_popup("doc.getElementById('records-status').textContent == 'Already logged (nothing changed)'", what="'Already logged' on the second press")
     assert logged() == [("mail", "Order of 30 units")]
     assert tb.popup(f"return {card}.querySelectorAll('ol.timeline li.entry-mail').length") == 1
+
+
+def test_9_a_leads_stage_set_from_its_card(world) -> None:  # type: ignore[no-untyped-def]
+    """The panel's stage select: a PUT from the extension's origin (its CORS preflight is no
+    other test's), the stage stored and onto the lead's timeline, the card saying so."""
+    from tests.mails import business_mail
+
+    url, headers = world["url"], world["headers"]
+    made = httpx.post(f"{url}/api/v1/leads", json={"last_name": "Sato", "email": "aya.sato@stage-test.example", "company": "Stage Test KK"}, headers=headers, timeout=30)
+    assert made.status_code == 201, made.text
+    lead_id = made.json()["lead"]["id"]
+    mid = "<stage-1@stage-test.example>"
+    raw = business_mail(message_id=mid, sender='"Aya Sato" <aya.sato@stage-test.example>', to=EMAIL, subject="Quote request")
+    tb = open_in_thunderbird(world, "INBOX", raw, mid)
+    wait_for_draft(tb, "aya.sato@stage-test.example")
+    card = f"doc.getElementById('rec-lead-{lead_id}')"
+    tb.wait_popup(f"!!{card} && !!{card}.querySelector('select.stage')", what="the lead's stage select")
+    assert tb.popup(f"return {card}.querySelector('select.stage').value") == "open"
+    tb.popup(f"const s = {card}.querySelector('select.stage'); s.value = 'contacted'; s.dispatchEvent(new Event('change')); return true;")
+    tb.wait_popup(f"{card} && {card}.querySelector('.feedback').textContent == 'Status set to Contacted'", what="'Status set to Contacted' on the card")
+    tb.wait_popup(f"{card}.querySelector('ol.timeline li.entry-status') && {card}.querySelector('ol.timeline').textContent.includes('open → contacted')", what="the stage change in the card's timeline")
+    shot(tb, "stage-set")
+    lead = httpx.get(f"{url}/api/v1/leads/{lead_id}", headers=headers, timeout=30).json()
+    assert lead["status"] == "contacted"
+    entries = httpx.get(f"{url}/api/v1/leads/{lead_id}/timeline", headers=headers, timeout=30).json()["entries"]
+    assert [(e["kind"], e["summary"]) for e in entries] == [("status", "open → contacted")]
